@@ -1,0 +1,76 @@
+//! The one error type of the server functions: what the browser is told when a call fails.
+
+use serde::{Deserialize, Serialize};
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+
+use crate::domain::FieldError;
+
+/// Why a server function refused or failed. Each variant maps to words a partner can act on;
+/// internal causes are logged on the server and never sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    /// No one is signed in (or the session ended).
+    #[error("You are not signed in. Please log in again.")]
+    Unauthorized,
+    /// The email and password don't match a user. Same words for both, on purpose.
+    #[error("Wrong email or password.")]
+    WrongCredentials,
+    /// The thing asked for does not exist for this partner.
+    #[error("Not found.")]
+    NotFound,
+    /// A field was refused; nothing was changed.
+    #[error("{0}")]
+    Invalid(FieldError),
+    /// Something failed on the server; the details are in its log.
+    #[error("Something went wrong on our side. Please try again.")]
+    Internal,
+    /// The call did not reach the server or its answer did not come back whole.
+    #[error("Could not reach the portal: {0}")]
+    Transport(String),
+}
+
+impl AppError {
+    /// The field error, when that is what this is, to show next to its field.
+    pub fn field_error(&self, field: &str) -> Option<&str> {
+        match self {
+            Self::Invalid(e) if e.field == field => Some(&e.message),
+            _ => None,
+        }
+    }
+}
+
+impl From<FieldError> for AppError {
+    fn from(value: FieldError) -> Self {
+        Self::Invalid(value)
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<anyhow::Error> for AppError {
+    /// Logs the whole cause chain and tells the browser nothing internal.
+    fn from(err: anyhow::Error) -> Self {
+        tracing::error!(error = format!("{err:#}"), "server function failed");
+        Self::Internal
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            ServerFnErrorErr::Request(e) | ServerFnErrorErr::Response(e) => Self::Transport(e),
+            ServerFnErrorErr::Args(e) | ServerFnErrorErr::Deserialization(e) => {
+                Self::Invalid(FieldError::new("request", format!("could not be read: {e}")))
+            }
+            other => {
+                #[cfg(feature = "ssr")]
+                tracing::error!(error = %other, "server function plumbing failed");
+                #[cfg(not(feature = "ssr"))]
+                let _ = other;
+                Self::Internal
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Server functions, one file per resource. Each is thin: authorize, parse, call the store.
+
+pub mod api_keys;
+pub mod auth;
+mod error;
+
+pub use api_keys::*;
+pub use auth::*;
+pub use error::AppError;

@@ -1,0 +1,283 @@
+//! Partner accounts: names, sign-in emails, passwords and API keys, each parsed once at the
+//! boundary (form, JSON body, command line) and trusted from then on.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiKeyId, FieldError, PartnerId, UserId};
+
+/// Longest name we keep for a partner or an API key, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+/// Shortest password accepted for a user.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// Longest password accepted: argon2 hashes anything, but a megabyte body is an attack, not a password.
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
+/// A display name (of a partner or an API key): trimmed, 1 to 100 characters, no control characters.
+fn parse_name(field: &'static str, value: &str) -> Result<String, FieldError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(FieldError::new(field, "is required"));
+    }
+    if trimmed.chars().count() > MAX_NAME_CHARS {
+        return Err(FieldError::new(field, format!("must be at most {MAX_NAME_CHARS} characters")));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(FieldError::new(field, "must not contain control characters (such as line breaks or tabs)"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A partner's display name, shown in the portal's header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PartnerName(String);
+
+impl PartnerName {
+    /// Trimmed, 1 to 100 characters, no control characters.
+    pub fn parse(value: &str) -> Result<Self, FieldError> {
+        parse_name("name", value).map(Self)
+    }
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for PartnerName {
+    type Error = FieldError;
+    fn try_from(value: String) -> Result<Self, FieldError> {
+        Self::parse(&value)
+    }
+}
+
+impl From<PartnerName> for String {
+    fn from(value: PartnerName) -> String {
+        value.0
+    }
+}
+
+impl fmt::Display for PartnerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The label a partner gives an API key ("CI", "backend").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyName(String);
+
+impl ApiKeyName {
+    /// Trimmed, 1 to 100 characters, no control characters.
+    pub fn parse(value: &str) -> Result<Self, FieldError> {
+        parse_name("name", value).map(Self)
+    }
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A sign-in email address, kept in lower case so that `Ann@X.com` and `ann@x.com` are one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    /// An address as RFC 5322 allows it (checked by the `email_address` crate), trimmed, at most
+    /// 254 characters.
+    pub fn parse(value: &str) -> Result<Self, FieldError> {
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            return Err(FieldError::new("email", "is required"));
+        }
+        if trimmed.len() > 254 {
+            return Err(FieldError::new("email", "must be at most 254 characters"));
+        }
+        if !email_address::EmailAddress::is_valid(trimmed) || trimmed.contains(['<', '>', ' ']) {
+            return Err(FieldError::new("email", format!("`{trimmed}` is not an email address")));
+        }
+        Ok(Self(trimmed.to_lowercase()))
+    }
+    /// The address as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for EmailAddress {
+    type Error = FieldError;
+    fn try_from(value: String) -> Result<Self, FieldError> {
+        Self::parse(&value)
+    }
+}
+
+impl From<EmailAddress> for String {
+    fn from(value: EmailAddress) -> String {
+        value.0
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A new password chosen for a user. Never serialized, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewPassword(String);
+
+impl NewPassword {
+    /// 12 to 256 characters; anything else is allowed (spaces, any script), since length is
+    /// what makes a password strong. Not trimmed: what is typed is what is hashed.
+    pub fn parse(value: &str) -> Result<Self, FieldError> {
+        let chars = value.chars().count();
+        if chars < MIN_PASSWORD_CHARS {
+            return Err(FieldError::new("password", format!("must be at least {MIN_PASSWORD_CHARS} characters")));
+        }
+        if chars > MAX_PASSWORD_CHARS {
+            return Err(FieldError::new("password", format!("must be at most {MAX_PASSWORD_CHARS} characters")));
+        }
+        Ok(Self(value.to_owned()))
+    }
+    /// The password itself, for hashing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NewPassword(********)")
+    }
+}
+
+/// The text that starts every API key, so a leaked key is recognisable in code and logs.
+pub const API_KEY_PREFIX: &str = "whp_";
+/// Random characters after the prefix: 40 of 62 letters and digits, about 238 bits.
+pub const API_KEY_RANDOM_CHARS: usize = 40;
+
+/// An API key as a client sends it (`Authorization: Bearer whp_…`). Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKeyToken(String);
+
+impl ApiKeyToken {
+    /// `whp_` followed by 40 letters and digits; anything else can't be one of our keys.
+    pub fn parse(value: &str) -> Option<Self> {
+        let body = value.strip_prefix(API_KEY_PREFIX)?;
+        (body.len() == API_KEY_RANDOM_CHARS && body.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .then(|| Self(value.to_owned()))
+    }
+    /// Wraps a freshly generated key.
+    #[cfg(feature = "ssr")]
+    pub(crate) fn from_generated(value: String) -> Self {
+        Self(value)
+    }
+    /// The key itself: to show once, or to hash.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// The part shown in lists so a partner can tell keys apart: prefix and four characters.
+    pub fn display_prefix(&self) -> String {
+        self.0.chars().take(API_KEY_PREFIX.len() + 4).collect()
+    }
+}
+
+impl fmt::Debug for ApiKeyToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKeyToken({}…)", self.display_prefix())
+    }
+}
+
+/// Who is signed in, as the portal's header shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedInUser {
+    /// The partner the user belongs to; every query of the session is scoped to it.
+    pub partner_id: PartnerId,
+    /// The partner's display name.
+    pub partner_name: String,
+    /// The user.
+    pub user_id: UserId,
+    /// The user's sign-in address.
+    pub email: String,
+}
+
+/// An API key as lists show it: never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeySummary {
+    /// The key's row.
+    pub id: ApiKeyId,
+    /// The partner's label for it.
+    pub name: String,
+    /// `whp_` and the next four characters of the key.
+    pub prefix: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it last authenticated a request, if ever.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it was revoked; a revoked key authenticates nothing.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A key just made: the only time the key itself leaves the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedApiKey {
+    /// The key's row, as lists show it.
+    pub summary: ApiKeySummary,
+    /// The key, to copy now; it is stored hashed and can't be shown again.
+    pub key: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partner_name_is_trimmed_and_bounded() {
+        assert_eq!(PartnerName::parse("  Acme Corp ").unwrap().as_str(), "Acme Corp");
+        assert_eq!(PartnerName::parse("   ").unwrap_err(), FieldError::new("name", "is required"));
+        assert!(PartnerName::parse(&"é".repeat(100)).is_ok());
+        assert!(PartnerName::parse(&"é".repeat(101)).unwrap_err().message.contains("at most 100"));
+        assert!(PartnerName::parse("Acme\nCorp").unwrap_err().message.contains("control"));
+    }
+
+    #[test]
+    fn email_is_checked_and_lower_cased() {
+        assert_eq!(EmailAddress::parse(" Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
+        for bad in ["", "ann", "ann@", "@example.com", "ann example@x.com", "Ann <ann@x.com>"] {
+            let err = EmailAddress::parse(bad).unwrap_err();
+            assert_eq!(err.field, "email", "{bad:?}");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert!(EmailAddress::parse(&long).unwrap_err().message.contains("254"));
+    }
+
+    #[test]
+    fn password_length_rules() {
+        assert!(NewPassword::parse("short").unwrap_err().message.contains("at least 12"));
+        assert!(NewPassword::parse("correct horse battery").is_ok());
+        assert!(NewPassword::parse(&"x".repeat(257)).unwrap_err().message.contains("at most 256"));
+        // Not trimmed: spaces count.
+        assert_eq!(NewPassword::parse("  twelve chars").unwrap().expose(), "  twelve chars");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let password = NewPassword::parse("hunter2hunter2").unwrap();
+        assert!(!format!("{password:?}").contains("hunter2"));
+        let token = ApiKeyToken::parse(&format!("whp_{}", "a".repeat(40))).unwrap();
+        assert_eq!(format!("{token:?}"), "ApiKeyToken(whp_aaaa…)");
+    }
+
+    #[test]
+    fn api_key_token_shape() {
+        assert!(ApiKeyToken::parse(&format!("whp_{}", "Ab9".repeat(13) + "x")).is_some());
+        assert!(ApiKeyToken::parse(&format!("whp_{}", "a".repeat(39))).is_none());
+        assert!(ApiKeyToken::parse(&format!("xyz_{}", "a".repeat(40))).is_none());
+        assert!(ApiKeyToken::parse(&format!("whp_{}-", "a".repeat(39))).is_none());
+    }
+}

@@ -1,0 +1,31 @@
+//! Value types shared by the browser and the server: ids, account fields, delivery policy.
+//! Pure: no I/O. Each type is made by a `parse` that is the only way in, so code past the
+//! boundary never checks again.
+
+mod account;
+mod ids;
+mod policy;
+
+use serde::{Deserialize, Serialize};
+
+pub use account::*;
+pub use ids::*;
+pub use policy::*;
+
+/// A refused input, naming the field and the rule it broke. Forms show it next to the field;
+/// the API answers it as a 422; the command line prints it as one line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{field} {message}")]
+pub struct FieldError {
+    /// The field's name as the form or the JSON body calls it.
+    pub field: String,
+    /// What is wrong, phrased to follow the field's name ("is required").
+    pub message: String,
+}
+
+impl FieldError {
+    /// A refusal of `field` for the reason `message`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}

@@ -1,0 +1,66 @@
+//! The partner webhook portal's application: domain types, server functions, store and UI.
+//! Built twice: with `ssr` into the server, with `hydrate` into the browser's wasm.
+
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod components;
+pub mod domain;
+pub mod pages;
+
+#[cfg(feature = "ssr")]
+pub mod auth;
+#[cfg(feature = "ssr")]
+pub mod state;
+#[cfg(feature = "ssr")]
+pub mod store;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Redirect, Route, Router, Routes};
+use leptos_router::path;
+
+/// The name of the built site's files (`pkg/portal.js`, `.wasm`, `.css`): the `name` of the
+/// workspace's `[[workspace.metadata.leptos]]`.
+pub const SITE_NAME: &str = "portal";
+
+/// The product's name as pages and request headers show it.
+pub const PRODUCT_NAME: &str = "Partner Webhook Portal";
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The app: its routes and the pages behind them.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href=format!("/pkg/{SITE_NAME}.css") />
+        <Title formatter=|page: String| format!("{page} · {PRODUCT_NAME}") />
+        <Router>
+            <Routes fallback=pages::NotFound>
+                <Route path=path!("/") view=|| view! { <Redirect path="/webhooks" /> } />
+                <Route path=path!("/login") view=pages::LoginPage />
+                <Route path=path!("/webhooks") view=pages::WebhooksPage />
+                <Route path=path!("/settings/api-keys") view=pages::ApiKeysPage />
+            </Routes>
+        </Router>
+    }
+}

@@ -1,0 +1,31 @@
+//! The portal's pages, one file each.
+
+mod api_keys;
+mod login;
+mod webhooks;
+
+pub use api_keys::ApiKeysPage;
+pub use login::LoginPage;
+pub use webhooks::WebhooksPage;
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+/// Any path the portal does not have.
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <Title text="Page not found" />
+        <main id="main" class="page narrow">
+            <h1>"Page not found"</h1>
+            <p>"There is nothing at this address."</p>
+            <p>
+                <a href="/webhooks">"Go to your webhooks"</a>
+            </p>
+        </main>
+    }
+}

@@ -1,0 +1,104 @@
+//! A partner's API keys: only their hashes are kept.
+
+use anyhow::Context;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{from_ms, now_ms, Db};
+use crate::domain::{ApiKeyId, ApiKeyName, ApiKeySummary, PartnerId};
+
+const COLUMNS: &str = "id, name, prefix, created_at, last_used_at, revoked_at";
+
+fn summary(row: &AnyRow) -> anyhow::Result<ApiKeySummary> {
+    Ok(ApiKeySummary {
+        id: ApiKeyId::parse(&row.try_get::<String, _>("id")?)?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        created_at: from_ms(row.try_get("created_at")?),
+        last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(from_ms),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_ms),
+    })
+}
+
+/// Records a new key for `partner`, given its hash and display prefix.
+#[tracing::instrument(skip_all, fields(partner = %partner))]
+pub async fn create(
+    db: &Db,
+    partner: &PartnerId,
+    name: &ApiKeyName,
+    prefix: &str,
+    key_hash: &str,
+) -> anyhow::Result<ApiKeySummary> {
+    let id = ApiKeyId::generate();
+    let row = sqlx::query(&format!(
+        "INSERT INTO api_keys (id, partner_id, name, prefix, key_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    ))
+    .bind(id.as_str())
+    .bind(partner.as_str())
+    .bind(name.as_str())
+    .bind(prefix)
+    .bind(key_hash)
+    .bind(now_ms())
+    .fetch_one(db.pool())
+    .await
+    .context("could not store the API key")?;
+    summary(&row)
+}
+
+/// The partner's keys, newest first, revoked ones included.
+#[tracing::instrument(skip_all, fields(partner = %partner))]
+pub async fn list(db: &Db, partner: &PartnerId) -> anyhow::Result<Vec<ApiKeySummary>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE partner_id = $1 ORDER BY created_at DESC, id DESC"
+    ))
+    .bind(partner.as_str())
+    .fetch_all(db.pool())
+    .await
+    .context("could not list API keys")?;
+    rows.iter().map(summary).collect()
+}
+
+/// Revokes one of the partner's keys. `None` when the partner has no such key (another
+/// partner's key looks exactly like a missing one); revoking twice keeps the first time.
+#[tracing::instrument(skip_all, fields(partner = %partner, key = %id))]
+pub async fn revoke(db: &Db, partner: &PartnerId, id: &ApiKeyId) -> anyhow::Result<Option<ApiKeySummary>> {
+    let row = sqlx::query(&format!(
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) \
+         WHERE partner_id = $2 AND id = $3 RETURNING {COLUMNS}"
+    ))
+    .bind(now_ms())
+    .bind(partner.as_str())
+    .bind(id.as_str())
+    .fetch_optional(db.pool())
+    .await
+    .context("could not revoke the API key")?;
+    row.as_ref().map(summary).transpose()
+}
+
+/// How stale `last_used_at` may get before a request writes it again: a busy client must not
+/// turn every API read into a database write.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+/// The partner a live key belongs to, by the key's hash; notes the time of use (to the minute).
+#[tracing::instrument(skip_all)]
+pub async fn authenticate(db: &Db, key_hash: &str) -> anyhow::Result<Option<PartnerId>> {
+    let row = sqlx::query("SELECT id, partner_id, last_used_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+        .bind(key_hash)
+        .fetch_optional(db.pool())
+        .await
+        .context("could not check the API key")?;
+    let Some(row) = row else { return Ok(None) };
+    let partner = PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?;
+    let now = now_ms();
+    let last_used: Option<i64> = row.try_get("last_used_at")?;
+    if last_used.is_none_or(|t| now - t >= LAST_USED_RESOLUTION_MS) {
+        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(row.try_get::<String, _>("id")?)
+            .execute(db.pool())
+            .await
+            .context("could not note the API key's use")?;
+    }
+    Ok(Some(partner))
+}

@@ -1,0 +1,104 @@
+//! The operator's commands besides `serve`: migrate, partners, API keys. Each prints text for
+//! people or, with `--json`, one JSON object for scripts.
+
+use std::io::Read;
+
+use anyhow::{bail, Context};
+use app::domain::{ApiKeyName, EmailAddress, NewPassword, PartnerId, PartnerName};
+use app::store::accounts::CreatePartnerError;
+use app::store::{self, Db};
+use serde_json::json;
+
+use crate::config::{ApiKeyCommand, PartnerCommand};
+
+/// Opens the database and brings its schema up to date, as every command needs.
+async fn open(database_url: &str) -> anyhow::Result<Db> {
+    let db = Db::connect(database_url).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// `portal migrate`.
+pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    open(database_url).await?;
+    crate::startup::migrate_sessions(database_url).await?;
+    println!("The database is up to date.");
+    Ok(())
+}
+
+/// `portal partner …`.
+pub async fn partner(database_url: &str, command: PartnerCommand) -> anyhow::Result<()> {
+    match command {
+        PartnerCommand::Create { name, email, password_stdin, json } => {
+            let name = PartnerName::parse(&name).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let email = EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let (password, generated) = if password_stdin {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text).context("could not read the password from standard input")?;
+                // One trailing line break is how `echo` and here-strings end; it is not part of it.
+                let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+                (NewPassword::parse(text).map_err(|e| anyhow::anyhow!("the {e}"))?, false)
+            } else {
+                (NewPassword::parse(&app::auth::generate_password()).expect("generated passwords are valid"), true)
+            };
+            let db = open(database_url).await?;
+            let hash = {
+                let password = password.clone();
+                tokio::task::spawn_blocking(move || app::auth::hash_password(&password)).await??
+            };
+            let (partner_id, _user) = match store::accounts::create_partner_with_user(&db, &name, &email, &hash).await {
+                Ok(ids) => ids,
+                Err(CreatePartnerError::EmailTaken(email)) => bail!("--email `{email}` is already used by another user"),
+                Err(CreatePartnerError::Other(e)) => return Err(e),
+            };
+            let shown_password = generated.then(|| password.expose().to_owned());
+            if json {
+                println!("{}", json!({ "id": partner_id, "email": email, "password": shown_password }));
+            } else {
+                println!("Created partner {partner_id} ({name}).");
+                println!("Sign in at /login with:");
+                println!("  email:    {email}");
+                match shown_password {
+                    Some(password) => println!("  password: {password}"),
+                    None => println!("  password: the one you gave"),
+                }
+            }
+            Ok(())
+        }
+        PartnerCommand::List { json } => {
+            let db = open(database_url).await?;
+            let partners = store::accounts::list_partners(&db).await?;
+            if json {
+                println!("{}", serde_json::to_string(&partners)?);
+            } else if partners.is_empty() {
+                println!("No partners yet. Create one with `portal partner create --name NAME --email EMAIL`.");
+            } else {
+                for p in partners {
+                    println!("{}  {}  ({} user{})", p.id, p.name, p.users, if p.users == 1 { "" } else { "s" });
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `portal api-key …`.
+pub async fn api_key(database_url: &str, command: ApiKeyCommand) -> anyhow::Result<()> {
+    let ApiKeyCommand::Create { partner, name, json } = command;
+    let partner = PartnerId::parse(&partner).map_err(|e| anyhow::anyhow!("--partner {e}"))?;
+    let name = ApiKeyName::parse(&name).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let db = open(database_url).await?;
+    if store::accounts::partner_name(&db, &partner).await?.is_none() {
+        bail!("--partner {partner}: no such partner (see `portal partner list`)");
+    }
+    let key = app::auth::generate_api_key();
+    let summary =
+        store::api_keys::create(&db, &partner, &name, &key.display_prefix(), &app::auth::hash_api_key(&key)).await?;
+    if json {
+        println!("{}", json!({ "id": summary.id, "partnerId": partner, "key": key.expose() }));
+    } else {
+        println!("Created API key {} for partner {partner}. It is shown only this once:", summary.id);
+        println!("{}", key.expose());
+    }
+    Ok(())
+}

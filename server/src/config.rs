@@ -1,0 +1,215 @@
+//! The command line and the environment: every setting is a flag with an environment variable
+//! behind it, parsed and checked at start so a bad value stops the process with one clear line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use app::domain::RetrySchedule;
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand};
+
+/// Where the SQLite database lives when `DATABASE_URL` is not set.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/portal.db";
+
+/// The partner webhook portal: serves the portal and the REST API and delivers webhooks.
+#[derive(Debug, Parser)]
+#[command(name = "portal", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Database: `sqlite://path/file.db` (created when missing) or `postgres://user@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
+    pub database_url: String,
+
+    /// What to do; `serve` when left out.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The portal's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the portal, the REST API and the dispatcher (the default).
+    Serve(ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Manage partners (the tenants).
+    #[command(subcommand)]
+    Partner(PartnerCommand),
+    /// Manage partners' API keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+}
+
+/// `portal partner …`
+#[derive(Debug, Subcommand)]
+pub enum PartnerCommand {
+    /// Create a partner and its first user; prints the password (generated unless given).
+    Create {
+        /// The partner's display name.
+        #[arg(long)]
+        name: String,
+        /// The first user's sign-in email.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Print one JSON object: {"id", "email", "password"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every partner.
+    List {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `portal api-key …`
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key for a partner and print it (the only time it is shown).
+    Create {
+        /// The partner's id (`ptn_…`).
+        #[arg(long)]
+        partner: String,
+        /// A label for the key.
+        #[arg(long, default_value = "Created from the command line")]
+        name: String,
+        /// Print one JSON object: {"id", "partnerId", "key"}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Settings of `portal serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "PORTAL_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Bearer token for the operator's calls (publishing events); at least 32 characters.
+    /// Without it, operator calls are refused.
+    #[arg(long, env = "PORTAL_OPERATOR_TOKEN", hide_env_values = true, value_parser = parse_operator_token)]
+    pub operator_token: Option<OperatorToken>,
+
+    /// Let webhooks point at loopback and private addresses, and use plain http://
+    /// (development and tests only).
+    #[arg(long, env = "PORTAL_ALLOW_PRIVATE_TARGETS", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub allow_private_targets: bool,
+
+    /// Waits before each retry of a failed delivery, e.g. `1s,2s,4s,8s,16s`.
+    #[arg(long, env = "PORTAL_RETRY_SCHEDULE", default_value = "1s,2s,4s,8s,16s", value_parser = parse_retry_schedule)]
+    pub retry_schedule: RetrySchedule,
+
+    /// Days to keep delivery logs (1 to 3650).
+    #[arg(long, env = "PORTAL_LOG_RETENTION_DAYS", default_value = "30", value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub log_retention_days: u32,
+
+    /// Mark the session cookie `Secure` (set it when the portal is served over HTTPS).
+    #[arg(long, env = "PORTAL_SECURE_COOKIES", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub secure_cookies: bool,
+
+    /// Folder of the built site (wasm, JS, CSS); `target/site` under the current folder by default.
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+}
+
+impl ServeArgs {
+    /// The settings from the environment alone, as `portal` with no command uses them.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        Only::try_parse_from(["portal"]).map(|only| only.serve)
+    }
+}
+
+/// The operator's bearer token. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OperatorToken(String);
+
+impl OperatorToken {
+    /// The token, to compare with what a request sends.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for OperatorToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OperatorToken(********)")
+    }
+}
+
+/// Shortest operator token accepted: a guessable token would let anyone publish events.
+pub const MIN_OPERATOR_TOKEN_CHARS: usize = 32;
+
+fn parse_operator_token(value: &str) -> Result<OperatorToken, String> {
+    if value.chars().count() < MIN_OPERATOR_TOKEN_CHARS {
+        return Err(format!("must be at least {MIN_OPERATOR_TOKEN_CHARS} characters"));
+    }
+    if !value.chars().all(|c| c.is_ascii_graphic()) {
+        return Err("may hold only visible ASCII characters (no spaces)".into());
+    }
+    Ok(OperatorToken(value.to_owned()))
+}
+
+fn parse_retry_schedule(value: &str) -> Result<RetrySchedule, String> {
+    RetrySchedule::parse(value).map_err(|e| e.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_is_the_default_and_reads_flags() {
+        let cli = Cli::try_parse_from(["portal", "serve", "--addr", "127.0.0.1:0"]).unwrap();
+        match cli.command {
+            Some(Command::Serve(args)) => {
+                assert_eq!(args.addr.port(), 0);
+                assert_eq!(args.retry_schedule, RetrySchedule::default());
+                assert_eq!(args.log_retention_days, 30);
+                assert!(!args.allow_private_targets);
+            }
+            other => panic!("parsed {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["portal"]).unwrap().command.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let err = Cli::try_parse_from(["portal", "serve", "--addr", "nowhere"]).unwrap_err().to_string();
+        assert!(err.contains("--addr"), "{err}");
+        let err = Cli::try_parse_from(["portal", "serve", "--retry-schedule", "1s,later"]).unwrap_err().to_string();
+        assert!(err.contains("--retry-schedule") && err.contains("`later`"), "{err}");
+        let err = Cli::try_parse_from(["portal", "serve", "--operator-token", "short"]).unwrap_err().to_string();
+        assert!(err.contains("at least 32"), "{err}");
+        let err = Cli::try_parse_from(["portal", "serve", "--log-retention-days", "0"]).unwrap_err().to_string();
+        assert!(err.contains("--log-retention-days"), "{err}");
+        let err = Cli::try_parse_from(["portal", "serve", "--allow-private-targets", "maybe"]).unwrap_err().to_string();
+        assert!(err.contains("--allow-private-targets"), "{err}");
+    }
+
+    #[test]
+    fn operator_token_never_prints() {
+        let token = parse_operator_token(&"s".repeat(40)).unwrap();
+        assert!(!format!("{token:?}").contains("sss"));
+    }
+
+    #[test]
+    fn partner_create_takes_its_flags() {
+        let cli = Cli::try_parse_from([
+            "portal", "partner", "create", "--name", "Acme", "--email", "a@acme.test", "--password-stdin", "--json",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Partner(PartnerCommand::Create { password_stdin: true, json: true, .. }))
+        ));
+    }
+}

@@ -1,0 +1,38 @@
+//! Bearer authentication for partners' API keys.
+
+use app::auth::hash_api_key;
+use app::domain::{ApiKeyToken, PartnerId};
+use app::state::AppState;
+use app::store;
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::ApiError;
+
+/// The partner an API key belongs to. A handler that takes this can only run for a caller
+/// with a live key, and only ever sees that key's partner.
+#[derive(Debug, Clone)]
+pub struct ApiPartner(pub PartnerId);
+
+impl FromRequestParts<AppState> for ApiPartner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or(ApiError::Unauthorized("send your API key as `Authorization: Bearer <key>`"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or(ApiError::Unauthorized("the Authorization header must be `Bearer <key>`"))?;
+        let token = ApiKeyToken::parse(token).ok_or(ApiError::Unauthorized("the API key is not valid"))?;
+        store::api_keys::authenticate(&state.db, &hash_api_key(&token))
+            .await?
+            .map(ApiPartner)
+            .ok_or(ApiError::Unauthorized("the API key is not valid or was revoked"))
+    }
+}

@@ -1,0 +1,72 @@
+//! The REST API's one error type and its JSON shape.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// Why an API call was refused. Each maps to one status and one `code`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request's JSON or parameters could not be read.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Valid credentials, but not for this call.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// Nothing there for this caller (another partner's rows read as missing).
+    #[error("{0}")]
+    NotFound(String),
+    /// The call clashes with what exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// A field broke a rule; nothing was changed.
+    #[error("{0}")]
+    Invalid(app::domain::FieldError),
+    /// Something failed on our side; the cause is logged, not sent.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            Self::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "API call failed");
+                "Something went wrong on our side. Please try again.".to_owned()
+            }
+            Self::Invalid(field) => field.to_string(),
+            other => other.to_string(),
+        };
+        let mut body = json!({ "error": { "code": code, "message": message } });
+        if let Self::Invalid(field) = &self {
+            body["error"]["field"] = json!(field.field);
+        }
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"portal\""),
+            );
+        }
+        response
+    }
+}

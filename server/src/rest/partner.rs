@@ -1,0 +1,24 @@
+//! `GET /api/v1/partner`: which partner a key speaks for.
+
+use app::state::AppState;
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+
+use super::{ApiError, ApiPartner};
+
+/// The caller's partner.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerBody {
+    id: String,
+    name: String,
+}
+
+/// Answers the partner the API key belongs to: a cheap way to check a key works.
+pub async fn show(State(state): State<AppState>, ApiPartner(partner): ApiPartner) -> Result<Json<PartnerBody>, ApiError> {
+    let name = app::store::accounts::partner_name(&state.db, &partner)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("partner not found".into()))?;
+    Ok(Json(PartnerBody { id: partner.to_string(), name }))
+}

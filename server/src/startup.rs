@@ -1,0 +1,196 @@
+//! Start-up as an object: `Application::build` connects, migrates and binds (port 0 in tests)
+//! and says which port it got; `run_until_stopped` serves until a shutdown signal.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use app::state::AppState;
+use app::store::{Backend, Db};
+use app::{shell, App, SITE_NAME};
+use axum::Router;
+use leptos::config::{Env, LeptosOptions};
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
+
+use crate::config::ServeArgs;
+use crate::{guard, rest};
+
+/// How long a session lasts without use.
+const SESSION_IDLE: time::Duration = time::Duration::hours(12);
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "portal_session";
+
+/// A built, bound application, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    port: u16,
+}
+
+/// What the REST API needs besides the database.
+#[derive(Debug)]
+pub struct ApiSettings {
+    /// Operator token, if the operator set one.
+    pub operator_token: Option<crate::config::OperatorToken>,
+}
+
+impl Application {
+    /// Connects to the database, applies migrations, builds the router and binds the address.
+    pub async fn build(database_url: &str, args: ServeArgs) -> anyhow::Result<Self> {
+        let db = Db::connect(database_url).await?;
+        db.migrate().await?;
+        let sessions = SessionBackend::connect(database_url).await?;
+        sessions.migrate().await?;
+        // Hash the login dummy now rather than during the first failed login.
+        tokio::task::spawn_blocking(app::auth::prepare).await?;
+
+        let leptos_options = leptos_options(&args);
+        if !std::path::Path::new(leptos_options.site_root.as_ref()).join(leptos_options.site_pkg_dir.as_ref()).is_dir()
+        {
+            tracing::warn!(
+                site_root = %leptos_options.site_root,
+                "the built site (wasm, JS, CSS) is missing: pages render but are not interactive; \
+                 build it with `cargo leptos build` or point LEPTOS_SITE_ROOT at it"
+            );
+        }
+        let state = AppState { leptos_options, db };
+        let api = Arc::new(ApiSettings { operator_token: args.operator_token.clone() });
+        let router = sessions.layer(router(state, api), args.secure_cookies);
+
+        let listener =
+            TcpListener::bind(args.addr).await.with_context(|| format!("could not listen on {}", args.addr))?;
+        let port = listener.local_addr()?.port();
+        Ok(Self { listener, router, port })
+    }
+
+    /// The port the application listens on (the real one when port 0 was asked for).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests under way.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let addr = self.listener.local_addr()?;
+        tracing::info!("listening on http://{addr}");
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await.context("the server failed")
+    }
+}
+
+/// The site's settings: its name is fixed, its folder comes from the settings; the built files
+/// are never hashed so `pkg/portal.js` is always the name.
+fn leptos_options(args: &ServeArgs) -> LeptosOptions {
+    let env = match std::env::var("LEPTOS_ENV").as_deref() {
+        Ok("DEV") | Ok("dev") | Ok("development") => Env::DEV,
+        _ => Env::PROD,
+    };
+    LeptosOptions::builder()
+        .output_name(SITE_NAME)
+        .site_root(args.site_root.to_string_lossy().into_owned())
+        .site_pkg_dir("pkg")
+        .site_addr(args.addr)
+        .env(env)
+        .build()
+}
+
+/// Pages, server functions, the REST API and static files, behind the sign-in guard.
+fn router(state: AppState, api: Arc<ApiSettings>) -> Router {
+    let routes = generate_route_list(App);
+    Router::new()
+        .leptos_routes(&state, routes, {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .nest("/api/v1", rest::router(api))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::require_sign_in))
+        .with_state(state)
+}
+
+/// Creates the session table when missing (`portal migrate`).
+pub async fn migrate_sessions(database_url: &str) -> anyhow::Result<()> {
+    SessionBackend::connect(database_url).await?.migrate().await
+}
+
+/// The session store, in the same database as everything else.
+enum SessionBackend {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl SessionBackend {
+    async fn connect(database_url: &str) -> anyhow::Result<Self> {
+        Ok(match Backend::of_url(database_url)? {
+            Backend::Sqlite => {
+                let options: sqlx::sqlite::SqliteConnectOptions =
+                    database_url.parse().context("DATABASE_URL is not a valid SQLite URL")?;
+                let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+                    .await
+                    .context("could not open the session store")?;
+                Self::Sqlite(SqliteStore::new(pool))
+            }
+            Backend::Postgres => {
+                let pool =
+                    sqlx::PgPool::connect(database_url).await.context("could not open the session store")?;
+                Self::Postgres(PostgresStore::new(pool))
+            }
+        })
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Sqlite(store) => store.migrate().await,
+            Self::Postgres(store) => store.migrate().await,
+        }
+        .context("could not create the session table")
+    }
+
+    fn layer(self, router: Router, secure: bool) -> Router {
+        fn with<S: SessionStore + Clone + tower_sessions::ExpiredDeletion>(
+            router: Router,
+            store: S,
+            secure: bool,
+        ) -> Router {
+            // Expired sessions are swept out hourly; the task ends with the process.
+            tokio::spawn(store.clone().continuously_delete_expired(tokio::time::Duration::from_secs(3600)));
+            router.layer(
+                SessionManagerLayer::new(store)
+                    .with_name(SESSION_COOKIE)
+                    .with_http_only(true)
+                    .with_same_site(SameSite::Lax)
+                    .with_secure(secure)
+                    .with_expiry(Expiry::OnInactivity(SESSION_IDLE)),
+            )
+        }
+        match self {
+            Self::Sqlite(store) => with(router, store, secure),
+            Self::Postgres(store) => with(router, store, secure),
+        }
+    }
+}
+
+/// Completes at Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,144 @@
+//! The `portal` binary's commands, run as an operator runs them.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::helpers::{location, spawn_app, browser};
+
+fn portal(database_url: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portal"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("portal runs");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout_json(output: &Output) -> Value {
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("one JSON object")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn a_partner_made_on_the_command_line_can_sign_in() {
+    let app = spawn_app().await;
+    let output = portal(&app.database_url, &["partner", "create", "--name", "Acme", "--email", "Ann@Acme.test", "--json"], None);
+    let created = stdout_json(&output);
+    assert!(created["id"].as_str().unwrap().starts_with("ptn_"));
+    assert_eq!(created["email"], "ann@acme.test");
+    let password = created["password"].as_str().unwrap();
+    assert_eq!(password.len(), 20);
+
+    let response = app.login(&browser(), "ann@acme.test", password).await;
+    assert_eq!(location(&response).as_deref(), Some("/webhooks"));
+}
+
+#[tokio::test]
+async fn a_password_can_come_from_stdin() {
+    let app = spawn_app().await;
+    let output = portal(
+        &app.database_url,
+        &["partner", "create", "--name", "Acme", "--email", "ann@acme.test", "--password-stdin", "--json"],
+        Some("my own long passphrase\n"),
+    );
+    let created = stdout_json(&output);
+    assert!(created["password"].is_null(), "a given password is not echoed");
+    let response = app.login(&browser(), "ann@acme.test", "my own long passphrase").await;
+    assert_eq!(location(&response).as_deref(), Some("/webhooks"));
+
+    let short = portal(
+        &app.database_url,
+        &["partner", "create", "--name", "Other", "--email", "bob@acme.test", "--password-stdin"],
+        Some("short\n"),
+    );
+    assert!(!short.status.success());
+    assert!(stderr(&short).contains("password must be at least 12 characters"), "{}", stderr(&short));
+}
+
+#[tokio::test]
+async fn bad_partner_input_is_one_clear_line_and_changes_nothing() {
+    let app = spawn_app().await;
+    portal(&app.database_url, &["partner", "create", "--name", "Acme", "--email", "ann@acme.test"], None);
+    for (args, expected) in [
+        (vec!["--name", "Dup", "--email", "ANN@acme.test"], "--email `ann@acme.test` is already used"),
+        (vec!["--name", "Bad", "--email", "not-an-email"], "--email `not-an-email` is not an email address"),
+        (vec!["--name", "  ", "--email", "new@acme.test"], "--name is required"),
+    ] {
+        let output = portal(&app.database_url, &[&["partner", "create"][..], &args].concat(), None);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let err = stderr(&output);
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.starts_with("error: ") && err.contains(expected), "{err}");
+    }
+    let list = stdout_json(&portal(&app.database_url, &["partner", "list", "--json"], None));
+    assert_eq!(list.as_array().unwrap().len(), 1, "only the first partner exists: {list}");
+    assert_eq!(list[0]["name"], "Acme");
+}
+
+#[tokio::test]
+async fn api_keys_from_the_command_line_work_on_the_api() {
+    let app = spawn_app().await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    let created = stdout_json(&portal(&app.database_url, &["api-key", "create", "--partner", partner.id.as_str(), "--json"], None));
+    let key = created["key"].as_str().unwrap();
+    let response = reqwest::Client::new()
+        .get(app.url("/api/v1/partner"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let missing = portal(&app.database_url, &["api-key", "create", "--partner", "ptn_01HZY3M7A8Q9XKJ2V5T6N4B0CD"], None);
+    assert!(stderr(&missing).contains("no such partner"), "{}", stderr(&missing));
+    let malformed = portal(&app.database_url, &["api-key", "create", "--partner", "acme"], None);
+    assert!(stderr(&malformed).contains("`acme` is not a valid partner id"), "{}", stderr(&malformed));
+}
+
+#[test]
+fn bad_configuration_stops_the_server_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/p.db", dir.path().display());
+    let output = Command::new(env!("CARGO_BIN_EXE_portal"))
+        .env("DATABASE_URL", &url)
+        .env("PORTAL_ADDR", "not-an-address")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.lines().next().unwrap().contains("invalid value 'not-an-address' for '--addr"), "{err}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_portal"))
+        .env("DATABASE_URL", "mysql://localhost/x")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stderr(&output).trim(), "error: DATABASE_URL must start with sqlite: or postgres:, not `mysql:`");
+}
+
+#[test]
+fn migrate_prepares_a_fresh_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/new/folder/p.db", dir.path().display());
+    let output = portal(&url, &["migrate"], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(dir.path().join("new/folder/p.db").is_file());
+    let again = portal(&url, &["migrate"], None);
+    assert!(again.status.success(), "migrating twice is harmless");
+}

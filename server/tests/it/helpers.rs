@@ -1,0 +1,110 @@
+//! A portal per test: its own SQLite file in a temporary folder, listening on a free port.
+
+use app::domain::{EmailAddress, NewPassword, PartnerId, PartnerName};
+use app::store::Db;
+use clap::Parser;
+use reqwest::header::{ACCEPT, LOCATION, REFERER};
+use reqwest::redirect::Policy;
+use server::config::{Cli, Command};
+use server::startup::Application;
+use tempfile::TempDir;
+
+/// A running portal.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    /// The database it uses.
+    pub database_url: String,
+    /// Its own connection to that database, for arranging data.
+    pub db: Db,
+    _dir: TempDir,
+}
+
+/// Starts a portal on port 0 with a fresh database.
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let database_url = format!("sqlite://{}/portal.db", dir.path().display());
+    let site_root = dir.path().join("site");
+    let cli = Cli::try_parse_from(["portal", "serve", "--addr", "127.0.0.1:0", "--site-root", site_root.to_str().unwrap()])
+        .expect("test flags parse");
+    let Some(Command::Serve(args)) = cli.command else { unreachable!() };
+    let application = Application::build(&database_url, args).await.expect("the portal starts");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until(std::future::pending()));
+    let db = Db::connect(&database_url).await.expect("test connection");
+    TestApp { address, database_url, db, _dir: dir }
+}
+
+/// A browser-like client: keeps cookies, does not follow redirects (tests look at them).
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().unwrap()
+}
+
+/// A partner and the credentials of its first user.
+pub struct TestPartner {
+    pub id: PartnerId,
+    pub email: String,
+    pub password: String,
+}
+
+impl TestApp {
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Makes a partner with one user, straight in the store.
+    pub async fn create_partner(&self, name: &str, email: &str) -> TestPartner {
+        let password = "correct horse battery staple".to_owned();
+        let hash = app::auth::hash_password(&NewPassword::parse(&password).unwrap()).unwrap();
+        let (id, _) = app::store::accounts::create_partner_with_user(
+            &self.db,
+            &PartnerName::parse(name).unwrap(),
+            &EmailAddress::parse(email).unwrap(),
+            &hash,
+        )
+        .await
+        .unwrap();
+        TestPartner { id, email: email.into(), password }
+    }
+
+    /// Submits the login form as a browser without JavaScript does.
+    pub async fn login(&self, client: &reqwest::Client, email: &str, password: &str) -> reqwest::Response {
+        client
+            .post(self.url("/api/login"))
+            .header(ACCEPT, "text/html")
+            .header(REFERER, self.url("/login"))
+            .form(&[("email", email), ("password", password)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs `partner`'s user in and checks it worked.
+    pub async fn signed_in_client(&self, partner: &TestPartner) -> reqwest::Client {
+        let client = browser();
+        let response = self.login(&client, &partner.email, &partner.password).await;
+        assert_eq!(location(&response).as_deref(), Some("/webhooks"), "login failed");
+        client
+    }
+
+    /// Makes an API key for `partner` with the CLI's code path and returns the key.
+    pub async fn create_api_key(&self, partner: &PartnerId) -> String {
+        let key = app::auth::generate_api_key();
+        app::store::api_keys::create(
+            &self.db,
+            partner,
+            &app::domain::ApiKeyName::parse("test").unwrap(),
+            &key.display_prefix(),
+            &app::auth::hash_api_key(&key),
+        )
+        .await
+        .unwrap();
+        key.expose().to_owned()
+    }
+}
+
+/// Where a redirect points, if the response is one.
+pub fn location(response: &reqwest::Response) -> Option<String> {
+    response.headers().get(LOCATION).map(|v| v.to_str().unwrap().to_owned())
+}

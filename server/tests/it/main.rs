@@ -1,0 +1,7 @@
+//! Black-box tests: each starts a portal on port 0 with a fresh database and talks HTTP to it,
+//! or runs the `portal` binary.
+
+mod api;
+mod cli;
+mod helpers;
+mod sessions;
