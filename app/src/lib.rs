@@ -18,7 +18,7 @@ pub mod store;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Redirect, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 
 /// The name of the built site's files (`pkg/portal.js`, `.wasm`, `.css`): the `name` of the
 /// workspace's `[[workspace.metadata.leptos]]`.
@@ -56,10 +56,12 @@ pub fn App() -> impl IntoView {
         <Title formatter=|page: String| format!("{page} · {PRODUCT_NAME}") />
         <Router>
             <Routes fallback=pages::NotFound>
-                <Route path=path!("/") view=|| view! { <Redirect path="/webhooks" /> } />
-                <Route path=path!("/login") view=pages::LoginPage />
-                <Route path=path!("/webhooks") view=pages::WebhooksPage />
-                <Route path=path!("/settings/api-keys") view=pages::ApiKeysPage />
+                // Async: the server waits for a page's data and sends it whole, so every page
+                // reads right without JavaScript (streamed chunks would need it to fall in place).
+                <Route path=path!("/") view=|| view! { <Redirect path="/webhooks" /> } ssr=SsrMode::Async />
+                <Route path=path!("/login") view=pages::LoginPage ssr=SsrMode::Async />
+                <Route path=path!("/webhooks") view=pages::WebhooksPage ssr=SsrMode::Async />
+                <Route path=path!("/settings/api-keys") view=pages::ApiKeysPage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

@@ -40,7 +40,7 @@ async fn a_user_signs_in_sees_the_partner_and_signs_out() {
     let page = client.get(app.url("/webhooks")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
-    assert!(html.contains("Acme Verification"), "the header names the partner");
+    assert!(html.contains(r#"class="partner-name">Acme Verification</span>"#), "the header names the partner: {html}");
     assert!(html.contains("Log out"));
 
     // Signed in, `/` and `/login` lead to the webhooks.
