@@ -3,6 +3,8 @@
 --   * ids are prefixed text (`ptn_01J…`), made by the application, never by the database;
 --   * times are BIGINT milliseconds since the Unix epoch (UTC), which sort, index and port;
 --   * JSON is kept as TEXT, written and read by the application;
+--   * every whole number is BIGINT and every flag a BIGINT 0 or 1: sqlx's Any driver maps
+--     neither SQLite's booleans nor a mix of integer widths the same way on both backends;
 --   * every table that a partner owns carries `partner_id`, and every query filters on it.
 
 -- Tenants.
@@ -44,7 +46,7 @@ CREATE TABLE webhooks (
     id                          TEXT PRIMARY KEY,
     partner_id                  TEXT NOT NULL REFERENCES partners (id) ON DELETE CASCADE,
     url                         TEXT NOT NULL,
-    active                      BOOLEAN NOT NULL,
+    active                      BIGINT NOT NULL CHECK (active IN (0, 1)),
     deactivated_at              BIGINT,
     deactivated_reason          TEXT,
     event_types                 TEXT,
@@ -80,7 +82,7 @@ CREATE TABLE deliveries (
     webhook_id       TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
     event_id         TEXT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
     state            TEXT NOT NULL,
-    attempts         INTEGER NOT NULL DEFAULT 0,
+    attempts         BIGINT NOT NULL DEFAULT 0,
     next_attempt_at  BIGINT NOT NULL,
     locked_until     BIGINT,
     locked_by        TEXT,
@@ -99,15 +101,15 @@ CREATE TABLE attempts (
     delivery_id      TEXT REFERENCES deliveries (id) ON DELETE SET NULL,
     event_id         TEXT NOT NULL,
     event_type       TEXT NOT NULL,
-    attempt_number   INTEGER NOT NULL,
+    attempt_number   BIGINT NOT NULL,
     outcome          TEXT NOT NULL,
-    status_code      INTEGER,
+    status_code      BIGINT,
     latency_ms       BIGINT NOT NULL,
     error            TEXT,
     request_headers  TEXT NOT NULL,
     request_body     TEXT NOT NULL,
     response_body    TEXT,
-    test             BOOLEAN NOT NULL,
+    test             BIGINT NOT NULL CHECK (test IN (0, 1)),
     created_at       BIGINT NOT NULL
 );
 CREATE INDEX attempts_webhook_time ON attempts (webhook_id, created_at, id);

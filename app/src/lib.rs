@@ -61,6 +61,9 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=|| view! { <Redirect path="/webhooks" /> } ssr=SsrMode::Async />
                 <Route path=path!("/login") view=pages::LoginPage ssr=SsrMode::Async />
                 <Route path=path!("/webhooks") view=pages::WebhooksPage ssr=SsrMode::Async />
+                <Route path=path!("/webhooks/new") view=pages::NewWebhookPage ssr=SsrMode::Async />
+                <Route path=path!("/webhooks/:id") view=pages::WebhookDetailPage ssr=SsrMode::Async />
+                <Route path=path!("/webhooks/:id/edit") view=pages::EditWebhookPage ssr=SsrMode::Async />
                 <Route path=path!("/settings/api-keys") view=pages::ApiKeysPage ssr=SsrMode::Async />
             </Routes>
         </Router>

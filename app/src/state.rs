@@ -1,8 +1,11 @@
 //! What every request handler and server function can reach.
 
+use std::sync::Arc;
+
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
+use crate::domain::{RetrySchedule, UrlPolicy};
 use crate::store::Db;
 
 /// The server's shared state: built once at start, cloned into every request.
@@ -12,4 +15,17 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     /// The database.
     pub db: Db,
+    /// The operator's settings.
+    pub settings: Arc<Settings>,
+}
+
+/// The operator's settings that shape what partners may do and how deliveries go.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// What webhook URLs may point at.
+    pub url_policy: UrlPolicy,
+    /// Waits before each retry of a failed delivery.
+    pub retry_schedule: RetrySchedule,
+    /// Days of delivery logs to keep.
+    pub log_retention_days: u32,
 }

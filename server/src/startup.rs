@@ -5,7 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
-use app::state::AppState;
+use app::domain::UrlPolicy;
+use app::state::{AppState, Settings};
 use app::store::{Backend, Db};
 use app::{shell, App, SITE_NAME};
 use axum::Router;
@@ -57,7 +58,12 @@ impl Application {
                  build it with `cargo leptos build` or point LEPTOS_SITE_ROOT at it"
             );
         }
-        let state = AppState { leptos_options, db };
+        let settings = Arc::new(Settings {
+            url_policy: UrlPolicy { allow_private: args.allow_private_targets },
+            retry_schedule: args.retry_schedule.clone(),
+            log_retention_days: args.log_retention_days,
+        });
+        let state = AppState { leptos_options, db, settings };
         let api = Arc::new(ApiSettings { operator_token: args.operator_token.clone() });
         let router = sessions.layer(router(state, api), args.secure_cookies);
 

@@ -22,6 +22,9 @@ pub enum AppError {
     /// A field was refused; nothing was changed.
     #[error("{0}")]
     Invalid(FieldError),
+    /// Several fields were refused; nothing was changed.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    InvalidFields(Vec<FieldError>),
     /// Something failed on the server; the details are in its log.
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
@@ -35,8 +38,15 @@ impl AppError {
     pub fn field_error(&self, field: &str) -> Option<&str> {
         match self {
             Self::Invalid(e) if e.field == field => Some(&e.message),
+            Self::InvalidFields(errors) => errors.iter().find(|e| e.field == field).map(|e| e.message.as_str()),
             _ => None,
         }
+    }
+}
+
+impl From<Vec<FieldError>> for AppError {
+    fn from(mut errors: Vec<FieldError>) -> Self {
+        if errors.len() == 1 { Self::Invalid(errors.remove(0)) } else { Self::InvalidFields(errors) }
     }
 }
 

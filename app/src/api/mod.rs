@@ -3,7 +3,9 @@
 pub mod api_keys;
 pub mod auth;
 mod error;
+pub mod webhooks;
 
 pub use api_keys::*;
 pub use auth::*;
 pub use error::AppError;
+pub use webhooks::*;

@@ -5,6 +5,29 @@ mod layout;
 pub use layout::SignedIn;
 
 use chrono::{DateTime, Utc};
+use leptos::prelude::*;
+
+use crate::domain::{Health, WebhookView};
+
+/// A webhook's health, in words and colour; "–" while an active webhook has no deliveries.
+#[component]
+pub fn HealthBadge(webhook: WebhookView) -> impl IntoView {
+    let no_data = webhook.active && webhook.last_delivery_at.is_none() && webhook.health == Health::Green;
+    if no_data {
+        return view! { <span class="badge none">"– No deliveries yet"</span> }.into_any();
+    }
+    let health = webhook.health;
+    view! { <span class=format!("badge {}", health.class())>{health.label()}</span> }.into_any()
+}
+
+/// What an `<ErrorBoundary>` shows: the errors' own words.
+pub fn error_list(errors: ArcRwSignal<Errors>) -> impl IntoView {
+    view! {
+        <p class="error" role="alert">
+            {move || errors.get().into_iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>().join(" ")}
+        </p>
+    }
+}
 
 /// A time as the portal shows it: `2026-01-15 14:30 UTC`. One format everywhere, the same on
 /// the server and in the browser, so hydration never disagrees.

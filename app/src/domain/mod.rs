@@ -3,14 +3,18 @@
 //! boundary never checks again.
 
 mod account;
+mod event;
 mod ids;
 mod policy;
+mod webhook;
 
 use serde::{Deserialize, Serialize};
 
 pub use account::*;
+pub use event::*;
 pub use ids::*;
 pub use policy::*;
+pub use webhook::*;
 
 /// A refused input, naming the field and the rule it broke. Forms show it next to the field;
 /// the API answers it as a 422; the command line prints it as one line.

@@ -2,15 +2,35 @@
 
 use leptos::prelude::*;
 
-use crate::components::SignedIn;
+use crate::api::list_webhooks;
+use crate::components::{format_time, machine_time, HealthBadge, SignedIn};
+use crate::domain::WebhookView;
 
-/// The webhooks list. Until webhooks can be created (the webhook management work), it shows
-/// what a webhook is and what the portal will send.
+/// The webhooks list: URL, status, created date, last delivery, success rate and health.
 #[component]
 pub fn WebhooksPage() -> impl IntoView {
+    let webhooks = Resource::new(|| (), |_| list_webhooks());
     view! {
         <SignedIn title="Webhooks">
-            <h1>"Webhooks"</h1>
+            <div class="page-head">
+                <h1>"Webhooks"</h1>
+                <a class="button" href="/webhooks/new">
+                    "Create Webhook"
+                </a>
+            </div>
+            <Transition fallback=|| view! { <p>"Loading webhooks…"</p> }>
+                <ErrorBoundary fallback=crate::components::error_list>
+                    {move || webhooks.get().map(|answer| answer.map(|list| view! { <WebhookTable webhooks=list /> }))}
+                </ErrorBoundary>
+            </Transition>
+        </SignedIn>
+    }
+}
+
+#[component]
+fn WebhookTable(webhooks: Vec<WebhookView>) -> impl IntoView {
+    if webhooks.is_empty() {
+        return view! {
             <section class="empty-state card">
                 <h2>"No webhooks yet"</h2>
                 <p>
@@ -18,7 +38,57 @@ pub fn WebhooksPage() -> impl IntoView {
                     "expires, or a manual review is completed, we send the result there at once "
                     "as an HTTP POST with a JSON body, signed so you can check it came from us."
                 </p>
+                <p>
+                    <a class="button" href="/webhooks/new">
+                        "Create Webhook"
+                    </a>
+                </p>
             </section>
-        </SignedIn>
+        }
+            .into_any();
     }
+    let rows = webhooks
+        .into_iter()
+        .map(|w| {
+            let href = format!("/webhooks/{}", w.id);
+            let last_delivery = match (&w.last_delivery_at, w.last_delivery_ok) {
+                (Some(at), Some(ok)) => format!("{} ({})", format_time(at), if ok { "succeeded" } else { "failed" }),
+                _ => "–".to_owned(),
+            };
+            let rate = w.success_rate.map(|r| format!("{r:.1} %")).unwrap_or_else(|| "–".into());
+            view! {
+                <tr>
+                    <td class="url-cell">
+                        <a href=href>{w.url.clone()}</a>
+                    </td>
+                    <td>{if w.active { "Active" } else { "Inactive" }}</td>
+                    <td>
+                        <time datetime=machine_time(&w.created_at)>{format_time(&w.created_at)}</time>
+                    </td>
+                    <td>{last_delivery}</td>
+                    <td>{rate}</td>
+                    <td>
+                        <HealthBadge webhook=w />
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <table class="list">
+            <caption class="visually-hidden">"Your webhooks"</caption>
+            <thead>
+                <tr>
+                    <th scope="col">"URL"</th>
+                    <th scope="col">"Status"</th>
+                    <th scope="col">"Created"</th>
+                    <th scope="col">"Last delivery"</th>
+                    <th scope="col">"Success rate"</th>
+                    <th scope="col">"Health"</th>
+                </tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+        .into_any()
 }

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod webhooks;
 
 use std::str::FromStr;
 
@@ -150,6 +151,17 @@ mod tests {
         assert_eq!(prepare_sqlite_file(&read_only).unwrap(), read_only);
         std::fs::remove_dir_all(dir).unwrap();
     }
+}
+
+/// A flag as the store keeps it: BIGINT 0 or 1 (see the first migration for why).
+pub fn flag(value: bool) -> i64 {
+    i64::from(value)
+}
+
+/// A stored flag back as a bool.
+pub fn get_flag(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    use sqlx::Row;
+    Ok(row.try_get::<i64, _>(column)? != 0)
 }
 
 /// Whether an error is the database refusing a duplicate in a UNIQUE column.

@@ -23,9 +23,9 @@ pub enum ApiError {
     /// The call clashes with what exists.
     #[error("{0}")]
     Conflict(String),
-    /// A field broke a rule; nothing was changed.
-    #[error("{0}")]
-    Invalid(app::domain::FieldError),
+    /// Fields broke rules; nothing was changed. Never empty.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<app::domain::FieldError>),
     /// Something failed on our side; the cause is logged, not sent.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -53,12 +53,13 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = format!("{cause:#}"), "API call failed");
                 "Something went wrong on our side. Please try again.".to_owned()
             }
-            Self::Invalid(field) => field.to_string(),
             other => other.to_string(),
         };
         let mut body = json!({ "error": { "code": code, "message": message } });
-        if let Self::Invalid(field) = &self {
-            body["error"]["field"] = json!(field.field);
+        if let Self::Invalid(fields) = &self {
+            // `field` names the first refused field; `errors` lists them all.
+            body["error"]["field"] = json!(fields.first().map(|f| &f.field));
+            body["error"]["errors"] = json!(fields);
         }
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {

@@ -3,16 +3,19 @@
 
 mod auth;
 mod error;
+mod json;
 mod partner;
+mod webhooks;
 
 use std::sync::Arc;
 
 use app::state::AppState;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 
 pub use auth::ApiPartner;
 pub use error::ApiError;
+pub use json::ApiJson;
 
 use crate::startup::ApiSettings;
 
@@ -20,6 +23,12 @@ use crate::startup::ApiSettings;
 pub fn router(settings: Arc<ApiSettings>) -> Router<AppState> {
     Router::new()
         .route("/partner", get(partner::show))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/{id}", get(webhooks::show).patch(webhooks::update).delete(webhooks::delete))
+        .route("/webhooks/{id}/activate", post(webhooks::activate))
+        .route("/webhooks/{id}/deactivate", post(webhooks::deactivate))
+        .route("/webhooks/{id}/secret", get(webhooks::secret))
+        .route("/webhooks/{id}/secret/rotate", post(webhooks::rotate_secret))
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
         .layer(Extension(settings))
 }

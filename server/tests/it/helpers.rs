@@ -22,6 +22,9 @@ pub struct TestApp {
 
 /// Starts a portal on port 0 with a fresh database.
 pub async fn spawn_app() -> TestApp {
+    // Server errors show in a failing test's output (RUST_LOG widens it).
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into());
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(filter).try_init();
     let dir = tempfile::tempdir().expect("temporary folder");
     let database_url = format!("sqlite://{}/portal.db", dir.path().display());
     let site_root = dir.path().join("site");

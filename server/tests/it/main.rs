@@ -5,3 +5,4 @@ mod api;
 mod cli;
 mod helpers;
 mod sessions;
+mod webhooks;

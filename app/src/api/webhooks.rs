@@ -1,0 +1,141 @@
+//! The signed-in partner's webhooks: list, read, save, activate, deactivate, delete, and the
+//! signing secret.
+
+use leptos::prelude::*;
+
+use super::AppError;
+use crate::domain::WebhookView;
+
+#[cfg(feature = "ssr")]
+use crate::domain::WebhookId;
+
+/// A webhook id from a URL or a form; a malformed one is as missing as another partner's.
+#[cfg(feature = "ssr")]
+fn webhook_id(text: &str) -> Result<WebhookId, AppError> {
+    WebhookId::parse(text).map_err(|_| AppError::NotFound)
+}
+
+/// The partner's webhooks, newest first.
+#[server(endpoint = "webhooks/list")]
+pub async fn list_webhooks() -> Result<Vec<WebhookView>, AppError> {
+    let (user, state) = super::require_user().await?;
+    Ok(crate::store::webhooks::list(&state.db, &user.partner_id).await?)
+}
+
+/// One webhook.
+#[server(endpoint = "webhooks/get")]
+pub async fn get_webhook(id: String) -> Result<WebhookView, AppError> {
+    let (user, state) = super::require_user().await?;
+    crate::store::webhooks::get(&state.db, &user.partner_id, &webhook_id(&id)?).await?.ok_or(AppError::NotFound)
+}
+
+/// Creates (without `id`) or updates a webhook from the form, then shows it. Every refused
+/// field is reported at once and nothing is saved.
+#[allow(clippy::too_many_arguments)]
+#[server(endpoint = "webhooks/save")]
+pub async fn save_webhook(
+    id: Option<String>,
+    url: String,
+    active: Option<String>,
+    auth_header_name: Option<String>,
+    auth_header_value: Option<String>,
+    event_types_mode: Option<String>,
+    type_verification_completed: Option<String>,
+    type_verification_failed: Option<String>,
+    type_verification_expired: Option<String>,
+    type_review_completed: Option<String>,
+    payload_template: Option<String>,
+) -> Result<WebhookView, AppError> {
+    use crate::domain::{EventType, WebhookInput};
+    use crate::store::webhooks;
+
+    let (user, state) = super::require_user().await?;
+    let existing = match id.as_deref().filter(|id| !id.is_empty()) {
+        Some(id) => Some(webhooks::record(&state.db, &user.partner_id, &webhook_id(id)?).await?.ok_or(AppError::NotFound)?),
+        None => None,
+    };
+    let selected: Vec<String> = [
+        (type_verification_completed, EventType::VerificationCompleted),
+        (type_verification_failed, EventType::VerificationFailed),
+        (type_verification_expired, EventType::VerificationExpired),
+        (type_review_completed, EventType::ReviewCompleted),
+    ]
+    .into_iter()
+    .filter(|(checked, _)| checked.is_some())
+    .map(|(_, t)| t.as_str().to_owned())
+    .collect();
+    let input = WebhookInput {
+        url,
+        active: active.is_some(),
+        auth_header_name: auth_header_name.unwrap_or_default(),
+        auth_header_value: auth_header_value.unwrap_or_default(),
+        event_types: (event_types_mode.as_deref() == Some("selected")).then_some(selected),
+        payload_template: payload_template.unwrap_or_default(),
+    };
+    let saved_header = existing.as_ref().and_then(|r| r.settings.auth_header.as_ref());
+    let settings = input.parse(state.settings.url_policy, saved_header)?;
+    let view = match existing {
+        Some(record) => webhooks::update(&state.db, &user.partner_id, &record.id, &settings).await?.ok_or(AppError::NotFound)?,
+        None => webhooks::create(&state.db, &user.partner_id, &settings).await?.0,
+    };
+    tracing::info!(partner = %user.partner_id, webhook = %view.id, "webhook saved");
+    leptos_axum::redirect(&format!("/webhooks/{}", view.id));
+    Ok(view)
+}
+
+/// Switches a webhook on or off.
+#[server(endpoint = "webhooks/set_active")]
+pub async fn set_webhook_active(id: String, active: bool) -> Result<WebhookView, AppError> {
+    let (user, state) = super::require_user().await?;
+    let view = crate::store::webhooks::set_active(&state.db, &user.partner_id, &webhook_id(&id)?, active)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tracing::info!(partner = %user.partner_id, webhook = %view.id, active, "webhook switched");
+    Ok(view)
+}
+
+/// Deletes a webhook and goes back to the list.
+#[server(endpoint = "webhooks/delete")]
+pub async fn delete_webhook(id: String) -> Result<(), AppError> {
+    let (user, state) = super::require_user().await?;
+    let id = webhook_id(&id)?;
+    if !crate::store::webhooks::delete(&state.db, &user.partner_id, &id).await? {
+        return Err(AppError::NotFound);
+    }
+    tracing::info!(partner = %user.partner_id, webhook = %id, "webhook deleted");
+    leptos_axum::redirect("/webhooks");
+    Ok(())
+}
+
+/// The webhook's signing secret, on explicit request.
+#[server(endpoint = "webhooks/secret")]
+pub async fn reveal_signing_secret(id: String) -> Result<String, AppError> {
+    let (user, state) = super::require_user().await?;
+    let record = crate::store::webhooks::record(&state.db, &user.partner_id, &webhook_id(&id)?).await?.ok_or(AppError::NotFound)?;
+    Ok(record.signing_secret.expose().to_owned())
+}
+
+/// A new signing secret; the old one keeps signing for 24 hours beside it.
+#[server(endpoint = "webhooks/rotate_secret")]
+pub async fn rotate_signing_secret(id: String) -> Result<String, AppError> {
+    let (user, state) = super::require_user().await?;
+    let secret = crate::store::webhooks::rotate_secret(&state.db, &user.partner_id, &webhook_id(&id)?)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tracing::info!(partner = %user.partner_id, webhook = %id, "signing secret rotated");
+    Ok(secret.expose().to_owned())
+}
+
+/// What a payload template makes of the sample event: the body, pretty-printed, or why not.
+#[server(endpoint = "webhooks/preview")]
+pub async fn preview_template(template: String) -> Result<String, AppError> {
+    use crate::domain::{EventBody, PayloadTemplate};
+    super::require_user().await?;
+    let body = if template.trim().is_empty() {
+        serde_json::to_string(&EventBody::sample()).map_err(anyhow::Error::from)?
+    } else {
+        PayloadTemplate::parse(&template)?.render(&EventBody::sample()).map_err(|e| AppError::Invalid(crate::domain::FieldError::new("payloadTemplate", e.0)))?
+    };
+    let value: serde_json::Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
+    Ok(serde_json::to_string_pretty(&value).map_err(anyhow::Error::from)?)
+}

@@ -1,0 +1,196 @@
+//! Events as receivers see them, and payload templates that reshape them.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{EventType, FieldError};
+
+/// The default body of a delivery: the event's fields, as the partner docs show them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventBody {
+    /// `evt_…`, the same on every attempt and redelivery, so receivers can drop duplicates.
+    pub id: String,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    /// Overall result: `success` or `failed`.
+    pub status: String,
+    /// When it happened; receivers order events by it.
+    pub created_at: DateTime<Utc>,
+    /// The verification's details.
+    pub data: serde_json::Value,
+}
+
+impl EventBody {
+    /// The sample `verification.completed` event of the docs: what "Test Webhook" sends and
+    /// what template previews render.
+    pub fn sample() -> Self {
+        Self {
+            id: "evt_test_0000000000000000000000".into(),
+            event_type: EventType::VerificationCompleted,
+            status: "success".into(),
+            created_at: Utc.with_ymd_and_hms(2024, 1, 15, 14, 30, 0).single().expect("a valid date"),
+            data: serde_json::json!({
+                "verificationId": "ver_abc123",
+                "sessionId": 123,
+                "stepId": 456,
+                "status": "VERIFIED",
+                "proofData": { "income": { "monthlyAmount": 5000, "verified": true, "source": "chase-bank" } },
+                "formattedData": { "incomeVerified": true, "verificationScore": 95 },
+                "metadata": { "dataSource": "chase-bank", "processingTimeMs": 15000, "verifiedAt": "2024-01-15T14:30:00Z" }
+            }),
+        }
+    }
+}
+
+/// Longest template accepted, in bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
+/// Longest body a template may produce, in bytes.
+pub const MAX_RENDERED_BYTES: usize = 256 * 1024;
+
+/// A Jinja template (minijinja) that reshapes the JSON body from the event's fields: it sees
+/// `id`, `type`, `status`, `createdAt` and `data`, and `event` for the whole event; `tojson`
+/// writes a value as JSON. It must render valid JSON, which is checked when it is saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PayloadTemplate(String);
+
+impl PayloadTemplate {
+    /// A template read back from the store, which only holds checked ones.
+    pub fn from_trusted(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The template's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(feature = "ssr")]
+mod render {
+    use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+
+    use super::*;
+
+    /// Instructions one render may run: enough for any real reshaping, not for a loop that
+    /// would hold a dispatcher thread.
+    const FUEL: u64 = 50_000;
+
+    /// Why a template could not produce a body.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    #[error("{0}")]
+    pub struct TemplateError(pub String);
+
+    fn environment() -> Environment<'static> {
+        let mut env = Environment::new();
+        env.set_fuel(Some(FUEL));
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        // A misspelt field is an error, not an empty string in the body.
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_recursion_limit(50);
+        // `tojson` would write a misspelt field as `null`; say so instead.
+        env.add_filter("tojson", |value: &minijinja::Value, indent: Option<minijinja::Value>, args: minijinja::value::Kwargs| {
+            if value.is_undefined() {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::UndefinedError,
+                    "tojson was given an undefined value (is a field name misspelt?)",
+                ));
+            }
+            minijinja::filters::tojson(value, indent, args)
+        });
+        env
+    }
+
+    fn describe(err: &minijinja::Error) -> String {
+        let mut text = err.detail().map_or_else(|| err.kind().to_string(), |d| format!("{}: {d}", err.kind()));
+        if let Some(line) = err.line() {
+            text = format!("line {line}: {text}");
+        }
+        text
+    }
+
+    impl PayloadTemplate {
+        /// Checks a template: size, syntax, and that it renders valid JSON for the sample event.
+        pub fn parse(text: &str) -> Result<Self, FieldError> {
+            let err = |m: String| FieldError::new("payloadTemplate", m);
+            if text.len() > MAX_TEMPLATE_BYTES {
+                return Err(err(format!("must be at most {} KiB", MAX_TEMPLATE_BYTES / 1024)));
+            }
+            let template = Self(text.to_owned());
+            template.render(&EventBody::sample()).map_err(|e| err(e.0))?;
+            Ok(template)
+        }
+
+        /// Renders the body for `event`: valid JSON, at most 256 KiB, or an error that says why.
+        pub fn render(&self, event: &EventBody) -> Result<String, TemplateError> {
+            let env = environment();
+            let template = env.template_from_str(&self.0).map_err(|e| TemplateError(describe(&e)))?;
+            let mut context = serde_json::to_value(event).map_err(|e| TemplateError(e.to_string()))?;
+            context["event"] = context.clone();
+            let body = template
+                .render(minijinja::Value::from_serialize(&context))
+                .map_err(|e| TemplateError(describe(&e)))?;
+            if body.len() > MAX_RENDERED_BYTES {
+                return Err(TemplateError(format!("renders more than {} KiB", MAX_RENDERED_BYTES / 1024)));
+            }
+            serde_json::from_str::<serde_json::Value>(&body)
+                .map_err(|e| TemplateError(format!("does not render valid JSON ({e})")))?;
+            Ok(body)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn reshapes_the_event() {
+            let template = PayloadTemplate::parse(
+                r#"{"kind": {{ type|tojson }}, "verification": {{ data.verificationId|tojson }}, "score": {{ data.formattedData.verificationScore }}, "at": {{ createdAt|tojson }}}"#,
+            )
+            .unwrap();
+            let body: serde_json::Value = serde_json::from_str(&template.render(&EventBody::sample()).unwrap()).unwrap();
+            assert_eq!(body["kind"], "verification.completed");
+            assert_eq!(body["verification"], "ver_abc123");
+            assert_eq!(body["score"], 95);
+            assert_eq!(body["at"], "2024-01-15T14:30:00Z");
+        }
+
+        #[test]
+        fn the_whole_event_is_there_too() {
+            let template = PayloadTemplate::parse(r#"{"wrapped": {{ event|tojson }}}"#).unwrap();
+            let body: serde_json::Value = serde_json::from_str(&template.render(&EventBody::sample()).unwrap()).unwrap();
+            assert_eq!(body["wrapped"]["id"], "evt_test_0000000000000000000000");
+        }
+
+        fn error(text: &str) -> String {
+            let err = PayloadTemplate::parse(text).unwrap_err();
+            assert_eq!(err.field, "payloadTemplate");
+            err.message
+        }
+
+        #[test]
+        fn refuses_bad_templates_with_the_line() {
+            assert!(error("{\n  \"a\": {{ id \n}").contains("line"), "syntax errors name the line");
+            assert!(error(r#"{"a": {{ nosuchfield|tojson }}}"#).contains("undefined"));
+            assert!(error("not json at all").contains("valid JSON"));
+            assert!(error(r#"{"a": {{ id }}}"#).contains("valid JSON"), "an unquoted string is not JSON");
+            assert!(error("").contains("valid JSON"));
+        }
+
+        #[test]
+        fn limits_size_and_work() {
+            assert!(error(&format!("{{\"a\": \"{}\"}}", "x".repeat(MAX_TEMPLATE_BYTES))).contains("at most 16 KiB"));
+            let endless = "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}{}";
+            assert!(error(endless).contains("fuel"), "{}", error(endless));
+            let huge = r#"{"a": "{% for i in range(9000) %}{{ "x" * 100 }}{% endfor %}"}"#;
+            let message = error(huge);
+            assert!(message.contains("256 KiB") || message.contains("fuel"), "{message}");
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub use render::TemplateError;

@@ -1,0 +1,183 @@
+//! `/webhooks/{id}`: one webhook's settings and actions.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+
+use crate::api::{get_webhook, DeleteWebhook, RevealSigningSecret, RotateSigningSecret, SetWebhookActive};
+use crate::components::{format_time, HealthBadge, SignedIn};
+use crate::domain::WebhookView;
+
+/// Settings, signing secret, and Activate/Deactivate, Edit, Delete.
+#[component]
+pub fn WebhookDetailPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let set_active = ServerAction::<SetWebhookActive>::new();
+    let webhook = Resource::new(move || (id(), set_active.version().get()), |(id, _)| get_webhook(id));
+    let action_error = move || set_active.value().get().and_then(Result::err).map(|e| e.to_string());
+    view! {
+        <SignedIn title="Webhook">
+            <Transition fallback=|| view! { <p>"Loading…"</p> }>
+                <ErrorBoundary fallback=crate::components::error_list>
+                    {move || webhook.get().map(|answer| answer.map(|w| view! { <Detail webhook=w set_active /> }))}
+                </ErrorBoundary>
+            </Transition>
+            <Show when=move || action_error().is_some()>
+                <p class="error" role="alert">
+                    {action_error}
+                </p>
+            </Show>
+        </SignedIn>
+    }
+}
+
+#[component]
+fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> impl IntoView {
+    let id = webhook.id.to_string();
+    let events = webhook.event_types.clone().map(|t| t.join(", ")).unwrap_or_else(|| "All event types".into());
+    let header = webhook
+        .auth_header
+        .clone()
+        .map(|h| format!("{}: {}", h.name, h.value))
+        .unwrap_or_else(|| "None".into());
+    let deactivation = match (&webhook.deactivated_reason, &webhook.deactivated_at, webhook.active) {
+        (Some(reason), Some(at), false) => Some(format!("Deactivated by the dispatcher on {}: {reason}", format_time(at))),
+        (None, Some(at), false) => Some(format!("Deactivated on {}.", format_time(at))),
+        _ => None,
+    };
+    let (toggle_label, toggle_to) = if webhook.active { ("Deactivate", "false") } else { ("Activate", "true") };
+    let url = webhook.url.clone();
+    let toggle_id = id.clone();
+    let edit_href = format!("/webhooks/{id}/edit");
+    let secret_id = id.clone();
+    view! {
+        <div class="page-head">
+            <h1 class="url-title">{webhook.url.clone()}</h1>
+            <HealthBadge webhook=webhook.clone() />
+        </div>
+        {deactivation.map(|text| view! { <p class="notice card">{text}</p> })}
+        <div class="actions">
+            <ActionForm action=set_active>
+                <input type="hidden" name="id" value=toggle_id />
+                <input type="hidden" name="active" value=toggle_to />
+                <button type="submit" class=if webhook.active { "secondary" } else { "" }>
+                    {toggle_label}
+                </button>
+            </ActionForm>
+            <a class="button secondary" href=edit_href>
+                "Edit"
+            </a>
+        </div>
+        <dl class="settings card">
+            <dt>"Status"</dt>
+            <dd data-testid="status">{if webhook.active { "Active" } else { "Inactive" }}</dd>
+            <dt>"Event types"</dt>
+            <dd>{events}</dd>
+            <dt>"Auth header"</dt>
+            <dd data-testid="auth-header">{header}</dd>
+            <dt>"Payload template"</dt>
+            <dd>
+                {webhook
+                    .payload_template
+                    .clone()
+                    .map(|t| view! { <pre>{t}</pre> }.into_any())
+                    .unwrap_or_else(|| "None: the event is sent as it is".into_any())}
+            </dd>
+            <dt>"Created"</dt>
+            <dd>{format_time(&webhook.created_at)}</dd>
+            <dt>"Last delivery"</dt>
+            <dd>{webhook.last_delivery_at.as_ref().map(format_time).unwrap_or_else(|| "–".into())}</dd>
+            <dt>"Success rate (24 h)"</dt>
+            <dd>{webhook.success_rate.map(|r| format!("{r:.1} %")).unwrap_or_else(|| "–".into())}</dd>
+        </dl>
+        <SigningSecret id=secret_id />
+        <DeleteWebhookForm id url />
+    }
+}
+
+/// The signing secret: hidden until "Reveal"; "Rotate" makes a new one.
+#[component]
+fn SigningSecret(id: String) -> impl IntoView {
+    let reveal = ServerAction::<RevealSigningSecret>::new();
+    let rotate = ServerAction::<RotateSigningSecret>::new();
+    let shown = move || {
+        let revealed = reveal.value().get().and_then(Result::ok);
+        let rotated = rotate.value().get().and_then(Result::ok);
+        // The newest answer wins: a rotation after a reveal shows the new secret.
+        if rotate.version().get() > 0 && rotated.is_some() { rotated } else { revealed }
+    };
+    let error = move || {
+        reveal.value().get().and_then(Result::err).or_else(|| rotate.value().get().and_then(Result::err)).map(|e| e.to_string())
+    };
+    let reveal_id = id.clone();
+    view! {
+        <section class="card stack" aria-labelledby="secret-heading">
+            <h2 id="secret-heading">"Signing secret"</h2>
+            <p class="hint">
+                "Each request carries " <code>"x-webhook-signature"</code>
+                ": the hex HMAC-SHA256 of the body, keyed with this secret (the whole text, "
+                <code>"whsec_"</code> " included), and the Standard Webhooks headers."
+            </p>
+            <div class="with-button">
+                <label for="signing-secret" class="visually-hidden">
+                    "Signing secret"
+                </label>
+                <input
+                    id="signing-secret"
+                    class="secret"
+                    readonly
+                    data-testid="signing-secret"
+                    prop:value=move || shown().unwrap_or_else(|| "whsec_••••••••••••••••••••••••".into())
+                />
+                <ActionForm action=reveal>
+                    <input type="hidden" name="id" value=reveal_id />
+                    <button type="submit" class="secondary">
+                        "Reveal"
+                    </button>
+                </ActionForm>
+                <ActionForm action=rotate>
+                    <input type="hidden" name="id" value=id />
+                    <button type="submit" class="secondary">
+                        "Rotate"
+                    </button>
+                </ActionForm>
+            </div>
+            <Show when=move || rotate.value().get().is_some_and(|r| r.is_ok())>
+                <p class="hint" role="status">"New secret made. The old one keeps signing for 24 hours."</p>
+            </Show>
+            <Show when=move || error().is_some()>
+                <p class="error" role="alert">
+                    {error}
+                </p>
+            </Show>
+        </section>
+    }
+}
+
+/// "Delete", then a confirmation that names the URL. Built on `<details>`, so it works
+/// without JavaScript and with a keyboard.
+#[component]
+fn DeleteWebhookForm(id: String, url: String) -> impl IntoView {
+    let delete = ServerAction::<DeleteWebhook>::new();
+    let error = move || delete.value().get().and_then(Result::err).map(|e| e.to_string());
+    view! {
+        <details class="danger-zone card">
+            <summary class="button danger">"Delete"</summary>
+            <p>
+                "Delete the webhook for " <strong>{url.clone()}</strong>
+                "? Events stop going there and its delivery log is removed. This can't be undone."
+            </p>
+            <ActionForm action=delete>
+                <input type="hidden" name="id" value=id />
+                <button type="submit" class="danger" aria-label=format!("Delete the webhook for {url}")>
+                    "Yes, delete"
+                </button>
+            </ActionForm>
+            <Show when=move || error().is_some()>
+                <p class="error" role="alert">
+                    {error}
+                </p>
+            </Show>
+        </details>
+    }
+}

@@ -1,0 +1,230 @@
+//! `/webhooks/new` and `/webhooks/{id}/edit`: one form for both.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+
+use crate::api::{get_webhook, preview_template, AppError, SaveWebhook};
+use crate::components::SignedIn;
+use crate::domain::{EventType, WebhookView};
+
+/// `/webhooks/new`
+#[component]
+pub fn NewWebhookPage() -> impl IntoView {
+    view! {
+        <SignedIn title="Create Webhook">
+            <h1>"Create Webhook"</h1>
+            <WebhookForm existing=None />
+        </SignedIn>
+    }
+}
+
+/// `/webhooks/{id}/edit`
+#[component]
+pub fn EditWebhookPage() -> impl IntoView {
+    let params = use_params_map();
+    let webhook = Resource::new(move || params.read().get("id").unwrap_or_default(), get_webhook);
+    view! {
+        <SignedIn title="Edit webhook">
+            <h1>"Edit webhook"</h1>
+            <Transition fallback=|| view! { <p>"Loading…"</p> }>
+                <ErrorBoundary fallback=crate::components::error_list>
+                    {move || webhook.get().map(|answer| answer.map(|w| view! { <WebhookForm existing=Some(w) /> }))}
+                </ErrorBoundary>
+            </Transition>
+        </SignedIn>
+    }
+}
+
+/// The settings form. Each refused field shows its error next to it; what was typed stays.
+#[component]
+fn WebhookForm(existing: Option<WebhookView>) -> impl IntoView {
+    let save = ServerAction::<SaveWebhook>::new();
+    let error = move || save.value().get().and_then(Result::err);
+    let field_error = move |field: &'static str| {
+        move || error().and_then(|e| e.field_error(field).map(str::to_owned))
+    };
+    // An error that belongs to no field (not signed in, not found, server trouble).
+    let general_error = move || {
+        error().filter(|e| !matches!(e, AppError::Invalid(_) | AppError::InvalidFields(_))).map(|e| e.to_string())
+    };
+
+    let id = existing.as_ref().map(|w| w.id.to_string()).unwrap_or_default();
+    let url = existing.as_ref().map(|w| w.url.clone()).unwrap_or_default();
+    let active = existing.as_ref().is_none_or(|w| w.active);
+    let header = existing.as_ref().and_then(|w| w.auth_header.clone());
+    let selected = existing.as_ref().and_then(|w| w.event_types.clone());
+    let template = RwSignal::new(existing.as_ref().and_then(|w| w.payload_template.clone()).unwrap_or_default());
+    let only_some = RwSignal::new(selected.is_some());
+    let is_edit = existing.is_some();
+    let cancel_href = if is_edit { format!("/webhooks/{id}") } else { "/webhooks".to_owned() };
+
+    // The preview follows the template as it is typed (once the page is interactive).
+    let preview = Resource::new(move || template.get(), preview_template);
+
+    let type_boxes = EventType::ALL
+        .into_iter()
+        .map(|t| {
+            let name = format!("type_{}", t.as_str().replace('.', "_"));
+            let checked = selected.as_ref().is_none_or(|s| s.iter().any(|n| n == t.as_str()));
+            let input_id = name.clone();
+            let label_for = name.clone();
+            view! {
+                <label class="check" for=label_for>
+                    <input type="checkbox" id=input_id name=name checked=checked />
+                    <code>{t.as_str()}</code>
+                </label>
+            }
+        })
+        .collect_view();
+
+    view! {
+        <ActionForm action=save attr:class="card stack webhook-form" attr:aria-label="Webhook settings">
+            <input type="hidden" name="id" value=id />
+            <div class="field">
+                <label for="url">"Webhook URL"</label>
+                <input
+                    id="url"
+                    name="url"
+                    type="url"
+                    inputmode="url"
+                    value=url
+                    placeholder="https://your-domain.com/webhook"
+                    required
+                    aria-describedby="url-error"
+                />
+                <FieldError id="url-error" message=field_error("url") />
+            </div>
+            <div class="field">
+                <label class="check" for="active">
+                    <input type="checkbox" id="active" name="active" checked=active />
+                    "Active"
+                </label>
+                <p class="hint">"An inactive webhook receives no events until you activate it."</p>
+            </div>
+            <fieldset class="stack">
+                <legend>"Auth header (optional)"</legend>
+                <p class="hint">"We add this header to every request, so your endpoint can check it."</p>
+                <div class="field">
+                    <label for="auth-header-name">"Header name"</label>
+                    <input
+                        id="auth-header-name"
+                        name="auth_header_name"
+                        value=header.as_ref().map(|h| h.name.clone()).unwrap_or_default()
+                        placeholder="Authorization"
+                        autocomplete="off"
+                        aria-describedby="auth-header-name-error"
+                    />
+                    <FieldError id="auth-header-name-error" message=field_error("authHeader.name") />
+                </div>
+                <div class="field">
+                    <label for="auth-header-value">"Header value"</label>
+                    <input
+                        id="auth-header-value"
+                        name="auth_header_value"
+                        type="password"
+                        autocomplete="new-password"
+                        placeholder=header
+                            .as_ref()
+                            .map(|h| format!("{} (saved; leave empty to keep it)", h.value))
+                            .unwrap_or_else(|| "Bearer your-secret".into())
+                        aria-describedby="auth-header-value-error"
+                    />
+                    <FieldError id="auth-header-value-error" message=field_error("authHeader.value") />
+                    {is_edit.then(|| view! { <p class="hint">"Clear both fields to remove the header."</p> })}
+                </div>
+            </fieldset>
+            <fieldset class="stack">
+                <legend>"Event types"</legend>
+                <label class="check" for="event-types-all">
+                    <input
+                        type="radio"
+                        id="event-types-all"
+                        name="event_types_mode"
+                        value="all"
+                        checked=move || !only_some.get()
+                        on:change=move |_| only_some.set(false)
+                    />
+                    "All event types"
+                </label>
+                <label class="check" for="event-types-selected">
+                    <input
+                        type="radio"
+                        id="event-types-selected"
+                        name="event_types_mode"
+                        value="selected"
+                        checked=move || only_some.get()
+                        on:change=move |_| only_some.set(true)
+                    />
+                    "Only these:"
+                </label>
+                <div class="checks">{type_boxes}</div>
+                <FieldError id="event-types-error" message=field_error("eventTypes") />
+            </fieldset>
+            <div class="field">
+                <label for="payload-template">"Payload template (optional)"</label>
+                <p class="hint" id="payload-template-hint">
+                    "Reshape the JSON body with a Jinja template. It sees " <code>"id"</code> ", " <code>"type"</code> ", "
+                    <code>"status"</code> ", " <code>"createdAt"</code> ", " <code>"data"</code> " and " <code>"event"</code>
+                    "; write values with " <code>"{{ data.verificationId|tojson }}"</code>
+                    ". Leave it empty to send the event as it is."
+                </p>
+                <textarea
+                    id="payload-template"
+                    name="payload_template"
+                    rows="8"
+                    spellcheck="false"
+                    aria-describedby="payload-template-hint payload-template-error"
+                    prop:value=move || template.get()
+                    on:input=move |ev| template.set(event_target_value(&ev))
+                >
+                    {template.get_untracked()}
+                </textarea>
+                <FieldError id="payload-template-error" message=field_error("payloadTemplate") />
+                <div class="preview">
+                    <h3>"Preview for a sample " <code>"verification.completed"</code> " event"</h3>
+                    <Transition fallback=|| view! { <p>"…"</p> }>
+                        {move || {
+                            preview
+                                .get()
+                                .map(|answer| match answer {
+                                    Ok(body) => view! { <pre data-testid="template-preview">{body}</pre> }.into_any(),
+                                    Err(e) => {
+                                        view! { <p class="error" data-testid="template-preview-error">{e.to_string()}</p> }
+                                            .into_any()
+                                    }
+                                })
+                        }}
+                    </Transition>
+                </div>
+            </div>
+            <Show when=move || general_error().is_some()>
+                <p class="error" role="alert">
+                    {general_error}
+                </p>
+            </Show>
+            <Show when=move || matches!(error(), Some(AppError::Invalid(_) | AppError::InvalidFields(_)))>
+                <p class="error" role="alert">
+                    "Nothing was saved: please correct the fields marked above."
+                </p>
+            </Show>
+            <div class="actions">
+                <button type="submit" disabled=move || save.pending().get()>
+                    "Save Webhook"
+                </button>
+                <a href=cancel_href class="button secondary">
+                    "Cancel"
+                </a>
+            </div>
+        </ActionForm>
+    }
+}
+
+/// An error under a field, tied to it for screen readers by `aria-describedby`.
+#[component]
+fn FieldError(id: &'static str, message: impl Fn() -> Option<String> + Send + Sync + 'static) -> impl IntoView {
+    view! {
+        <p class="error field-error" id=id aria-live="polite">
+            {message}
+        </p>
+    }
+}

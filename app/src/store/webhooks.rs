@@ -1,0 +1,328 @@
+//! A partner's webhooks. Every function takes the partner first and filters on it, so another
+//! partner's webhook reads exactly like a missing one.
+
+use anyhow::Context;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{flag, from_ms, get_flag, now_ms, Db};
+use crate::domain::{
+    AuthHeader, EventFilter, Health, PartnerId, PayloadTemplate, SigningSecret, WebhookId, WebhookInput,
+    WebhookSettings, WebhookUrl, WebhookView,
+};
+
+/// How long a rotated-out signing secret still signs deliveries, so receivers can switch over.
+pub const PREVIOUS_SECRET_GRACE_MS: i64 = 24 * 3600 * 1000;
+
+const COLUMNS: &str = "id, partner_id, url, active, deactivated_at, deactivated_reason, event_types, \
+    auth_header_name, auth_header_value, payload_template, signing_secret, previous_secret, \
+    previous_secret_expires_at, created_at, updated_at";
+
+/// A webhook row with its secrets: for the server's own use (delivery, signing), never sent.
+#[derive(Debug, Clone)]
+pub struct WebhookRecord {
+    /// The webhook.
+    pub id: WebhookId,
+    /// Its owner.
+    pub partner_id: PartnerId,
+    /// Checked settings.
+    pub settings: WebhookSettings,
+    /// When it was switched off, if it is.
+    pub deactivated_at: Option<i64>,
+    /// Why the dispatcher switched it off, when it did.
+    pub deactivated_reason: Option<String>,
+    /// The current signing secret.
+    pub signing_secret: SigningSecret,
+    /// The rotated-out secret, while it is still valid.
+    pub previous_secret: Option<SigningSecret>,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// Last change (ms).
+    pub updated_at: i64,
+}
+
+impl WebhookRecord {
+    fn from_row(row: &AnyRow) -> anyhow::Result<Self> {
+        let event_types: Option<String> = row.try_get("event_types")?;
+        let event_filter = match event_types {
+            None => EventFilter::All,
+            Some(json) => {
+                let names: Vec<String> = serde_json::from_str(&json).context("event_types is not a JSON array")?;
+                EventFilter::parse(Some(&names)).map_err(|e| anyhow::anyhow!("stored {e}"))?
+            }
+        };
+        let auth_header = match (
+            row.try_get::<Option<String>, _>("auth_header_name")?,
+            row.try_get::<Option<String>, _>("auth_header_value")?,
+        ) {
+            (Some(name), Some(value)) => Some(AuthHeader::from_trusted(name, value)),
+            _ => None,
+        };
+        let now = now_ms();
+        let previous_secret = match (
+            row.try_get::<Option<String>, _>("previous_secret")?,
+            row.try_get::<Option<i64>, _>("previous_secret_expires_at")?,
+        ) {
+            (Some(secret), Some(expires)) if expires > now => Some(SigningSecret::from_trusted(secret)),
+            _ => None,
+        };
+        Ok(Self {
+            id: WebhookId::parse(&row.try_get::<String, _>("id")?)?,
+            partner_id: PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?,
+            settings: WebhookSettings {
+                url: WebhookUrl::from_trusted(row.try_get("url")?),
+                active: get_flag(row, "active")?,
+                auth_header,
+                event_filter,
+                payload_template: row.try_get::<Option<String>, _>("payload_template")?.map(PayloadTemplate::from_trusted),
+            },
+            deactivated_at: row.try_get("deactivated_at")?,
+            deactivated_reason: row.try_get("deactivated_reason")?,
+            signing_secret: SigningSecret::from_trusted(row.try_get("signing_secret")?),
+            previous_secret,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    /// The settings as a form or a PATCH starts from: the auth value left empty, which keeps it.
+    pub fn to_input(&self) -> WebhookInput {
+        let s = &self.settings;
+        WebhookInput {
+            url: s.url.to_string(),
+            active: s.active,
+            auth_header_name: s.auth_header.as_ref().map(|h| h.name().to_owned()).unwrap_or_default(),
+            auth_header_value: String::new(),
+            event_types: s.event_filter.names(),
+            payload_template: s.payload_template.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+        }
+    }
+}
+
+/// What the delivery log says about a webhook, for its list row and badge.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DeliveryStats {
+    /// Newest non-test attempt: time (ms) and whether it succeeded.
+    pub last_attempt: Option<(i64, bool)>,
+    /// Share of the last 24 hours' non-test attempts that succeeded, 0 to 100.
+    pub success_rate: Option<f64>,
+    /// Failed attempts since the last success.
+    pub failures_in_a_row: i64,
+}
+
+impl DeliveryStats {
+    /// The badge for a webhook with these stats.
+    pub fn health(&self, active: bool, deactivated_by_dispatcher: bool) -> Health {
+        if deactivated_by_dispatcher {
+            Health::Red
+        } else if !active {
+            Health::Inactive
+        } else if self.failures_in_a_row >= 3 {
+            Health::Red
+        } else if self.failures_in_a_row > 0 || self.success_rate.is_some_and(|r| r < 95.0) {
+            Health::Yellow
+        } else {
+            Health::Green
+        }
+    }
+}
+
+async fn stats(db: &Db, webhook: &WebhookId) -> anyhow::Result<DeliveryStats> {
+    let last = sqlx::query(
+        "SELECT created_at, outcome FROM attempts WHERE webhook_id = $1 AND test = $2 \
+         ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .bind(webhook.as_str())
+    .bind(flag(false))
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(last) = last else { return Ok(DeliveryStats::default()) };
+    let last_attempt = Some((last.try_get::<i64, _>("created_at")?, last.try_get::<String, _>("outcome")? == "success"));
+    let window = sqlx::query(
+        "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN outcome = 'success' THEN 1 ELSE 0 END), 0) AS ok \
+         FROM attempts WHERE webhook_id = $1 AND test = $2 AND created_at >= $3",
+    )
+    .bind(webhook.as_str())
+    .bind(flag(false))
+    .bind(now_ms() - 24 * 3600 * 1000)
+    .fetch_one(db.pool())
+    .await?;
+    let total: i64 = window.try_get("total")?;
+    let ok: i64 = window.try_get("ok")?;
+    let failures = sqlx::query(
+        "SELECT COUNT(*) AS n FROM attempts WHERE webhook_id = $1 AND test = $2 AND outcome = 'failure' \
+         AND created_at > COALESCE((SELECT MAX(created_at) FROM attempts \
+             WHERE webhook_id = $1 AND test = $2 AND outcome = 'success'), -1)",
+    )
+    .bind(webhook.as_str())
+    .bind(flag(false))
+    .fetch_one(db.pool())
+    .await?;
+    Ok(DeliveryStats {
+        last_attempt,
+        success_rate: (total > 0).then(|| (ok as f64) * 100.0 / (total as f64)),
+        failures_in_a_row: failures.try_get("n")?,
+    })
+}
+
+async fn view(db: &Db, record: &WebhookRecord) -> anyhow::Result<WebhookView> {
+    let stats = stats(db, &record.id).await.context("could not read delivery stats")?;
+    let s = &record.settings;
+    Ok(WebhookView {
+        id: record.id.clone(),
+        url: s.url.to_string(),
+        active: s.active,
+        deactivated_reason: record.deactivated_reason.clone(),
+        deactivated_at: record.deactivated_at.map(from_ms),
+        event_types: s.event_filter.names(),
+        auth_header: s.auth_header.as_ref().map(AuthHeader::masked),
+        payload_template: s.payload_template.as_ref().map(|t| t.as_str().to_owned()),
+        created_at: from_ms(record.created_at),
+        updated_at: from_ms(record.updated_at),
+        last_delivery_at: stats.last_attempt.map(|(at, _)| from_ms(at)),
+        last_delivery_ok: stats.last_attempt.map(|(_, ok)| ok),
+        success_rate: stats.success_rate,
+        health: stats.health(s.active, record.deactivated_reason.is_some()),
+    })
+}
+
+fn event_types_column(filter: &EventFilter) -> Option<String> {
+    filter.names().map(|names| serde_json::to_string(&names).expect("a list of strings serializes"))
+}
+
+/// Creates a webhook with a fresh signing secret; answers it with the secret, shown this once.
+#[tracing::instrument(skip_all, fields(partner = %partner))]
+pub async fn create(db: &Db, partner: &PartnerId, settings: &WebhookSettings) -> anyhow::Result<(WebhookView, SigningSecret)> {
+    let id = WebhookId::generate();
+    let secret = SigningSecret::generate();
+    let now = now_ms();
+    let row = sqlx::query(&format!(
+        "INSERT INTO webhooks (id, partner_id, url, active, deactivated_at, event_types, auth_header_name, \
+         auth_header_value, payload_template, signing_secret, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {COLUMNS}"
+    ))
+    .bind(id.as_str())
+    .bind(partner.as_str())
+    .bind(settings.url.as_str())
+    .bind(flag(settings.active))
+    .bind((!settings.active).then_some(now))
+    .bind(event_types_column(&settings.event_filter))
+    .bind(settings.auth_header.as_ref().map(|h| h.name().to_owned()))
+    .bind(settings.auth_header.as_ref().map(|h| h.expose_value().to_owned()))
+    .bind(settings.payload_template.as_ref().map(|t| t.as_str().to_owned()))
+    .bind(secret.expose())
+    .bind(now)
+    .fetch_one(db.pool())
+    .await
+    .context("could not store the webhook")?;
+    let record = WebhookRecord::from_row(&row)?;
+    Ok((view(db, &record).await?, secret))
+}
+
+/// The partner's webhooks, newest first.
+#[tracing::instrument(skip_all, fields(partner = %partner))]
+pub async fn list(db: &Db, partner: &PartnerId) -> anyhow::Result<Vec<WebhookView>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE partner_id = $1 ORDER BY created_at DESC, id DESC"
+    ))
+    .bind(partner.as_str())
+    .fetch_all(db.pool())
+    .await
+    .context("could not list webhooks")?;
+    let mut views = Vec::with_capacity(rows.len());
+    for row in &rows {
+        views.push(view(db, &WebhookRecord::from_row(row)?).await?);
+    }
+    Ok(views)
+}
+
+/// One of the partner's webhooks, with its secrets.
+#[tracing::instrument(skip_all, fields(partner = %partner, webhook = %id))]
+pub async fn record(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyhow::Result<Option<WebhookRecord>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM webhooks WHERE partner_id = $1 AND id = $2"))
+        .bind(partner.as_str())
+        .bind(id.as_str())
+        .fetch_optional(db.pool())
+        .await
+        .context("could not load the webhook")?;
+    row.as_ref().map(WebhookRecord::from_row).transpose()
+}
+
+/// One of the partner's webhooks, as it may be shown.
+pub async fn get(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyhow::Result<Option<WebhookView>> {
+    match record(db, partner, id).await? {
+        Some(record) => Ok(Some(view(db, &record).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Replaces a webhook's settings. Switching it on clears the deactivation; switching it off
+/// notes the time (the reason stays empty: the partner did it).
+#[tracing::instrument(skip_all, fields(partner = %partner, webhook = %id))]
+pub async fn update(db: &Db, partner: &PartnerId, id: &WebhookId, settings: &WebhookSettings) -> anyhow::Result<Option<WebhookView>> {
+    let now = now_ms();
+    let row = sqlx::query(&format!(
+        "UPDATE webhooks SET url = $1, event_types = $2, auth_header_name = $3, auth_header_value = $4, \
+         payload_template = $5, updated_at = $6, \
+         deactivated_at = CASE WHEN $7 = 1 THEN NULL WHEN active = 1 THEN $6 ELSE deactivated_at END, \
+         deactivated_reason = CASE WHEN $7 = 1 THEN NULL ELSE deactivated_reason END, \
+         active = $7 \
+         WHERE partner_id = $8 AND id = $9 RETURNING {COLUMNS}"
+    ))
+    .bind(settings.url.as_str())
+    .bind(event_types_column(&settings.event_filter))
+    .bind(settings.auth_header.as_ref().map(|h| h.name().to_owned()))
+    .bind(settings.auth_header.as_ref().map(|h| h.expose_value().to_owned()))
+    .bind(settings.payload_template.as_ref().map(|t| t.as_str().to_owned()))
+    .bind(now)
+    .bind(flag(settings.active))
+    .bind(partner.as_str())
+    .bind(id.as_str())
+    .fetch_optional(db.pool())
+    .await
+    .context("could not update the webhook")?;
+    match row {
+        Some(row) => Ok(Some(view(db, &WebhookRecord::from_row(&row)?).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Switches a webhook on or off, keeping its other settings.
+#[tracing::instrument(skip_all, fields(partner = %partner, webhook = %id, active))]
+pub async fn set_active(db: &Db, partner: &PartnerId, id: &WebhookId, active: bool) -> anyhow::Result<Option<WebhookView>> {
+    let Some(record) = record(db, partner, id).await? else { return Ok(None) };
+    let settings = WebhookSettings { active, ..record.settings };
+    update(db, partner, id, &settings).await
+}
+
+/// Deletes a webhook with its deliveries and log. `false` when the partner has no such webhook.
+#[tracing::instrument(skip_all, fields(partner = %partner, webhook = %id))]
+pub async fn delete(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyhow::Result<bool> {
+    let done = sqlx::query("DELETE FROM webhooks WHERE partner_id = $1 AND id = $2")
+        .bind(partner.as_str())
+        .bind(id.as_str())
+        .execute(db.pool())
+        .await
+        .context("could not delete the webhook")?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Gives a webhook a new signing secret; the old one keeps signing for 24 hours beside it.
+#[tracing::instrument(skip_all, fields(partner = %partner, webhook = %id))]
+pub async fn rotate_secret(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyhow::Result<Option<SigningSecret>> {
+    let secret = SigningSecret::generate();
+    let now = now_ms();
+    let done = sqlx::query(
+        "UPDATE webhooks SET previous_secret = signing_secret, previous_secret_expires_at = $1, \
+         signing_secret = $2, updated_at = $3 WHERE partner_id = $4 AND id = $5",
+    )
+    .bind(now + PREVIOUS_SECRET_GRACE_MS)
+    .bind(secret.expose())
+    .bind(now)
+    .bind(partner.as_str())
+    .bind(id.as_str())
+    .execute(db.pool())
+    .await
+    .context("could not rotate the signing secret")?;
+    Ok((done.rows_affected() > 0).then_some(secret))
+}

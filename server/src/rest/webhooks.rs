@@ -1,0 +1,203 @@
+//! `/api/v1/webhooks`: the partner's webhooks over REST.
+
+use app::domain::{WebhookId, WebhookInput, WebhookView};
+use app::state::AppState;
+use app::store::webhooks::{self, WebhookRecord};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::{ApiError, ApiJson, ApiPartner};
+
+/// An auth header as a request body gives it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthHeaderBody {
+    name: String,
+    /// Required when creating; on update, leaving it out keeps the saved value.
+    #[serde(default)]
+    value: Option<String>,
+}
+
+/// `POST /api/v1/webhooks`
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateBody {
+    url: String,
+    #[serde(default = "yes")]
+    active: bool,
+    #[serde(default)]
+    auth_header: Option<AuthHeaderBody>,
+    #[serde(default)]
+    event_types: Option<Vec<String>>,
+    #[serde(default)]
+    payload_template: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `PATCH /api/v1/webhooks/{id}`: a field left out stays as it is; `null` clears it
+/// (`eventTypes: null` means all types).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchBody {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    active: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    auth_header: Option<Option<AuthHeaderBody>>,
+    #[serde(default, deserialize_with = "present")]
+    event_types: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    payload_template: Option<Option<String>>,
+}
+
+/// Tells `null` (Some(None)) from a missing field (None, by `default`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A webhook just made, with its signing secret.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedBody {
+    #[serde(flatten)]
+    webhook: WebhookView,
+    secret: String,
+}
+
+/// `{secret}`
+#[derive(Debug, Serialize)]
+pub struct SecretBody {
+    secret: String,
+}
+
+/// `{data: [...]}`
+#[derive(Debug, Serialize)]
+pub struct ListBody {
+    data: Vec<WebhookView>,
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no webhook with id `{}`", id.chars().take(64).collect::<String>()))
+}
+
+/// The partner's webhook `id`, or the 404 a missing one (or another partner's) gets.
+async fn load(state: &AppState, partner: &ApiPartner, id: &str) -> Result<WebhookRecord, ApiError> {
+    let parsed = WebhookId::parse(id).map_err(|_| not_found(id))?;
+    webhooks::record(&state.db, &partner.0, &parsed).await?.ok_or_else(|| not_found(id))
+}
+
+async fn view(state: &AppState, partner: &ApiPartner, id: &WebhookId) -> Result<WebhookView, ApiError> {
+    webhooks::get(&state.db, &partner.0, id).await?.ok_or_else(|| not_found(id.as_str()))
+}
+
+/// `GET /api/v1/webhooks`
+pub async fn list(State(state): State<AppState>, partner: ApiPartner) -> Result<Json<ListBody>, ApiError> {
+    Ok(Json(ListBody { data: webhooks::list(&state.db, &partner.0).await? }))
+}
+
+/// `POST /api/v1/webhooks`: 201 with the webhook and its signing secret.
+pub async fn create(
+    State(state): State<AppState>,
+    partner: ApiPartner,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (auth_header_name, auth_header_value) = match body.auth_header {
+        Some(h) => (h.name, h.value.unwrap_or_default()),
+        None => (String::new(), String::new()),
+    };
+    let input = WebhookInput {
+        url: body.url,
+        active: body.active,
+        auth_header_name,
+        auth_header_value,
+        event_types: body.event_types,
+        payload_template: body.payload_template.unwrap_or_default(),
+    };
+    let settings = input.parse(state.settings.url_policy, None).map_err(ApiError::Invalid)?;
+    let (webhook, secret) = webhooks::create(&state.db, &partner.0, &settings).await?;
+    tracing::info!(partner = %partner.0, webhook = %webhook.id, "webhook created over the API");
+    Ok((StatusCode::CREATED, Json(CreatedBody { webhook, secret: secret.expose().to_owned() })))
+}
+
+/// `GET /api/v1/webhooks/{id}`
+pub async fn show(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<WebhookView>, ApiError> {
+    let record = load(&state, &partner, &id).await?;
+    Ok(Json(view(&state, &partner, &record.id).await?))
+}
+
+/// `PATCH /api/v1/webhooks/{id}`: changes the fields given; every refused field is reported
+/// and nothing is saved.
+pub async fn update(
+    State(state): State<AppState>,
+    partner: ApiPartner,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PatchBody>,
+) -> Result<Json<WebhookView>, ApiError> {
+    let record = load(&state, &partner, &id).await?;
+    let mut input = record.to_input();
+    if let Some(url) = body.url {
+        input.url = url;
+    }
+    if let Some(active) = body.active {
+        input.active = active;
+    }
+    match body.auth_header {
+        None => {}
+        Some(None) => (input.auth_header_name, input.auth_header_value) = (String::new(), String::new()),
+        Some(Some(h)) => (input.auth_header_name, input.auth_header_value) = (h.name, h.value.unwrap_or_default()),
+    }
+    if let Some(event_types) = body.event_types {
+        input.event_types = event_types;
+    }
+    if let Some(template) = body.payload_template {
+        input.payload_template = template.unwrap_or_default();
+    }
+    let settings = input.parse(state.settings.url_policy, record.settings.auth_header.as_ref()).map_err(ApiError::Invalid)?;
+    let webhook = webhooks::update(&state.db, &partner.0, &record.id, &settings).await?.ok_or_else(|| not_found(&id))?;
+    Ok(Json(webhook))
+}
+
+/// `DELETE /api/v1/webhooks/{id}`: 204.
+pub async fn delete(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let record = load(&state, &partner, &id).await?;
+    if !webhooks::delete(&state.db, &partner.0, &record.id).await? {
+        return Err(not_found(&id));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn switch(state: AppState, partner: ApiPartner, id: String, active: bool) -> Result<Json<WebhookView>, ApiError> {
+    let record = load(&state, &partner, &id).await?;
+    let webhook = webhooks::set_active(&state.db, &partner.0, &record.id, active).await?.ok_or_else(|| not_found(&id))?;
+    Ok(Json(webhook))
+}
+
+/// `POST /api/v1/webhooks/{id}/activate`
+pub async fn activate(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<WebhookView>, ApiError> {
+    switch(state, partner, id, true).await
+}
+
+/// `POST /api/v1/webhooks/{id}/deactivate`
+pub async fn deactivate(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<WebhookView>, ApiError> {
+    switch(state, partner, id, false).await
+}
+
+/// `GET /api/v1/webhooks/{id}/secret`
+pub async fn secret(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<SecretBody>, ApiError> {
+    let record = load(&state, &partner, &id).await?;
+    Ok(Json(SecretBody { secret: record.signing_secret.expose().to_owned() }))
+}
+
+/// `POST /api/v1/webhooks/{id}/secret/rotate`
+pub async fn rotate_secret(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<SecretBody>, ApiError> {
+    let record = load(&state, &partner, &id).await?;
+    let secret = webhooks::rotate_secret(&state.db, &partner.0, &record.id).await?.ok_or_else(|| not_found(&id))?;
+    Ok(Json(SecretBody { secret: secret.expose().to_owned() }))
+}
