@@ -3,7 +3,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{EventType, FieldError};
+use super::EventType;
 
 /// The default body of a delivery: the event's fields, as the partner docs show them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +71,8 @@ impl PayloadTemplate {
 #[cfg(feature = "ssr")]
 mod render {
     use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+
+    use crate::domain::FieldError;
 
     use super::*;
 

@@ -1,0 +1,97 @@
+// The webhook journey of the partner docs: create with an auth header, see it in the list,
+// edit it, deactivate and activate it, reveal the secret, delete it after confirming.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startPortal, launchBrowser, waitForHydration, logIn } from './support.mjs';
+
+let portal;
+let browser;
+
+before(async () => {
+  portal = await startPortal();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await portal?.stop();
+});
+
+const shot = (page, name) => (process.env.SCREENSHOTS ? page.screenshot({ path: `${process.env.SCREENSHOTS}/${name}.png`, fullPage: true }) : null);
+
+test('create, list, edit, deactivate, activate and delete a webhook', async () => {
+  const page = await browser.newPage();
+  await logIn(page, portal);
+  await page.waitForURL('**/webhooks', { timeout: 10_000 });
+  await page.getByText('No webhooks yet').waitFor({ timeout: 10_000 });
+  await shot(page, '1-empty');
+
+  await page.getByRole('link', { name: 'Create Webhook' }).first().click();
+  await page.waitForURL('**/webhooks/new', { timeout: 10_000 });
+  await waitForHydration(page);
+
+  // A bad URL is refused next to its field, and what was typed stays.
+  await page.getByLabel('Webhook URL').fill('http://api.acme.test/hook');
+  await page.getByLabel('Header name').fill('Authorization');
+  await page.getByLabel('Header value').fill('Bearer partner-secret-9876');
+  await page.getByRole('button', { name: 'Save Webhook' }).click();
+  await page.locator('#url-error', { hasText: 'https://' }).waitFor({ timeout: 10_000 });
+  assert.equal(await page.getByLabel('Header name').inputValue(), 'Authorization');
+  await shot(page, '2-error');
+
+  // The template preview follows what is typed.
+  await page.getByLabel('Payload template (optional)').fill('{"ref": {{ data.verificationId|tojson }}}');
+  await page.getByTestId('template-preview').filter({ hasText: '"ref": "ver_abc123"' }).waitFor({ timeout: 10_000 });
+
+  await page.getByLabel('Webhook URL').fill('https://api.acme.test/webhooks');
+  await page.getByRole('button', { name: 'Save Webhook' }).click();
+  await page.waitForURL(/\/webhooks\/wh_[0-9A-Z]{26}$/, { timeout: 10_000 });
+  const detailUrl = page.url();
+  await page.getByRole('heading', { name: 'https://api.acme.test/webhooks' }).waitFor({ timeout: 10_000 });
+  const header = await page.getByTestId('auth-header').textContent();
+  assert.equal(header, 'Authorization: ••••••••9876', 'the value is masked after saving');
+  assert.ok(!(await page.content()).includes('partner-secret-9876'), 'the value never reaches the page');
+  await shot(page, '3-detail');
+
+  // The signing secret is hidden until "Reveal".
+  await waitForHydration(page);
+  const secret = page.getByTestId('signing-secret');
+  assert.ok(!(await secret.inputValue()).match(/^whsec_[A-Za-z0-9+/]{43}=$/));
+  await page.getByRole('button', { name: 'Reveal' }).click();
+  await page.waitForFunction(() => /^whsec_[A-Za-z0-9+/]{43}=$/.test(document.querySelector('[data-testid=signing-secret]').value), null, { timeout: 10_000 });
+
+  // It is in the list.
+  await page.getByRole('link', { name: 'Webhooks' }).click();
+  await page.waitForURL('**/webhooks', { timeout: 10_000 });
+  const row = page.getByRole('row', { name: /api\.acme\.test\/webhooks/ });
+  await row.waitFor({ timeout: 10_000 });
+  assert.match(await row.textContent(), /Active/);
+  await shot(page, '4-list');
+
+  // Edit: change the URL; the saved header value is kept when its field is left empty.
+  await page.goto(detailUrl);
+  await page.getByRole('link', { name: 'Edit' }).click();
+  await page.waitForURL('**/edit', { timeout: 10_000 });
+  await waitForHydration(page);
+  await page.getByLabel('Webhook URL').fill('https://api.acme.test/webhooks/v2');
+  await page.getByRole('button', { name: 'Save Webhook' }).click();
+  await page.getByRole('heading', { name: 'https://api.acme.test/webhooks/v2' }).waitFor({ timeout: 10_000 });
+  assert.equal(await page.getByTestId('auth-header').textContent(), 'Authorization: ••••••••9876');
+
+  // Deactivate, then activate.
+  await waitForHydration(page);
+  await page.getByRole('button', { name: 'Deactivate' }).click();
+  await page.getByTestId('status').filter({ hasText: 'Inactive' }).waitFor({ timeout: 10_000 });
+  await page.getByRole('button', { name: 'Activate' }).click();
+  await page.getByTestId('status').filter({ hasText: 'Active' }).waitFor({ timeout: 10_000 });
+
+  // Delete, after a confirmation that names the URL.
+  await page.getByText('Delete', { exact: true }).click();
+  await page.getByText('Delete the webhook for https://api.acme.test/webhooks/v2?').waitFor({ timeout: 5_000 });
+  await shot(page, '5-confirm');
+  await page.getByRole('button', { name: 'Delete the webhook for https://api.acme.test/webhooks/v2' }).click();
+  await page.waitForURL('**/webhooks', { timeout: 10_000 });
+  await page.getByText('No webhooks yet').waitFor({ timeout: 10_000 });
+  await page.close();
+});
