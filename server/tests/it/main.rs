@@ -4,5 +4,6 @@
 mod api;
 mod cli;
 mod helpers;
+mod portal_webhooks;
 mod sessions;
 mod webhooks;
