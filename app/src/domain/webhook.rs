@@ -250,6 +250,7 @@ impl fmt::Debug for AuthHeader {
 
 /// The auth header as it may be shown: the value masked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct MaskedAuthHeader {
     /// The header's name.
     pub name: String,
@@ -571,6 +572,7 @@ mod tests {
 
 /// A webhook's health badge: words as well as colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     /// Delivering successfully.
@@ -607,9 +609,11 @@ impl Health {
 
 /// A webhook as pages and the REST API show it: secrets masked or left out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookView {
     /// `wh_…`
+    #[cfg_attr(feature = "ssr", schema(value_type = String, example = "wh_01KAQ3M7A8Q9XKJ2V5T6N4B0CD"))]
     pub id: super::WebhookId,
     /// Where deliveries go.
     pub url: String,
@@ -620,6 +624,7 @@ pub struct WebhookView {
     /// When it was deactivated (by the partner or the dispatcher).
     pub deactivated_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The event types it receives; `null` for all.
+    #[cfg_attr(feature = "ssr", schema(example = json!(["verification.completed"])))]
     pub event_types: Option<Vec<String>>,
     /// The extra header, its value masked.
     pub auth_header: Option<MaskedAuthHeader>,

@@ -5,6 +5,32 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+/// The shape of every error answer (for the OpenAPI document).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// `{code, message}`, with `field` and `errors` when fields were refused.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `validation_failed` or `internal`.
+    code: String,
+    /// What was wrong, in words.
+    message: String,
+    /// The first refused field (422 only).
+    field: Option<String>,
+    /// Every refused field (422 only).
+    errors: Option<Vec<FieldErrorBody>>,
+}
+
+/// One refused field.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct FieldErrorBody {
+    field: String,
+    message: String,
+}
+
 /// Why an API call was refused. Each maps to one status and one `code`.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

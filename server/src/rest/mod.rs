@@ -4,6 +4,7 @@
 mod auth;
 mod error;
 mod json;
+mod openapi;
 mod partner;
 mod webhooks;
 
@@ -14,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 
 pub use auth::ApiPartner;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 pub use json::ApiJson;
 
 use crate::startup::ApiSettings;
@@ -22,6 +23,7 @@ use crate::startup::ApiSettings;
 /// The `/api/v1` routes.
 pub fn router(settings: Arc<ApiSettings>) -> Router<AppState> {
     Router::new()
+        .route("/openapi.json", get(openapi::document))
         .route("/partner", get(partner::show))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", get(webhooks::show).patch(webhooks::update).delete(webhooks::delete))

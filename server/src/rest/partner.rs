@@ -4,17 +4,19 @@ use app::state::AppState;
 use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::{ApiError, ApiPartner};
+use super::{ApiError, ApiPartner, ErrorBody};
 
 /// The caller's partner.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PartnerBody {
     id: String,
     name: String,
 }
 
+#[utoipa::path(get, path = "/api/v1/partner", tag = "partner", security(("apiKey" = [])), responses((status = 200, body = PartnerBody), (status = 401, body = ErrorBody)))]
 /// Answers the partner the API key belongs to: a cheap way to check a key works.
 pub async fn show(State(state): State<AppState>, ApiPartner(partner): ApiPartner) -> Result<Json<PartnerBody>, ApiError> {
     let name = app::store::accounts::partner_name(&state.db, &partner)

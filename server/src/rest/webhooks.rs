@@ -8,11 +8,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
 
-use super::{ApiError, ApiJson, ApiPartner};
+use super::{ApiError, ApiJson, ApiPartner, ErrorBody};
 
 /// An auth header as a request body gives it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthHeaderBody {
     name: String,
@@ -22,16 +23,21 @@ pub struct AuthHeaderBody {
 }
 
 /// `POST /api/v1/webhooks`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateBody {
+    /// `https://` URL, at most 2,048 characters.
+    #[schema(example = "https://api.example.com/webhooks")]
     url: String,
+    /// Whether it receives events right away (default true).
     #[serde(default = "yes")]
     active: bool,
     #[serde(default)]
     auth_header: Option<AuthHeaderBody>,
+    /// Event types to receive; left out or `null` for all.
     #[serde(default)]
     event_types: Option<Vec<String>>,
+    /// A Jinja template that must render JSON; left out for the default body.
     #[serde(default)]
     payload_template: Option<String>,
 }
@@ -42,18 +48,24 @@ fn yes() -> bool {
 
 /// `PATCH /api/v1/webhooks/{id}`: a field left out stays as it is; `null` clears it
 /// (`eventTypes: null` means all types).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchBody {
     #[serde(default)]
     url: Option<String>,
     #[serde(default)]
     active: Option<bool>,
+    /// `null` removes the header; a name without value keeps the saved value.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<AuthHeaderBody>, nullable)]
     auth_header: Option<Option<AuthHeaderBody>>,
+    /// `null` means all event types.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>, nullable)]
     event_types: Option<Option<Vec<String>>>,
+    /// `null` removes the template.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
     payload_template: Option<Option<String>>,
 }
 
@@ -63,7 +75,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 }
 
 /// A webhook just made, with its signing secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedBody {
     #[serde(flatten)]
@@ -72,13 +84,13 @@ pub struct CreatedBody {
 }
 
 /// `{secret}`
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SecretBody {
     secret: String,
 }
 
 /// `{data: [...]}`
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ListBody {
     data: Vec<WebhookView>,
 }
@@ -98,11 +110,13 @@ async fn view(state: &AppState, partner: &ApiPartner, id: &WebhookId) -> Result<
 }
 
 /// `GET /api/v1/webhooks`
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", security(("apiKey" = [])), responses((status = 200, body = ListBody), (status = 401, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, partner: ApiPartner) -> Result<Json<ListBody>, ApiError> {
     Ok(Json(ListBody { data: webhooks::list(&state.db, &partner.0).await? }))
 }
 
 /// `POST /api/v1/webhooks`: 201 with the webhook and its signing secret.
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", security(("apiKey" = [])), request_body = CreateBody, responses((status = 201, body = CreatedBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     partner: ApiPartner,
@@ -127,6 +141,7 @@ pub async fn create(
 }
 
 /// `GET /api/v1/webhooks/{id}`
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = WebhookView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn show(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<WebhookView>, ApiError> {
     let record = load(&state, &partner, &id).await?;
     Ok(Json(view(&state, &partner, &record.id).await?))
@@ -134,6 +149,7 @@ pub async fn show(State(state): State<AppState>, partner: ApiPartner, Path(id): 
 
 /// `PATCH /api/v1/webhooks/{id}`: changes the fields given; every refused field is reported
 /// and nothing is saved.
+#[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), request_body = PatchBody, responses((status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     partner: ApiPartner,
@@ -165,6 +181,7 @@ pub async fn update(
 }
 
 /// `DELETE /api/v1/webhooks/{id}`: 204.
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let record = load(&state, &partner, &id).await?;
     if !webhooks::delete(&state.db, &partner.0, &record.id).await? {
@@ -180,22 +197,26 @@ async fn switch(state: AppState, partner: ApiPartner, id: String, active: bool) 
 }
 
 /// `POST /api/v1/webhooks/{id}/activate`
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/activate", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = WebhookView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn activate(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<WebhookView>, ApiError> {
     switch(state, partner, id, true).await
 }
 
 /// `POST /api/v1/webhooks/{id}/deactivate`
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/deactivate", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = WebhookView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn deactivate(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<WebhookView>, ApiError> {
     switch(state, partner, id, false).await
 }
 
 /// `GET /api/v1/webhooks/{id}/secret`
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/secret", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = SecretBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn secret(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<SecretBody>, ApiError> {
     let record = load(&state, &partner, &id).await?;
     Ok(Json(SecretBody { secret: record.signing_secret.expose().to_owned() }))
 }
 
 /// `POST /api/v1/webhooks/{id}/secret/rotate`
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/secret/rotate", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = SecretBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn rotate_secret(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<SecretBody>, ApiError> {
     let record = load(&state, &partner, &id).await?;
     let secret = webhooks::rotate_secret(&state.db, &partner.0, &record.id).await?.ok_or_else(|| not_found(&id))?;

@@ -127,3 +127,31 @@ async fn another_partners_key_cannot_be_revoked() {
     let (_, acme_list) = call(&app, &acme_client, "/api/api_keys/list", &[]).await;
     assert!(acme_list[0]["revokedAt"].is_null(), "Acme's key is untouched");
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let app = spawn_app().await;
+    let response = reqwest::get(app.url("/api/v1/openapi.json")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let doc: Value = response.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = &doc["paths"];
+    for (path, method) in [
+        ("/api/v1/partner", "get"),
+        ("/api/v1/webhooks", "get"),
+        ("/api/v1/webhooks", "post"),
+        ("/api/v1/webhooks/{id}", "get"),
+        ("/api/v1/webhooks/{id}", "patch"),
+        ("/api/v1/webhooks/{id}", "delete"),
+        ("/api/v1/webhooks/{id}/activate", "post"),
+        ("/api/v1/webhooks/{id}/deactivate", "post"),
+        ("/api/v1/webhooks/{id}/secret", "get"),
+        ("/api/v1/webhooks/{id}/secret/rotate", "post"),
+    ] {
+        assert!(paths[path][method].is_object(), "{method} {path} is missing");
+    }
+    let webhook = &doc["components"]["schemas"]["WebhookView"]["properties"];
+    for field in ["id", "url", "active", "deactivatedReason", "eventTypes", "authHeader", "payloadTemplate", "createdAt", "lastDeliveryAt", "successRate", "health"] {
+        assert!(webhook[field].is_object(), "WebhookView.{field} is missing");
+    }
+}
