@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
+use crate::delivery::Sender;
 use crate::domain::{RetrySchedule, UrlPolicy};
 use crate::store::Db;
 
@@ -17,10 +18,14 @@ pub struct AppState {
     pub db: Db,
     /// The operator's settings.
     pub settings: Arc<Settings>,
+    /// The HTTP client of deliveries and tests.
+    pub sender: Sender,
+    /// Wakes the dispatcher when work arrives (an event, a reactivated webhook).
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// The operator's settings that shape what partners may do and how deliveries go.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// What webhook URLs may point at.
     pub url_policy: UrlPolicy,
@@ -28,4 +33,6 @@ pub struct Settings {
     pub retry_schedule: RetrySchedule,
     /// Days of delivery logs to keep.
     pub log_retention_days: u32,
+    /// How long a receiver has to answer.
+    pub delivery_timeout: std::time::Duration,
 }

@@ -9,7 +9,7 @@ use app::store::accounts::CreatePartnerError;
 use app::store::{self, Db};
 use serde_json::json;
 
-use crate::config::{ApiKeyCommand, PartnerCommand};
+use crate::config::{ApiKeyCommand, EventCommand, PartnerCommand};
 
 /// Opens the database and brings its schema up to date, as every command needs.
 async fn open(database_url: &str) -> anyhow::Result<Db> {
@@ -99,6 +99,35 @@ pub async fn api_key(database_url: &str, command: ApiKeyCommand) -> anyhow::Resu
     } else {
         println!("Created API key {} for partner {partner}. It is shown only this once:", summary.id);
         println!("{}", key.expose());
+    }
+    Ok(())
+}
+
+/// `portal event …`.
+pub async fn event(database_url: &str, command: EventCommand) -> anyhow::Result<()> {
+    use app::domain::NewEvent;
+    use app::store::deliveries::{publish, Published};
+    let EventCommand::Publish { partner, event_type, status, data, id, json } = command;
+    let data: serde_json::Value = serde_json::from_str(&data).map_err(|e| anyhow::anyhow!("--data is not JSON: {e}"))?;
+    let event = NewEvent::parse(&partner, &event_type, &status, data, id.as_deref()).map_err(|errors| {
+        let text: Vec<String> = errors
+            .iter()
+            .map(|e| format!("--{} {}", if e.field == "partnerId" { "partner" } else { e.field.as_str() }, e.message))
+            .collect();
+        anyhow::anyhow!("{}", text.join("; "))
+    })?;
+    let db = open(database_url).await?;
+    if store::accounts::partner_name(&db, &event.partner).await?.is_none() {
+        bail!("--partner {}: no such partner (see `portal partner list`)", event.partner);
+    }
+    let deliveries = match publish(&db, &event).await? {
+        Published::New { deliveries } | Published::Again { deliveries } => deliveries,
+        Published::Conflict => bail!("--id `{}` belongs to another partner's event", event.id),
+    };
+    if json {
+        println!("{}", json!({ "id": event.id, "deliveries": deliveries }));
+    } else {
+        println!("Published event {} to {deliveries} webhook(s).", event.id);
     }
     Ok(())
 }

@@ -37,6 +37,35 @@ pub enum Command {
     /// Manage partners' API keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Publish events (the operator's side).
+    #[command(subcommand)]
+    Event(EventCommand),
+}
+
+/// `portal event …`
+#[derive(Debug, Subcommand)]
+pub enum EventCommand {
+    /// Publish an event for a partner; a running portal delivers it to the partner's webhooks.
+    Publish {
+        /// The partner's id (`ptn_…`).
+        #[arg(long)]
+        partner: String,
+        /// The event type, e.g. `verification.completed`.
+        #[arg(long = "type")]
+        event_type: String,
+        /// Overall result.
+        #[arg(long, default_value = "success")]
+        status: String,
+        /// The details, a JSON object.
+        #[arg(long, default_value = "{}")]
+        data: String,
+        /// Your id for the event (publishing it twice creates nothing new).
+        #[arg(long)]
+        id: Option<String>,
+        /// Print one JSON object: {"id", "deliveries"}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `portal partner …`
@@ -103,6 +132,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTAL_RETRY_SCHEDULE", default_value = "1s,2s,4s,8s,16s", value_parser = parse_retry_schedule)]
     pub retry_schedule: RetrySchedule,
 
+    /// How long a receiver has to answer one delivery, e.g. `10s` (100ms to 60s).
+    #[arg(long, env = "PORTAL_DELIVERY_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub delivery_timeout: std::time::Duration,
+
     /// Days to keep delivery logs (1 to 3650).
     #[arg(long, env = "PORTAL_LOG_RETENTION_DAYS", default_value = "30", value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub log_retention_days: u32,
@@ -156,6 +189,14 @@ fn parse_operator_token(value: &str) -> Result<OperatorToken, String> {
         return Err("may hold only visible ASCII characters (no spaces)".into());
     }
     Ok(OperatorToken(value.to_owned()))
+}
+
+fn parse_timeout(value: &str) -> Result<std::time::Duration, String> {
+    let timeout = humantime::parse_duration(value.trim()).map_err(|e| format!("is not a duration like `10s` ({e})"))?;
+    if timeout < std::time::Duration::from_millis(100) || timeout > std::time::Duration::from_secs(60) {
+        return Err("must be between 100ms and 60s".into());
+    }
+    Ok(timeout)
 }
 
 fn parse_retry_schedule(value: &str) -> Result<RetrySchedule, String> {

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dispatcher;
 pub mod guard;
 pub mod rest;
 pub mod startup;
@@ -17,6 +18,7 @@ pub async fn run(database_url: &str, command: Command) -> anyhow::Result<()> {
         Command::Migrate => cli::migrate(database_url).await,
         Command::Partner(command) => cli::partner(database_url, command).await,
         Command::ApiKey(command) => cli::api_key(database_url, command).await,
+        Command::Event(command) => cli::event(database_url, command).await,
     }
 }
 

@@ -17,7 +17,11 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
+use app::delivery::Sender;
+use tokio::sync::Notify;
+
 use crate::config::ServeArgs;
+use crate::dispatcher::Dispatcher;
 use crate::{guard, rest};
 
 /// How long a session lasts without use.
@@ -30,6 +34,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     port: u16,
+    dispatcher: Dispatcher,
 }
 
 /// What the REST API needs besides the database.
@@ -62,15 +67,20 @@ impl Application {
             url_policy: UrlPolicy { allow_private: args.allow_private_targets },
             retry_schedule: args.retry_schedule.clone(),
             log_retention_days: args.log_retention_days,
+            delivery_timeout: args.delivery_timeout,
         });
-        let state = AppState { leptos_options, db, settings };
+        let sender = Sender::new(args.allow_private_targets, args.delivery_timeout)?;
+        let wake = Arc::new(Notify::new());
+        let dispatcher =
+            Dispatcher::new(db.clone(), sender.clone(), args.retry_schedule.clone(), wake.clone(), args.delivery_timeout);
+        let state = AppState { leptos_options, db, settings, sender, wake };
         let api = Arc::new(ApiSettings { operator_token: args.operator_token.clone() });
         let router = sessions.layer(router(state, api), args.secure_cookies);
 
         let listener =
             TcpListener::bind(args.addr).await.with_context(|| format!("could not listen on {}", args.addr))?;
         let port = listener.local_addr()?.port();
-        Ok(Self { listener, router, port })
+        Ok(Self { listener, router, port, dispatcher })
     }
 
     /// The port the application listens on (the real one when port 0 was asked for).
@@ -78,11 +88,17 @@ impl Application {
         self.port
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests under way.
+    /// Serves and delivers until `shutdown` completes, then finishes the requests and the
+    /// attempts under way.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let dispatcher = tokio::spawn(self.dispatcher.run(stopped));
         tracing::info!("listening on http://{addr}");
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await.context("the server failed")
+        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        let _ = stop.send(true);
+        let _ = dispatcher.await;
+        served.context("the server failed")
     }
 }
 

@@ -74,10 +74,14 @@ pub async fn save_webhook(
     };
     let saved_header = existing.as_ref().and_then(|r| r.settings.auth_header.as_ref());
     let settings = input.parse(state.settings.url_policy, saved_header)?;
+    let was_active = existing.as_ref().is_some_and(|r| r.settings.active);
     let view = match existing {
         Some(record) => webhooks::update(&state.db, &user.partner_id, &record.id, &settings).await?.ok_or(AppError::NotFound)?,
         None => webhooks::create(&state.db, &user.partner_id, &settings).await?.0,
     };
+    if view.active && !was_active {
+        state.wake.notify_one(); // held deliveries are due again
+    }
     tracing::info!(partner = %user.partner_id, webhook = %view.id, "webhook saved");
     leptos_axum::redirect(&format!("/webhooks/{}", view.id));
     Ok(view)
@@ -91,6 +95,9 @@ pub async fn set_webhook_active(id: String, active: bool) -> Result<WebhookView,
         .await?
         .ok_or(AppError::NotFound)?;
     tracing::info!(partner = %user.partner_id, webhook = %view.id, active, "webhook switched");
+    if active {
+        state.wake.notify_one(); // held deliveries are due again
+    }
     Ok(view)
 }
 
@@ -124,6 +131,14 @@ pub async fn rotate_signing_secret(id: String) -> Result<String, AppError> {
         .ok_or(AppError::NotFound)?;
     tracing::info!(partner = %user.partner_id, webhook = %id, "signing secret rotated");
     Ok(secret.expose().to_owned())
+}
+
+/// "Test Webhook": sends a sample event now and says what the receiver answered.
+#[server(endpoint = "webhooks/test")]
+pub async fn test_webhook(id: String) -> Result<crate::domain::AttemptResult, AppError> {
+    let (user, state) = super::require_user().await?;
+    let record = crate::store::webhooks::record(&state.db, &user.partner_id, &webhook_id(&id)?).await?.ok_or(AppError::NotFound)?;
+    Ok(crate::delivery::send_test(&state.db, &state.sender, &record).await?)
 }
 
 /// What a payload template makes of the sample event: the body, pretty-printed, or why not.

@@ -44,6 +44,88 @@ impl EventBody {
     }
 }
 
+/// An event to publish, checked: what the operator's `POST /api/v1/events` and
+/// `portal event publish` make from their input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Its id: given by the operator or generated (`evt_…`).
+    pub id: String,
+    /// The partner it happened for.
+    pub partner: super::PartnerId,
+    /// Its type.
+    pub event_type: EventType,
+    /// `success`, `failed`, …
+    pub status: String,
+    /// The details: a JSON object.
+    pub data: serde_json::Value,
+}
+
+/// Longest event id accepted.
+pub const MAX_EVENT_ID_CHARS: usize = 128;
+
+#[cfg(feature = "ssr")]
+impl NewEvent {
+    /// Checks every field and reports every broken rule. Without an id, one is generated.
+    pub fn parse(
+        partner: &str,
+        event_type: &str,
+        status: &str,
+        data: serde_json::Value,
+        id: Option<&str>,
+    ) -> Result<Self, Vec<super::FieldError>> {
+        use super::FieldError;
+        let mut errors = Vec::new();
+        let partner = super::PartnerId::parse(partner).map_err(|e| errors.push(FieldError::new("partnerId", e.to_string()))).ok();
+        let event_type = EventType::parse(event_type).map_err(|e| errors.push(FieldError::new("type", e.message))).ok();
+        let status = status.trim();
+        if status.is_empty() || status.len() > 64 || status.chars().any(char::is_control) {
+            errors.push(FieldError::new("status", "must be 1 to 64 characters, such as `success` or `failed`"));
+        }
+        if !data.is_object() {
+            errors.push(FieldError::new("data", "must be a JSON object"));
+        }
+        let id = match id {
+            None => format!("evt_{}", ulid::Ulid::new()),
+            Some(id) => {
+                let ok = !id.is_empty()
+                    && id.len() <= MAX_EVENT_ID_CHARS
+                    && id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
+                if !ok {
+                    errors.push(FieldError::new("id", format!("must be 1 to {MAX_EVENT_ID_CHARS} letters, digits, `_`, `-`, `.` or `:`")));
+                }
+                id.to_owned()
+            }
+        };
+        match (partner, event_type) {
+            (Some(partner), Some(event_type)) if errors.is_empty() => {
+                Ok(Self { id, partner, event_type, status: status.to_owned(), data })
+            }
+            _ => Err(errors),
+        }
+    }
+
+    /// The event as receivers see it, created now.
+    pub fn body(&self, created_at: DateTime<Utc>) -> EventBody {
+        EventBody { id: self.id.clone(), event_type: self.event_type, status: self.status.clone(), created_at, data: self.data.clone() }
+    }
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptResult {
+    /// A 2xx answer within the time limit.
+    pub success: bool,
+    /// The receiver's status code, when it answered.
+    pub status_code: Option<u16>,
+    /// From sending to the end of the answer (or the failure).
+    pub latency_ms: i64,
+    /// The start of the answer's body (4 KiB at most).
+    pub response_body: Option<String>,
+    /// Why it failed, in words.
+    pub error: Option<String>,
+}
+
 /// Longest template accepted, in bytes.
 pub const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
 /// Longest body a template may produce, in bytes.

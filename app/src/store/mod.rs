@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod deliveries;
 pub mod webhooks;
 
 use std::str::FromStr;

@@ -256,11 +256,21 @@ pub async fn get(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyhow::Result
     }
 }
 
-/// Replaces a webhook's settings. Switching it on clears the deactivation; switching it off
-/// notes the time (the reason stays empty: the partner did it).
+/// Replaces a webhook's settings. Switching it on clears the deactivation and releases its
+/// held deliveries; switching it off notes the time (the reason stays empty: the partner did it)
+/// and holds its waiting deliveries. Nothing waiting is ever dropped.
 #[tracing::instrument(skip_all, fields(partner = %partner, webhook = %id))]
 pub async fn update(db: &Db, partner: &PartnerId, id: &WebhookId, settings: &WebhookSettings) -> anyhow::Result<Option<WebhookView>> {
     let now = now_ms();
+    let mut tx = db.pool().begin().await.context("could not start a transaction")?;
+    let was_active = sqlx::query("SELECT active FROM webhooks WHERE partner_id = $1 AND id = $2")
+        .bind(partner.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .context("could not load the webhook")?;
+    let Some(was_active) = was_active else { return Ok(None) };
+    let was_active = get_flag(&was_active, "active")?;
     let row = sqlx::query(&format!(
         "UPDATE webhooks SET url = $1, event_types = $2, auth_header_name = $3, auth_header_value = $4, \
          payload_template = $5, updated_at = $6, \
@@ -278,13 +288,18 @@ pub async fn update(db: &Db, partner: &PartnerId, id: &WebhookId, settings: &Web
     .bind(flag(settings.active))
     .bind(partner.as_str())
     .bind(id.as_str())
-    .fetch_optional(db.pool())
+    .fetch_one(&mut *tx)
     .await
     .context("could not update the webhook")?;
-    match row {
-        Some(row) => Ok(Some(view(db, &WebhookRecord::from_row(&row)?).await?)),
-        None => Ok(None),
+    match (was_active, settings.active) {
+        (false, true) => {
+            super::deliveries::release_held(&mut tx, id, now).await?;
+        }
+        (true, false) => super::deliveries::hold_waiting(&mut tx, id, now).await?,
+        _ => {}
     }
+    tx.commit().await.context("could not commit the webhook")?;
+    Ok(Some(view(db, &WebhookRecord::from_row(&row)?).await?))
 }
 
 /// Switches a webhook on or off, keeping its other settings.

@@ -3,6 +3,7 @@
 
 mod auth;
 mod error;
+mod events;
 mod json;
 mod openapi;
 mod partner;
@@ -31,6 +32,8 @@ pub fn router(settings: Arc<ApiSettings>) -> Router<AppState> {
         .route("/webhooks/{id}/deactivate", post(webhooks::deactivate))
         .route("/webhooks/{id}/secret", get(webhooks::secret))
         .route("/webhooks/{id}/secret/rotate", post(webhooks::rotate_secret))
+        .route("/webhooks/{id}/test", post(webhooks::test))
+        .route("/events", post(events::publish))
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
         .layer(Extension(settings))
 }

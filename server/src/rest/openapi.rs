@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, partner, webhooks};
+use super::{error, events, partner, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,8 @@ use super::{error, partner, webhooks};
         webhooks::deactivate,
         webhooks::secret,
         webhooks::rotate_secret,
+        webhooks::test,
+        events::publish,
     ),
     components(schemas(error::ErrorBody, app::domain::WebhookView, app::domain::Health, app::domain::MaskedAuthHeader)),
     modifiers(&BearerKey)
@@ -35,6 +37,10 @@ impl Modify for BearerKey {
         components.add_security_scheme(
             "apiKey",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("whp_…").build()),
+        );
+        components.add_security_scheme(
+            "operatorToken",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("PORTAL_OPERATOR_TOKEN")).build()),
         );
     }
 }

@@ -177,6 +177,9 @@ pub async fn update(
     }
     let settings = input.parse(state.settings.url_policy, record.settings.auth_header.as_ref()).map_err(ApiError::Invalid)?;
     let webhook = webhooks::update(&state.db, &partner.0, &record.id, &settings).await?.ok_or_else(|| not_found(&id))?;
+    if webhook.active && !record.settings.active {
+        state.wake.notify_one(); // held deliveries are due again
+    }
     Ok(Json(webhook))
 }
 
@@ -193,7 +196,40 @@ pub async fn delete(State(state): State<AppState>, partner: ApiPartner, Path(id)
 async fn switch(state: AppState, partner: ApiPartner, id: String, active: bool) -> Result<Json<WebhookView>, ApiError> {
     let record = load(&state, &partner, &id).await?;
     let webhook = webhooks::set_active(&state.db, &partner.0, &record.id, active).await?.ok_or_else(|| not_found(&id))?;
+    if active {
+        state.wake.notify_one(); // held deliveries are due again
+    }
     Ok(Json(webhook))
+}
+
+/// `POST /api/v1/webhooks/{id}/test`: 200 with what the receiver said, whatever it said.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = TestResultBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn test(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<TestResultBody>, ApiError> {
+    let record = load(&state, &partner, &id).await?;
+    let result = app::delivery::send_test(&state.db, &state.sender, &record).await?;
+    Ok(Json(TestResultBody {
+        success: result.success,
+        status_code: result.status_code,
+        latency_ms: result.latency_ms,
+        response_body: result.response_body,
+        error: result.error,
+    }))
+}
+
+/// What "Test Webhook" found.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestResultBody {
+    /// A 2xx answer within the time limit.
+    success: bool,
+    /// The receiver's status code, when it answered.
+    status_code: Option<u16>,
+    /// Milliseconds from sending to the end of the answer.
+    latency_ms: i64,
+    /// The start of the answer's body (4 KiB at most).
+    response_body: Option<String>,
+    /// Why it failed.
+    error: Option<String>,
 }
 
 /// `POST /api/v1/webhooks/{id}/activate`

@@ -20,16 +20,26 @@ pub struct TestApp {
     _dir: TempDir,
 }
 
+/// The operator token every test portal takes.
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789abcdef";
+
 /// Starts a portal on port 0 with a fresh database.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts a portal with extra `portal serve` flags.
+pub async fn spawn_app_with(flags: &[&str]) -> TestApp {
     // Server errors show in a failing test's output (RUST_LOG widens it).
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into());
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(filter).try_init();
     let dir = tempfile::tempdir().expect("temporary folder");
     let database_url = format!("sqlite://{}/portal.db", dir.path().display());
     let site_root = dir.path().join("site");
-    let cli = Cli::try_parse_from(["portal", "serve", "--addr", "127.0.0.1:0", "--site-root", site_root.to_str().unwrap()])
-        .expect("test flags parse");
+    let mut args = vec!["portal", "serve", "--addr", "127.0.0.1:0", "--operator-token", OPERATOR_TOKEN];
+    args.extend(["--site-root", site_root.to_str().unwrap()]);
+    args.extend(flags);
+    let cli = Cli::try_parse_from(args).expect("test flags parse");
     let Some(Command::Serve(args)) = cli.command else { unreachable!() };
     let application = Application::build(&database_url, args).await.expect("the portal starts");
     let address = format!("http://127.0.0.1:{}", application.port());

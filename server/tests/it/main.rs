@@ -5,5 +5,7 @@ mod api;
 mod cli;
 mod helpers;
 mod portal_webhooks;
+mod receiver;
+mod dispatcher;
 mod sessions;
 mod webhooks;

@@ -1,0 +1,311 @@
+//! Events, deliveries (the dispatcher's queue) and attempts (the log).
+//!
+//! A delivery is `pending` (due at `next_attempt_at`), `held` (its webhook is inactive),
+//! `succeeded` or `failed`. A process claims a due pending delivery by writing a lease
+//! (`locked_until`, `locked_by`) and committing before it sends, so a crash leaves a lease that
+//! expires and the delivery is sent again: at least once, never lost.
+
+use anyhow::Context;
+use sqlx::Row;
+
+use super::{flag, now_ms, Backend, Db};
+use crate::delivery::{AttemptResult, OutgoingRequest};
+use crate::domain::{AttemptId, DeliveryId, EventBody, EventFilter, EventType, NewEvent, PartnerId, WebhookId};
+
+/// What publishing did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// Stored now, with this many deliveries.
+    New { deliveries: i64 },
+    /// The id was published before for this partner; nothing new was made.
+    Again { deliveries: i64 },
+    /// The id belongs to another partner's event.
+    Conflict,
+}
+
+/// Stores an event and, in the same transaction, one pending delivery per active webhook of
+/// its partner that takes its type.
+#[tracing::instrument(skip_all, fields(partner = %event.partner, event = %event.id))]
+pub async fn publish(db: &Db, event: &NewEvent) -> anyhow::Result<Published> {
+    let now = now_ms();
+    let mut tx = db.pool().begin().await.context("could not start a transaction")?;
+    let inserted = sqlx::query(
+        "INSERT INTO events (id, partner_id, type, status, data, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&event.id)
+    .bind(event.partner.as_str())
+    .bind(event.event_type.as_str())
+    .bind(&event.status)
+    .bind(event.data.to_string())
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .context("could not store the event")?
+    .rows_affected();
+    if inserted == 0 {
+        let owner: String = sqlx::query("SELECT partner_id FROM events WHERE id = $1")
+            .bind(&event.id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("partner_id")?;
+        if owner != event.partner.as_str() {
+            return Ok(Published::Conflict);
+        }
+        let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE event_id = $1")
+            .bind(&event.id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        return Ok(Published::Again { deliveries: count });
+    }
+    let webhooks = sqlx::query("SELECT id, event_types FROM webhooks WHERE partner_id = $1 AND active = 1")
+        .bind(event.partner.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .context("could not list the partner's webhooks")?;
+    let mut deliveries = 0;
+    for webhook in webhooks {
+        let types: Option<String> = webhook.try_get("event_types")?;
+        let filter = match types {
+            None => EventFilter::All,
+            Some(json) => EventFilter::parse(Some(&serde_json::from_str::<Vec<String>>(&json)?)).unwrap_or_default(),
+        };
+        if !filter.accepts(event.event_type) {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5)",
+        )
+        .bind(DeliveryId::generate().as_str())
+        .bind(event.partner.as_str())
+        .bind(webhook.try_get::<String, _>("id")?)
+        .bind(&event.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .context("could not queue a delivery")?;
+        deliveries += 1;
+    }
+    tx.commit().await.context("could not commit the event")?;
+    Ok(Published::New { deliveries })
+}
+
+/// A delivery this process holds a lease on.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The delivery.
+    pub id: DeliveryId,
+    /// Its partner.
+    pub partner: PartnerId,
+    /// Its webhook.
+    pub webhook: WebhookId,
+    /// Its event.
+    pub event_id: String,
+    /// Attempts made before this one.
+    pub attempts: i64,
+}
+
+/// Leases up to `limit` due deliveries to `worker` until `lease_ms` from now, skipping the
+/// webhooks in `busy` (already at their limit in this process). On PostgreSQL rows another
+/// process is claiming are skipped (`FOR UPDATE SKIP LOCKED`); SQLite has one writer anyway.
+#[tracing::instrument(skip_all, fields(limit))]
+pub async fn claim_due(db: &Db, worker: &str, limit: i64, lease_ms: i64, busy: &[WebhookId]) -> anyhow::Result<Vec<Claimed>> {
+    if limit <= 0 {
+        return Ok(Vec::new());
+    }
+    let now = now_ms();
+    let busy_list: Vec<String> = busy.iter().map(|w| format!("'{}'", w.as_str())).collect();
+    // Ids are parsed, prefixed ULIDs: safe to inline.
+    let skip_busy = if busy_list.is_empty() { String::new() } else { format!("AND webhook_id NOT IN ({})", busy_list.join(", ")) };
+    let lock = if db.backend() == Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let rows = sqlx::query(&format!(
+        "UPDATE deliveries SET locked_until = $1, locked_by = $2 WHERE id IN ( \
+           SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $3 \
+           AND (locked_until IS NULL OR locked_until < $3) {skip_busy} \
+           ORDER BY next_attempt_at LIMIT $4 {lock}) \
+         RETURNING id, partner_id, webhook_id, event_id, attempts"
+    ))
+    .bind(now + lease_ms)
+    .bind(worker)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+    .context("could not claim deliveries")?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(Claimed {
+                id: DeliveryId::parse(&row.try_get::<String, _>("id")?)?,
+                partner: PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?,
+                webhook: WebhookId::parse(&row.try_get::<String, _>("webhook_id")?)?,
+                event_id: row.try_get("event_id")?,
+                attempts: row.try_get("attempts")?,
+            })
+        })
+        .collect()
+}
+
+/// When the next pending delivery falls due (ms), counting expired leases; `None` when none wait.
+pub async fn next_due(db: &Db) -> anyhow::Result<Option<i64>> {
+    let row = sqlx::query(
+        "SELECT MIN(CASE WHEN locked_until IS NOT NULL AND locked_until > next_attempt_at THEN locked_until \
+         ELSE next_attempt_at END) AS due FROM deliveries WHERE state = 'pending'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .context("could not find the next due delivery")?;
+    Ok(row.try_get("due")?)
+}
+
+/// The event a delivery carries, as receivers see it.
+pub async fn event_body(db: &Db, partner: &PartnerId, event_id: &str) -> anyhow::Result<Option<EventBody>> {
+    let row = sqlx::query("SELECT id, type, status, data, created_at FROM events WHERE partner_id = $1 AND id = $2")
+        .bind(partner.as_str())
+        .bind(event_id)
+        .fetch_optional(db.pool())
+        .await
+        .context("could not load the event")?;
+    row.map(|row| {
+        Ok(EventBody {
+            id: row.try_get("id")?,
+            event_type: EventType::parse(&row.try_get::<String, _>("type")?).map_err(|e| anyhow::anyhow!("stored {e}"))?,
+            status: row.try_get("status")?,
+            created_at: super::from_ms(row.try_get("created_at")?),
+            data: serde_json::from_str(&row.try_get::<String, _>("data")?)?,
+        })
+    })
+    .transpose()
+}
+
+/// Puts a claimed delivery on hold (its webhook is inactive); reactivation releases it.
+pub async fn hold(db: &Db, delivery: &DeliveryId) -> anyhow::Result<()> {
+    sqlx::query("UPDATE deliveries SET state = 'held', locked_until = NULL, locked_by = NULL, updated_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(delivery.as_str())
+        .execute(db.pool())
+        .await
+        .context("could not hold the delivery")?;
+    Ok(())
+}
+
+/// What to do after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Done: it succeeded.
+    Succeeded,
+    /// Try again at this time (ms).
+    RetryAt(i64),
+    /// No retries left: the delivery failed and the webhook is switched off for this reason.
+    GiveUp { reason: String },
+}
+
+/// One attempt to log.
+pub struct AttemptRecord<'a> {
+    /// The delivery it belongs to (`None` for a test).
+    pub delivery: Option<&'a DeliveryId>,
+    /// Its partner.
+    pub partner: &'a PartnerId,
+    /// Its webhook.
+    pub webhook: &'a WebhookId,
+    /// The event sent.
+    pub event: &'a EventBody,
+    /// 1 for the first attempt.
+    pub number: i64,
+    /// The request as sent (`None` when it could not be built).
+    pub request: Option<&'a OutgoingRequest>,
+    /// What happened.
+    pub result: &'a AttemptResult,
+    /// A "Test Webhook" attempt: not retried, not counted in health.
+    pub test: bool,
+}
+
+/// Logs an attempt and moves its delivery on, in one transaction: done, retry later, or failed
+/// (then the webhook is deactivated with the reason and its other waiting deliveries held).
+#[tracing::instrument(skip_all, fields(webhook = %attempt.webhook))]
+pub async fn record(db: &Db, attempt: &AttemptRecord<'_>, next: &Next) -> anyhow::Result<()> {
+    let now = now_ms();
+    let mut tx = db.pool().begin().await.context("could not start a transaction")?;
+    let headers = attempt.request.map(|r| r.logged_headers()).unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO attempts (id, partner_id, webhook_id, delivery_id, event_id, event_type, attempt_number, outcome, \
+         status_code, latency_ms, error, request_headers, request_body, response_body, test, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(AttemptId::generate().as_str())
+    .bind(attempt.partner.as_str())
+    .bind(attempt.webhook.as_str())
+    .bind(attempt.delivery.map(|d| d.as_str().to_owned()))
+    .bind(&attempt.event.id)
+    .bind(attempt.event.event_type.as_str())
+    .bind(attempt.number)
+    .bind(if attempt.result.success { "success" } else { "failure" })
+    .bind(attempt.result.status_code.map(i64::from))
+    .bind(attempt.result.latency_ms)
+    .bind(attempt.result.error.clone())
+    .bind(serde_json::to_string(&headers)?)
+    .bind(attempt.request.map(|r| r.body.clone()).unwrap_or_default())
+    .bind(attempt.result.response_body.clone())
+    .bind(flag(attempt.test))
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .context("could not log the attempt")?;
+    if let Some(delivery) = attempt.delivery {
+        let (state, next_at) = match next {
+            Next::Succeeded => ("succeeded", now),
+            Next::RetryAt(at) => ("pending", *at),
+            Next::GiveUp { .. } => ("failed", now),
+        };
+        sqlx::query(
+            "UPDATE deliveries SET state = $1, attempts = $2, next_attempt_at = $3, locked_until = NULL, locked_by = NULL, \
+             updated_at = $4 WHERE id = $5",
+        )
+        .bind(state)
+        .bind(attempt.number)
+        .bind(next_at)
+        .bind(now)
+        .bind(delivery.as_str())
+        .execute(&mut *tx)
+        .await
+        .context("could not update the delivery")?;
+        if let Next::GiveUp { reason } = next {
+            sqlx::query(
+                "UPDATE webhooks SET active = 0, deactivated_at = $1, deactivated_reason = $2, updated_at = $1 \
+                 WHERE id = $3 AND active = 1",
+            )
+            .bind(now)
+            .bind(reason)
+            .bind(attempt.webhook.as_str())
+            .execute(&mut *tx)
+            .await
+            .context("could not deactivate the webhook")?;
+            hold_waiting(&mut tx, attempt.webhook, now).await?;
+        }
+    }
+    tx.commit().await.context("could not commit the attempt")?;
+    Ok(())
+}
+
+/// Holds a webhook's waiting deliveries (it was switched off).
+pub async fn hold_waiting(conn: &mut sqlx::AnyConnection, webhook: &WebhookId, now: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE deliveries SET state = 'held', updated_at = $1 WHERE webhook_id = $2 AND state = 'pending' AND locked_until IS NULL")
+        .bind(now)
+        .bind(webhook.as_str())
+        .execute(conn)
+        .await
+        .context("could not hold the webhook's deliveries")?;
+    Ok(())
+}
+
+/// Releases a webhook's held deliveries, due now (it was switched on).
+pub async fn release_held(conn: &mut sqlx::AnyConnection, webhook: &WebhookId, now: i64) -> anyhow::Result<u64> {
+    let done = sqlx::query("UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 WHERE webhook_id = $2 AND state = 'held'")
+        .bind(now)
+        .bind(webhook.as_str())
+        .execute(conn)
+        .await
+        .context("could not release the webhook's deliveries")?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,165 @@
+//! The dispatcher's loop: claim due deliveries (a lease, committed before any HTTP call), send
+//! each in its own task, log the attempt and schedule the retry or finish. It sleeps until the
+//! next delivery falls due or until it is woken (a new event, a reactivated webhook, a task
+//! that finished), so new events go out at once and retries fire on time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use app::delivery::{self, AttemptResult, Sender};
+use app::domain::{RetrySchedule, WebhookId};
+use app::store::deliveries::{self, AttemptRecord, Claimed, Next};
+use app::store::{now_ms, webhooks, Db};
+use tokio::sync::{watch, Notify, Semaphore};
+
+/// Deliveries in flight at once, all webhooks together.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// Deliveries in flight at once to one webhook, so a slow one can't take every slot.
+pub const MAX_IN_FLIGHT_PER_WEBHOOK: usize = 4;
+/// Longest sleep: wakes and due times drive the loop in this process; this picks up work that
+/// another process queued (`portal event publish`, a second portal on PostgreSQL) within a second.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// The running dispatcher's parts.
+pub struct Dispatcher {
+    db: Db,
+    sender: Sender,
+    schedule: RetrySchedule,
+    wake: Arc<Notify>,
+    worker: String,
+    lease_ms: i64,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `db`; `timeout` is the receivers' time limit (leases outlast it).
+    pub fn new(db: Db, sender: Sender, schedule: RetrySchedule, wake: Arc<Notify>, timeout: Duration) -> Self {
+        let worker = format!("{}-{}", std::process::id(), ulid::Ulid::new());
+        let lease_ms = (timeout.as_millis() as i64) * 3 + 5_000;
+        Self { db, sender, schedule, wake, worker, lease_ms }
+    }
+
+    /// Runs until `stop` turns true, then waits for the attempts under way.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let per_webhook: Arc<Mutex<HashMap<WebhookId, usize>>> = Arc::default();
+        tracing::info!(worker = %this.worker, "dispatcher started");
+        while !*stop.borrow() {
+            let free = permits.available_permits();
+            let busy: Vec<WebhookId> = per_webhook
+                .lock()
+                .expect("not poisoned")
+                .iter()
+                .filter(|(_, n)| **n >= MAX_IN_FLIGHT_PER_WEBHOOK)
+                .map(|(w, _)| w.clone())
+                .collect();
+            let claimed = match deliveries::claim_due(&this.db, &this.worker, free as i64, this.lease_ms, &busy).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "could not claim deliveries");
+                    Vec::new()
+                }
+            };
+            let got = claimed.len();
+            for delivery in claimed {
+                let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+                *per_webhook.lock().expect("not poisoned").entry(delivery.webhook.clone()).or_default() += 1;
+                let (this, per_webhook) = (this.clone(), per_webhook.clone());
+                tokio::spawn(async move {
+                    let webhook = delivery.webhook.clone();
+                    this.deliver(delivery).await;
+                    let mut counts = per_webhook.lock().expect("not poisoned");
+                    if let Some(n) = counts.get_mut(&webhook) {
+                        *n -= 1;
+                        if *n == 0 {
+                            counts.remove(&webhook);
+                        }
+                    }
+                    drop(counts);
+                    drop(permit);
+                    this.wake.notify_one();
+                });
+            }
+            if got > 0 && got == free {
+                continue; // slots were the limit: more may be due
+            }
+            let wait = match deliveries::next_due(&this.db).await {
+                Ok(Some(due)) => match due - now_ms() {
+                    later if later > 0 => Duration::from_millis(later.min(IDLE_POLL.as_millis() as i64) as u64),
+                    // Due now but nothing claimable (slots or its webhook busy): a finishing
+                    // task wakes us; look again shortly in any case.
+                    _ if got == 0 => Duration::from_millis(50),
+                    _ => Duration::ZERO,
+                },
+                Ok(None) => IDLE_POLL,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "could not find the next due delivery");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                () = this.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        // Let the attempts under way finish and be logged.
+        let _ = permits.acquire_many(MAX_IN_FLIGHT as u32).await;
+        tracing::info!("dispatcher stopped");
+    }
+
+    /// One attempt of a claimed delivery, logged, with its next step decided.
+    #[tracing::instrument(skip_all, fields(delivery = %claimed.id, webhook = %claimed.webhook))]
+    async fn deliver(&self, claimed: Claimed) {
+        if let Err(e) = self.try_deliver(&claimed).await {
+            // The lease runs out and the delivery is tried again: at least once, never lost.
+            tracing::error!(error = format!("{e:#}"), "delivery step failed");
+        }
+    }
+
+    async fn try_deliver(&self, claimed: &Claimed) -> anyhow::Result<()> {
+        let Some(webhook) = webhooks::record(&self.db, &claimed.partner, &claimed.webhook).await? else {
+            return Ok(()); // deleted since: its deliveries went with it
+        };
+        if !webhook.settings.active {
+            return deliveries::hold(&self.db, &claimed.id).await;
+        }
+        let Some(event) = deliveries::event_body(&self.db, &claimed.partner, &claimed.event_id).await? else {
+            return Ok(());
+        };
+        let number = claimed.attempts + 1;
+        let (request, result) = delivery::attempt(&self.sender, &webhook, &event).await;
+        let next = self.next_step(number, &result, &event.id);
+        if !result.success {
+            tracing::info!(attempt = number, error = result.error.as_deref().unwrap_or(""), ?next, "attempt failed");
+        }
+        let log = AttemptRecord {
+            delivery: Some(&claimed.id),
+            partner: &claimed.partner,
+            webhook: &claimed.webhook,
+            event: &event,
+            number,
+            request: request.as_ref(),
+            result: &result,
+            test: false,
+        };
+        deliveries::record(&self.db, &log, &next).await
+    }
+
+    /// After attempt `number`: done, retry after the schedule's wait, or give up.
+    fn next_step(&self, number: i64, result: &AttemptResult, event_id: &str) -> Next {
+        if result.success {
+            return Next::Succeeded;
+        }
+        match self.schedule.delay_before_retry(number as usize) {
+            Some(delay) => Next::RetryAt(now_ms() + delay.as_millis() as i64),
+            None => Next::GiveUp {
+                reason: format!(
+                    "{number} attempts in a row failed to deliver event {event_id}; the last: {}",
+                    result.error.as_deref().unwrap_or("failed")
+                ),
+            },
+        }
+    }
+}
