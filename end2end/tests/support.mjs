@@ -14,7 +14,8 @@ const START_DEADLINE_MS = 30_000;
 /** Starts a portal with one partner; resolves once it listens. */
 export async function startPortal() {
   const dir = mkdtempSync(join(tmpdir(), 'portal-e2e-'));
-  const env = { ...process.env, DATABASE_URL: `sqlite://${dir}/portal.db`, RUST_LOG: 'info' };
+  // Private targets allowed: the tests' receivers listen on 127.0.0.1.
+  const env = { ...process.env, DATABASE_URL: `sqlite://${dir}/portal.db`, RUST_LOG: 'info', PORTAL_ALLOW_PRIVATE_TARGETS: 'true' };
   const partner = JSON.parse(
     execFileSync(PORTAL_BIN, ['partner', 'create', '--name', 'Acme Verification', '--email', 'ann@acme.test', '--json'], { env }),
   );

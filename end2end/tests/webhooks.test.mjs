@@ -32,7 +32,7 @@ test('create, list, edit, deactivate, activate and delete a webhook', async () =
   await waitForHydration(page);
 
   // A bad URL is refused next to its field, and what was typed stays.
-  await page.getByLabel('Webhook URL').fill('http://api.acme.test/hook');
+  await page.getByLabel('Webhook URL').fill('ftp://api.acme.test/hook');
   await page.getByLabel('Header name').fill('Authorization');
   await page.getByLabel('Header value').fill('Bearer partner-secret-9876');
   await page.getByRole('button', { name: 'Save Webhook' }).click();
@@ -94,4 +94,45 @@ test('create, list, edit, deactivate, activate and delete a webhook', async () =
   await page.waitForURL('**/webhooks', { timeout: 10_000 });
   await page.getByText('No webhooks yet').waitFor({ timeout: 10_000 });
   await page.close();
+});
+
+test('"Test Webhook" sends a sample event and shows the answer in place', async () => {
+  // A receiver on this machine that answers like a partner's endpoint.
+  const { createServer } = await import('node:http');
+  const received = [];
+  const receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      received.push({ headers: req.headers, body });
+      res.writeHead(202, { 'content-type': 'text/plain' });
+      res.end('thanks, got it');
+    });
+  });
+  await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${receiver.address().port}/hook`;
+
+  const page = await browser.newPage();
+  await logIn(page, portal);
+  await page.waitForURL('**/webhooks', { timeout: 10_000 });
+  await page.goto(`${portal.url}/webhooks/new`);
+  await waitForHydration(page);
+  await page.getByLabel('Webhook URL').fill(url);
+  await page.getByLabel('Active').uncheck();
+  await page.getByRole('button', { name: 'Save Webhook' }).click();
+  await page.waitForURL(/\/webhooks\/wh_/, { timeout: 10_000 });
+  await waitForHydration(page);
+
+  await page.getByRole('button', { name: 'Test Webhook' }).click();
+  const result = page.getByTestId('test-result');
+  await result.waitFor({ timeout: 15_000 });
+  const text = await result.textContent();
+  assert.match(text, /Success: your endpoint answered 202 in \d+ ms\./);
+  assert.match(text, /thanks, got it/);
+  assert.equal(received.length, 1);
+  assert.equal(JSON.parse(received[0].body).type, 'verification.completed');
+  assert.match(received[0].headers['x-webhook-signature'], /^[0-9a-f]{64}$/);
+  await shot(page, '6-test');
+  await page.close();
+  receiver.close();
 });

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{get_webhook, DeleteWebhook, RevealSigningSecret, RotateSigningSecret, SetWebhookActive};
+use crate::api::{get_webhook, DeleteWebhook, RevealSigningSecret, RotateSigningSecret, SetWebhookActive, TestWebhook};
 use crate::components::{format_time, HealthBadge, SignedIn};
 use crate::domain::WebhookView;
 
@@ -50,6 +50,7 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
     let toggle_id = id.clone();
     let edit_href = format!("/webhooks/{id}/edit");
     let secret_id = id.clone();
+    let test_id = id.clone();
     view! {
         <div class="page-head">
             <h1 class="url-title">{webhook.url.clone()}</h1>
@@ -68,6 +69,7 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
                 "Edit"
             </a>
         </div>
+        <TestWebhookPanel id=test_id />
         <dl class="settings card">
             <dt>"Status"</dt>
             <dd data-testid="status">{if webhook.active { "Active" } else { "Inactive" }}</dd>
@@ -92,6 +94,61 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
         </dl>
         <SigningSecret id=secret_id />
         <DeleteWebhookForm id url />
+    }
+}
+
+/// "Test Webhook": sends a sample event now and shows the answer in place.
+#[component]
+fn TestWebhookPanel(id: String) -> impl IntoView {
+    let test = ServerAction::<TestWebhook>::new();
+    let outcome = move || {
+        test.value().get().map(|answer| match answer {
+            Ok(result) => {
+                let headline = match (result.success, result.status_code) {
+                    (true, Some(code)) => format!("Success: your endpoint answered {code} in {} ms.", result.latency_ms),
+                    (false, Some(code)) => format!("Failed: your endpoint answered {code} in {} ms.", result.latency_ms),
+                    (_, None) => format!("Failed after {} ms.", result.latency_ms),
+                };
+                let class = if result.success { "test-result ok" } else { "test-result failed" };
+                view! {
+                    <div class=class data-testid="test-result">
+                        <p>
+                            <strong>{headline}</strong>
+                        </p>
+                        {result.error.map(|e| view! { <p class="error">{e}</p> })}
+                        {result
+                            .response_body
+                            .filter(|b| !b.is_empty())
+                            .map(|b| {
+                                view! {
+                                    <p class="hint">"Start of the response body:"</p>
+                                    <pre>{b.chars().take(1024).collect::<String>()}</pre>
+                                }
+                            })}
+                    </div>
+                }
+                    .into_any()
+            }
+            Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+        })
+    };
+    view! {
+        <section class="card stack" aria-labelledby="test-heading">
+            <h2 id="test-heading">"Test your endpoint"</h2>
+            <p class="hint">
+                "Sends a sample " <code>"verification.completed"</code>
+                " event now, signed as usual, even while the webhook is inactive. It is logged as a test and never retried."
+            </p>
+            <ActionForm action=test>
+                <input type="hidden" name="id" value=id />
+                <button type="submit" disabled=move || test.pending().get()>
+                    {move || if test.pending().get() { "Sending…" } else { "Test Webhook" }}
+                </button>
+            </ActionForm>
+            <div role="status" aria-live="polite">
+                {outcome}
+            </div>
+        </section>
     }
 }
 
