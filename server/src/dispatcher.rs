@@ -47,14 +47,18 @@ impl Dispatcher {
         tracing::info!(worker = %this.worker, "dispatcher started");
         while !*stop.borrow() {
             let free = permits.available_permits();
-            let busy: Vec<WebhookId> = per_webhook
-                .lock()
-                .expect("not poisoned")
-                .iter()
-                .filter(|(_, n)| **n >= MAX_IN_FLIGHT_PER_WEBHOOK)
-                .map(|(w, _)| w.clone())
-                .collect();
-            let claimed = match deliveries::claim_due(&this.db, &this.worker, free as i64, this.lease_ms, &busy).await {
+            let in_flight: Vec<(WebhookId, usize)> =
+                per_webhook.lock().expect("not poisoned").iter().map(|(w, n)| (w.clone(), *n)).collect();
+            let claimed = match deliveries::claim_due(
+                &this.db,
+                &this.worker,
+                free as i64,
+                this.lease_ms,
+                MAX_IN_FLIGHT_PER_WEBHOOK,
+                &in_flight,
+            )
+            .await
+            {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "could not claim deliveries");
@@ -84,6 +88,8 @@ impl Dispatcher {
             if got > 0 && got == free {
                 continue; // slots were the limit: more may be due
             }
+            // Claimed fewer than the free slots: the rest are not due, or their webhooks are
+            // at their limit until a task finishes (which wakes us).
             let wait = match deliveries::next_due(&this.db).await {
                 Ok(Some(due)) => match due - now_ms() {
                     later if later > 0 => Duration::from_millis(later.min(IDLE_POLL.as_millis() as i64) as u64),

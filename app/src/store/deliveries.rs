@@ -107,30 +107,51 @@ pub struct Claimed {
     pub attempts: i64,
 }
 
-/// Leases up to `limit` due deliveries to `worker` until `lease_ms` from now, skipping the
-/// webhooks in `busy` (already at their limit in this process). On PostgreSQL rows another
-/// process is claiming are skipped (`FOR UPDATE SKIP LOCKED`); SQLite has one writer anyway.
+/// Leases up to `limit` due deliveries to `worker` until `lease_ms` from now, at most
+/// `per_webhook` to one webhook counting the `in_flight` ones this process already sends, so a
+/// slow webhook can't take every slot. On PostgreSQL rows another process is claiming are
+/// skipped (`FOR UPDATE SKIP LOCKED`); SQLite has one writer anyway.
 #[tracing::instrument(skip_all, fields(limit))]
-pub async fn claim_due(db: &Db, worker: &str, limit: i64, lease_ms: i64, busy: &[WebhookId]) -> anyhow::Result<Vec<Claimed>> {
+pub async fn claim_due(
+    db: &Db,
+    worker: &str,
+    limit: i64,
+    lease_ms: i64,
+    per_webhook: usize,
+    in_flight: &[(WebhookId, usize)],
+) -> anyhow::Result<Vec<Claimed>> {
     if limit <= 0 {
         return Ok(Vec::new());
     }
     let now = now_ms();
-    let busy_list: Vec<String> = busy.iter().map(|w| format!("'{}'", w.as_str())).collect();
     // Ids are parsed, prefixed ULIDs: safe to inline.
-    let skip_busy = if busy_list.is_empty() { String::new() } else { format!("AND webhook_id NOT IN ({})", busy_list.join(", ")) };
+    let full: Vec<String> =
+        in_flight.iter().filter(|(_, n)| *n >= per_webhook).map(|(w, _)| format!("'{}'", w.as_str())).collect();
+    let skip_full = if full.is_empty() { String::new() } else { format!("AND webhook_id NOT IN ({})", full.join(", ")) };
+    let room: String = in_flight
+        .iter()
+        .filter(|(_, n)| *n < per_webhook)
+        .map(|(w, n)| format!(" WHEN '{}' THEN {}", w.as_str(), per_webhook - n))
+        .collect();
+    let room = if room.is_empty() { per_webhook.to_string() } else { format!("CASE webhook_id{room} ELSE {per_webhook} END") };
     let lock = if db.backend() == Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
     let rows = sqlx::query(&format!(
         "UPDATE deliveries SET locked_until = $1, locked_by = $2 WHERE id IN ( \
-           SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $3 \
-           AND (locked_until IS NULL OR locked_until < $3) {skip_busy} \
-           ORDER BY next_attempt_at LIMIT $4 {lock}) \
+           SELECT id FROM ( \
+             SELECT id, webhook_id, next_attempt_at, \
+                    ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id) AS rank \
+             FROM (SELECT id, webhook_id, next_attempt_at FROM deliveries \
+                   WHERE state = 'pending' AND next_attempt_at <= $3 \
+                   AND (locked_until IS NULL OR locked_until < $3) {skip_full} \
+                   ORDER BY next_attempt_at LIMIT $5 {lock}) due \
+           ) ranked WHERE rank <= {room} ORDER BY next_attempt_at LIMIT $4) \
          RETURNING id, partner_id, webhook_id, event_id, attempts"
     ))
     .bind(now + lease_ms)
     .bind(worker)
     .bind(now)
     .bind(limit)
+    .bind(limit * 8)
     .fetch_all(db.pool())
     .await
     .context("could not claim deliveries")?;

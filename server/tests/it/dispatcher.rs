@@ -385,3 +385,18 @@ async fn test_webhook_reports_in_place_and_is_logged_as_a_test() {
     assert_eq!(count, 0);
     assert_eq!(receiver.received().len(), 2);
 }
+
+#[tokio::test]
+async fn one_webhook_gets_at_most_four_requests_at_once() {
+    let s = setup(&[]).await;
+    let receiver = Receiver::start(Reply::Hang(Duration::from_millis(400))).await;
+    s.create_webhook(json!({"url": receiver.url})).await;
+    for i in 0..10 {
+        s.publish_event(&format!("evt_bounded_{i}")).await;
+    }
+    let got = receiver.wait_for(10, DEADLINE).await;
+    // Requests come in waves of at most four, each after the previous ones answered.
+    let first = got[0].at;
+    let early = got.iter().filter(|r| r.at.duration_since(first) < Duration::from_millis(300)).count();
+    assert!(early <= 4, "{early} requests were in flight at once");
+}

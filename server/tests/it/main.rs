@@ -3,6 +3,7 @@
 
 mod api;
 mod cli;
+mod crash;
 mod helpers;
 mod portal_webhooks;
 mod receiver;

@@ -1,0 +1,122 @@
+//! `kill -9` in the middle of a burst loses nothing: every event the API acknowledged reaches
+//! the receiver after a restart (at least once).
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::OPERATOR_TOKEN;
+use crate::receiver::{Receiver, Reply};
+
+/// Starts `portal serve` on a free port; answers the child and its address.
+fn start_portal(database_url: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portal"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--allow-private-targets", "true", "--delivery-timeout", "1s"])
+        .args(["--operator-token", OPERATOR_TOKEN, "--retry-schedule", "200ms,200ms,200ms,200ms,200ms"])
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent {
+                if let Some(at) = line.find("listening on http://") {
+                    let _ = tx.send(line[at + "listening on ".len()..].trim().to_owned());
+                    sent = true;
+                }
+            }
+        }
+    });
+    let address = rx.recv_timeout(Duration::from_secs(30)).expect("the portal starts");
+    (child, address)
+}
+
+#[tokio::test]
+async fn a_kill_in_the_middle_of_a_burst_loses_no_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}/portal.db", dir.path().display());
+    // Slow enough that deliveries are in flight when the process dies.
+    let receiver = Receiver::start(Reply::Hang(Duration::from_millis(50))).await;
+
+    let (mut child, address) = start_portal(&database_url);
+    let db = app::store::Db::connect(&database_url).await.unwrap();
+    let hash = app::auth::hash_password(&app::domain::NewPassword::parse("correct horse battery staple").unwrap()).unwrap();
+    let (partner, _) = app::store::accounts::create_partner_with_user(
+        &db,
+        &app::domain::PartnerName::parse("Acme").unwrap(),
+        &app::domain::EmailAddress::parse("ann@acme.test").unwrap(),
+        &hash,
+    )
+    .await
+    .unwrap();
+    let key = app::auth::generate_api_key();
+    app::store::api_keys::create(&db, &partner, &app::domain::ApiKeyName::parse("k").unwrap(), &key.display_prefix(), &app::auth::hash_api_key(&key))
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let created = client.post(format!("{address}/api/v1/webhooks")).bearer_auth(key.expose()).json(&json!({"url": receiver.url})).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+
+    let publish = |address: String, i: usize| {
+        let client = client.clone();
+        let partner = partner.to_string();
+        async move {
+            client
+                .post(format!("{address}/api/v1/events"))
+                .bearer_auth(OPERATOR_TOKEN)
+                .json(&json!({"partnerId": partner, "type": "verification.completed", "status": "success", "data": {"n": i}, "id": format!("evt_burst_{i}")}))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 202)
+                .map(|_| format!("evt_burst_{i}"))
+        }
+    };
+
+    let mut acknowledged = HashSet::new();
+    let mut backlog_at_kill = 0;
+    for i in 0..150 {
+        if let Some(id) = publish(address.clone(), i).await {
+            acknowledged.insert(id);
+        }
+        if i == 100 {
+            child.kill().unwrap(); // SIGKILL: no shutdown, no cleanup
+            child.wait().unwrap();
+            backlog_at_kill = acknowledged.len() - receiver.received().len();
+        }
+    }
+    assert!(acknowledged.len() >= 100, "the burst was acknowledged up to the kill");
+    assert!(backlog_at_kill > 0, "the kill came while acknowledged events were still waiting");
+
+    let (mut child, address) = start_portal(&database_url);
+    for i in 150..200 {
+        if let Some(id) = publish(address.clone(), i).await {
+            acknowledged.insert(id);
+        }
+    }
+    // Leases of the killed process run out (8 s with a 1 s timeout) and are claimed again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let arrived: HashSet<String> = receiver
+            .received()
+            .iter()
+            .filter_map(|r| r.headers.get("webhook-id").map(|v| v.to_str().unwrap().to_owned()))
+            .collect();
+        let missing: Vec<&String> = acknowledged.difference(&arrived).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} acknowledged events never arrived: {missing:?}", missing.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
