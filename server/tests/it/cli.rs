@@ -142,3 +142,19 @@ fn migrate_prepares_a_fresh_database() {
     let again = portal(&url, &["migrate"], None);
     assert!(again.status.success(), "migrating twice is harmless");
 }
+
+#[tokio::test]
+async fn the_operator_publishes_from_the_command_line() {
+    let app = spawn_app().await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    let args = ["event", "publish", "--partner", partner.id.as_str(), "--type", "verification.failed", "--status", "failed", "--data", r#"{"verificationId": "ver_1"}"#, "--id", "evt_cli_1", "--json"];
+    let published = stdout_json(&portal(&app.database_url, &args, None));
+    assert_eq!(published, serde_json::json!({"id": "evt_cli_1", "deliveries": 0}));
+    let again = stdout_json(&portal(&app.database_url, &args, None));
+    assert_eq!(again, published, "publishing the same id twice creates nothing new");
+
+    let bad = portal(&app.database_url, &["event", "publish", "--partner", partner.id.as_str(), "--type", "nope", "--data", "[]"], None);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = stderr(&bad);
+    assert!(err.contains("--type has `nope`") && err.contains("--data must be a JSON object"), "{err}");
+}

@@ -400,3 +400,25 @@ async fn one_webhook_gets_at_most_four_requests_at_once() {
     let early = got.iter().filter(|r| r.at.duration_since(first) < Duration::from_millis(300)).count();
     assert!(early <= 4, "{early} requests were in flight at once");
 }
+
+/// Benchmark, not a check of speed: how close to the default 1/2/4/8/16 s schedule retries
+/// fire. Prints each gap's lateness; `docs/benchmarks.md` records the figures. Takes 31 s:
+/// `cargo test --test it retry_timing -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "benchmark; run by hand"]
+async fn retry_timing_with_the_default_schedule() {
+    let s = setup(&[]).await;
+    let receiver = Receiver::start(Reply::Status(200, "ok")).await;
+    receiver.script((0..5).map(|_| Reply::Status(500, "fail")));
+    s.create_webhook(json!({"url": receiver.url})).await;
+    s.publish_event("evt_timing").await;
+    let got = receiver.wait_for(6, Duration::from_secs(45)).await;
+    let mut worst = 0;
+    for (i, expected) in [1000u128, 2000, 4000, 8000, 16000].into_iter().enumerate() {
+        let late = got[i + 1].at.duration_since(got[i].at).as_millis() as i128 - expected as i128;
+        println!("retry {}: expected {expected} ms after the failure, came {late:+} ms off", i + 1);
+        worst = worst.max(late.unsigned_abs());
+        assert!(late >= 0, "a retry came early");
+    }
+    println!("worst lateness: {worst} ms");
+}
