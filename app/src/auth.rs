@@ -5,13 +5,13 @@
 use std::sync::LazyLock;
 
 use anyhow::Context;
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use rand::distributions::{Alphanumeric, DistString};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{ApiKeyToken, NewPassword, API_KEY_PREFIX, API_KEY_RANDOM_CHARS};
+use crate::domain::{API_KEY_PREFIX, API_KEY_RANDOM_CHARS, ApiKeyToken, NewPassword};
 
 /// Length of a generated password: 20 letters and digits, about 119 bits.
 pub const GENERATED_PASSWORD_CHARS: usize = 20;

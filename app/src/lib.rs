@@ -18,9 +18,9 @@ pub mod state;
 pub mod store;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Redirect, Route, Router, Routes};
-use leptos_router::{path, SsrMode};
+use leptos_router::{SsrMode, path};
 
 /// The name of the built site's files (`pkg/portal.js`, `.wasm`, `.css`): the `name` of the
 /// workspace's `[[workspace.metadata.leptos]]`.

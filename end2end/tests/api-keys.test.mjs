@@ -1,30 +1,19 @@
 // The API keys page: a key is shown once, works on the API, and stops working when revoked.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startPortal, launchBrowser, waitForHydration, logIn } from './support.mjs';
+import { usePortal, waitForHydration, logIn } from './support.mjs';
 
-let portal;
-let browser;
-
-before(async () => {
-  portal = await startPortal();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await portal?.stop();
-});
+const shared = usePortal();
 
 async function apiStatus(key) {
-  const response = await fetch(`${portal.url}/api/v1/partner`, { headers: { authorization: `Bearer ${key}` } });
+  const response = await fetch(`${shared.portal.url}/api/v1/partner`, { headers: { authorization: `Bearer ${key}` } });
   return response.status;
 }
 
 test('create an API key, see it once, use it, revoke it', async () => {
-  const page = await browser.newPage();
-  await logIn(page, portal);
+  const page = await shared.browser.newPage();
+  await logIn(page, shared.portal);
   await page.waitForURL('**/webhooks', { timeout: 10_000 });
   await page.getByRole('link', { name: 'API keys' }).click();
   await page.waitForURL('**/settings/api-keys', { timeout: 10_000 });

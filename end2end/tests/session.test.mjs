@@ -1,32 +1,21 @@
 // Signing in and out in a real browser, and proof that the page hydrates.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startPortal, launchBrowser, waitForHydration, logIn } from './support.mjs';
+import { usePortal, waitForHydration, logIn } from './support.mjs';
 
-let portal;
-let browser;
-
-before(async () => {
-  portal = await startPortal();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await portal?.stop();
-});
+const shared = usePortal();
 
 test('a signed-out visitor is sent to the login page', async () => {
-  const page = await browser.newPage();
-  await page.goto(`${portal.url}/webhooks`);
+  const page = await shared.browser.newPage();
+  await page.goto(`${shared.portal.url}/webhooks`);
   assert.equal(new URL(page.url()).pathname, '/login');
   await page.close();
 });
 
 test('the page hydrates: "Show password" works only once the wasm runs', async () => {
-  const page = await browser.newPage();
-  await page.goto(`${portal.url}/login`);
+  const page = await shared.browser.newPage();
+  await page.goto(`${shared.portal.url}/login`);
   await waitForHydration(page);
   const password = page.locator('#password');
   assert.equal(await password.getAttribute('type'), 'password');
@@ -38,10 +27,10 @@ test('the page hydrates: "Show password" works only once the wasm runs', async (
 });
 
 test('a wrong password is refused with a message, in place', async () => {
-  const page = await browser.newPage();
-  await page.goto(`${portal.url}/login`);
+  const page = await shared.browser.newPage();
+  await page.goto(`${shared.portal.url}/login`);
   await waitForHydration(page);
-  await logIn(page, portal, 'not the right password');
+  await logIn(page, shared.portal, 'not the right password');
   const alert = page.getByRole('alert');
   await alert.waitFor({ timeout: 10_000 });
   assert.equal((await alert.textContent()).trim(), 'Wrong email or password.');
@@ -50,8 +39,8 @@ test('a wrong password is refused with a message, in place', async () => {
 });
 
 test('a partner logs in, sees its name, and logs out', async () => {
-  const page = await browser.newPage();
-  await logIn(page, portal);
+  const page = await shared.browser.newPage();
+  await logIn(page, shared.portal);
   await page.waitForURL('**/webhooks', { timeout: 10_000 });
   const name = page.getByTestId('partner-name');
   await name.waitFor({ timeout: 10_000 });
@@ -63,15 +52,15 @@ test('a partner logs in, sees its name, and logs out', async () => {
   await page.waitForURL('**/login', { timeout: 10_000 });
 
   // The session is over: the webhooks page sends us back to the login page.
-  await page.goto(`${portal.url}/webhooks`);
+  await page.goto(`${shared.portal.url}/webhooks`);
   assert.equal(new URL(page.url()).pathname, '/login');
   await page.close();
 });
 
 test('login works before the wasm loads (plain HTML form)', async () => {
-  const context = await browser.newContext({ javaScriptEnabled: false });
+  const context = await shared.browser.newContext({ javaScriptEnabled: false });
   const page = await context.newPage();
-  await logIn(page, portal);
+  await logIn(page, shared.portal);
   await page.waitForURL('**/webhooks', { timeout: 10_000 });
   assert.equal((await page.getByTestId('partner-name').textContent()).trim(), 'Acme Verification');
   await context.close();

@@ -5,6 +5,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const PORTAL_BIN = process.env.PORTAL_BIN ?? 'target/debug/portal';
@@ -70,4 +71,18 @@ export async function logIn(page, portal, password = portal.partner.password) {
   await page.getByLabel('Email').fill(portal.partner.email);
   await page.getByLabel('Password', { exact: true }).fill(password);
   await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+/** A portal and a browser shared by the tests of one file, started before and stopped after. */
+export function usePortal() {
+  const shared = {};
+  before(async () => {
+    shared.portal = await startPortal();
+    shared.browser = await launchBrowser();
+  });
+  after(async () => {
+    await shared.browser?.close();
+    await shared.portal?.stop();
+  });
+  return shared;
 }

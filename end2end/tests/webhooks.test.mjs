@@ -1,28 +1,17 @@
 // The webhook journey of the partner docs: create with an auth header, see it in the list,
 // edit it, deactivate and activate it, reveal the secret, delete it after confirming.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startPortal, launchBrowser, waitForHydration, logIn } from './support.mjs';
+import { usePortal, waitForHydration, logIn } from './support.mjs';
 
-let portal;
-let browser;
-
-before(async () => {
-  portal = await startPortal();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await portal?.stop();
-});
+const shared = usePortal();
 
 const shot = (page, name) => (process.env.SCREENSHOTS ? page.screenshot({ path: `${process.env.SCREENSHOTS}/${name}.png`, fullPage: true }) : null);
 
 test('create, list, edit, deactivate, activate and delete a webhook', async () => {
-  const page = await browser.newPage();
-  await logIn(page, portal);
+  const page = await shared.browser.newPage();
+  await logIn(page, shared.portal);
   await page.waitForURL('**/webhooks', { timeout: 10_000 });
   await page.getByText('No webhooks yet').waitFor({ timeout: 10_000 });
   await shot(page, '1-empty');
@@ -112,10 +101,10 @@ test('"Test Webhook" sends a sample event and shows the answer in place', async 
   await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${receiver.address().port}/hook`;
 
-  const page = await browser.newPage();
-  await logIn(page, portal);
+  const page = await shared.browser.newPage();
+  await logIn(page, shared.portal);
   await page.waitForURL('**/webhooks', { timeout: 10_000 });
-  await page.goto(`${portal.url}/webhooks/new`);
+  await page.goto(`${shared.portal.url}/webhooks/new`);
   await waitForHydration(page);
   await page.getByLabel('Webhook URL').fill(url);
   await page.getByLabel('Active').uncheck();

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use app::domain::{ApiKeyName, EmailAddress, NewPassword, PartnerId, PartnerName};
 use app::store::accounts::CreatePartnerError;
 use app::store::{self, Db};
@@ -34,7 +34,9 @@ pub async fn partner(database_url: &str, command: PartnerCommand) -> anyhow::Res
             let email = EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("--{e}"))?;
             let (password, generated) = if password_stdin {
                 let mut text = String::new();
-                std::io::stdin().read_to_string(&mut text).context("could not read the password from standard input")?;
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("could not read the password from standard input")?;
                 // One trailing line break is how `echo` and here-strings end; it is not part of it.
                 let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
                 (NewPassword::parse(text).map_err(|e| anyhow::anyhow!("the {e}"))?, false)
@@ -48,7 +50,9 @@ pub async fn partner(database_url: &str, command: PartnerCommand) -> anyhow::Res
             };
             let (partner_id, _user) = match store::accounts::create_partner_with_user(&db, &name, &email, &hash).await {
                 Ok(ids) => ids,
-                Err(CreatePartnerError::EmailTaken(email)) => bail!("--email `{email}` is already used by another user"),
+                Err(CreatePartnerError::EmailTaken(email)) => {
+                    bail!("--email `{email}` is already used by another user")
+                }
                 Err(CreatePartnerError::Other(e)) => return Err(e),
             };
             let shown_password = generated.then(|| password.expose().to_owned());
@@ -106,9 +110,10 @@ pub async fn api_key(database_url: &str, command: ApiKeyCommand) -> anyhow::Resu
 /// `portal event …`.
 pub async fn event(database_url: &str, command: EventCommand) -> anyhow::Result<()> {
     use app::domain::NewEvent;
-    use app::store::deliveries::{publish, Published};
+    use app::store::deliveries::{Published, publish};
     let EventCommand::Publish { partner, event_type, status, data, id, json } = command;
-    let data: serde_json::Value = serde_json::from_str(&data).map_err(|e| anyhow::anyhow!("--data is not JSON: {e}"))?;
+    let data: serde_json::Value =
+        serde_json::from_str(&data).map_err(|e| anyhow::anyhow!("--data is not JSON: {e}"))?;
     let event = NewEvent::parse(&partner, &event_type, &status, data, id.as_deref()).map_err(|errors| {
         let text: Vec<String> = errors
             .iter()

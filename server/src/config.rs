@@ -245,7 +245,15 @@ mod tests {
     #[test]
     fn partner_create_takes_its_flags() {
         let cli = Cli::try_parse_from([
-            "portal", "partner", "create", "--name", "Acme", "--email", "a@acme.test", "--password-stdin", "--json",
+            "portal",
+            "partner",
+            "create",
+            "--name",
+            "Acme",
+            "--email",
+            "a@acme.test",
+            "--password-stdin",
+            "--json",
         ])
         .unwrap();
         assert!(matches!(

@@ -10,8 +10,8 @@ use std::time::Duration;
 use app::delivery::{self, AttemptResult, Sender};
 use app::domain::{RetrySchedule, WebhookId};
 use app::store::deliveries::{self, AttemptRecord, Claimed, Next};
-use app::store::{now_ms, webhooks, Db};
-use tokio::sync::{watch, Notify, Semaphore};
+use app::store::{Db, now_ms, webhooks};
+use tokio::sync::{Notify, Semaphore, watch};
 
 /// Deliveries in flight at once, all webhooks together.
 pub const MAX_IN_FLIGHT: usize = 64;

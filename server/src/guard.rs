@@ -12,15 +12,17 @@ use tower_sessions::Session;
 
 /// Paths anyone may load: the login page, the built site's files and the APIs.
 fn is_public(path: &str) -> bool {
-    path == "/login"
-        || path == "/favicon.svg"
-        || path.starts_with("/pkg/")
-        || path.starts_with("/api/")
+    path == "/login" || path == "/favicon.svg" || path.starts_with("/pkg/") || path.starts_with("/api/")
 }
 
 /// Redirects page loads to `/login` when no one is signed in, and `/login` and `/` to the
 /// webhooks when someone is.
-pub async fn require_sign_in(State(state): State<AppState>, session: Session, request: Request, next: Next) -> Response {
+pub async fn require_sign_in(
+    State(state): State<AppState>,
+    session: Session,
+    request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path();
     let page_load = matches!(*request.method(), Method::GET | Method::HEAD);
     if !page_load || (is_public(path) && path != "/login") {

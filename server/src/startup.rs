@@ -8,10 +8,10 @@ use anyhow::Context;
 use app::domain::UrlPolicy;
 use app::state::{AppState, Settings};
 use app::store::{Backend, Db};
-use app::{shell, App, SITE_NAME};
+use app::{App, SITE_NAME, shell};
 use axum::Router;
 use leptos::config::{Env, LeptosOptions};
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
@@ -71,8 +71,13 @@ impl Application {
         });
         let sender = Sender::new(args.allow_private_targets, args.delivery_timeout)?;
         let wake = Arc::new(Notify::new());
-        let dispatcher =
-            Dispatcher::new(db.clone(), sender.clone(), args.retry_schedule.clone(), wake.clone(), args.delivery_timeout);
+        let dispatcher = Dispatcher::new(
+            db.clone(),
+            sender.clone(),
+            args.retry_schedule.clone(),
+            wake.clone(),
+            args.delivery_timeout,
+        );
         let state = AppState { leptos_options, db, settings, sender, wake };
         let api = Arc::new(ApiSettings { operator_token: args.operator_token.clone() });
         let router = sessions.layer(router(state, api), args.secure_cookies);
@@ -155,8 +160,7 @@ impl SessionBackend {
                 Self::Sqlite(SqliteStore::new(pool))
             }
             Backend::Postgres => {
-                let pool =
-                    sqlx::PgPool::connect(database_url).await.context("could not open the session store")?;
+                let pool = sqlx::PgPool::connect(database_url).await.context("could not open the session store")?;
                 Self::Postgres(PostgresStore::new(pool))
             }
         })

@@ -75,10 +75,9 @@ pub async fn login(email: String, password: String) -> Result<(), AppError> {
     }
     let record = store::accounts::find_login(&state.db, &email).await?;
     let stored_hash = record.as_ref().map(|r| r.password_hash.clone());
-    let matches =
-        tokio::task::spawn_blocking(move || auth::verify_password(&password, stored_hash.as_deref()))
-            .await
-            .map_err(anyhow::Error::from)?;
+    let matches = tokio::task::spawn_blocking(move || auth::verify_password(&password, stored_hash.as_deref()))
+        .await
+        .map_err(anyhow::Error::from)?;
     let Some(record) = record.filter(|_| matches) else {
         tracing::info!("failed login");
         return Err(AppError::WrongCredentials);

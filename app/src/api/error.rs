@@ -1,8 +1,8 @@
 //! The one error type of the server functions: what the browser is told when a call fails.
 
-use serde::{Deserialize, Serialize};
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
 
 use crate::domain::FieldError;
 

@@ -51,7 +51,9 @@ pub async fn save_webhook(
 
     let (user, state) = super::require_user().await?;
     let existing = match id.as_deref().filter(|id| !id.is_empty()) {
-        Some(id) => Some(webhooks::record(&state.db, &user.partner_id, &webhook_id(id)?).await?.ok_or(AppError::NotFound)?),
+        Some(id) => {
+            Some(webhooks::record(&state.db, &user.partner_id, &webhook_id(id)?).await?.ok_or(AppError::NotFound)?)
+        }
         None => None,
     };
     let selected: Vec<String> = [
@@ -76,7 +78,9 @@ pub async fn save_webhook(
     let settings = input.parse(state.settings.url_policy, saved_header)?;
     let was_active = existing.as_ref().is_some_and(|r| r.settings.active);
     let view = match existing {
-        Some(record) => webhooks::update(&state.db, &user.partner_id, &record.id, &settings).await?.ok_or(AppError::NotFound)?,
+        Some(record) => {
+            webhooks::update(&state.db, &user.partner_id, &record.id, &settings).await?.ok_or(AppError::NotFound)?
+        }
         None => webhooks::create(&state.db, &user.partner_id, &settings).await?.0,
     };
     if view.active && !was_active {
@@ -118,7 +122,9 @@ pub async fn delete_webhook(id: String) -> Result<(), AppError> {
 #[server(endpoint = "webhooks/secret")]
 pub async fn reveal_signing_secret(id: String) -> Result<String, AppError> {
     let (user, state) = super::require_user().await?;
-    let record = crate::store::webhooks::record(&state.db, &user.partner_id, &webhook_id(&id)?).await?.ok_or(AppError::NotFound)?;
+    let record = crate::store::webhooks::record(&state.db, &user.partner_id, &webhook_id(&id)?)
+        .await?
+        .ok_or(AppError::NotFound)?;
     Ok(record.signing_secret.expose().to_owned())
 }
 
@@ -137,7 +143,9 @@ pub async fn rotate_signing_secret(id: String) -> Result<String, AppError> {
 #[server(endpoint = "webhooks/test")]
 pub async fn test_webhook(id: String) -> Result<crate::domain::AttemptResult, AppError> {
     let (user, state) = super::require_user().await?;
-    let record = crate::store::webhooks::record(&state.db, &user.partner_id, &webhook_id(&id)?).await?.ok_or(AppError::NotFound)?;
+    let record = crate::store::webhooks::record(&state.db, &user.partner_id, &webhook_id(&id)?)
+        .await?
+        .ok_or(AppError::NotFound)?;
     Ok(crate::delivery::send_test(&state.db, &state.sender, &record).await?)
 }
 
@@ -149,7 +157,9 @@ pub async fn preview_template(template: String) -> Result<String, AppError> {
     let body = if template.trim().is_empty() {
         serde_json::to_string(&EventBody::sample()).map_err(anyhow::Error::from)?
     } else {
-        PayloadTemplate::parse(&template)?.render(&EventBody::sample()).map_err(|e| AppError::Invalid(crate::domain::FieldError::new("payloadTemplate", e.0)))?
+        PayloadTemplate::parse(&template)?
+            .render(&EventBody::sample())
+            .map_err(|e| AppError::Invalid(crate::domain::FieldError::new("payloadTemplate", e.0)))?
     };
     let value: serde_json::Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
     Ok(serde_json::to_string_pretty(&value).map_err(anyhow::Error::from)?)

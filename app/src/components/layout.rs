@@ -3,10 +3,10 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::{Redirect, A};
+use leptos_router::components::{A, Redirect};
 
-use crate::api::{current_user, AppError, Logout};
 use crate::PRODUCT_NAME;
+use crate::api::{AppError, Logout, current_user};
 
 /// Wraps a signed-in page. Sends the browser to `/login` when no one is signed in (the server
 /// already does so for a page load; this covers a session that ends while the page is open).

@@ -20,6 +20,12 @@ pub fn HealthBadge(webhook: WebhookView) -> impl IntoView {
     view! { <span class=format!("badge {}", health.class())>{health.label()}</span> }.into_any()
 }
 
+/// An error announced to screen readers, shown only while there is one.
+#[component]
+pub fn ErrorAlert(message: impl Fn() -> Option<String> + Send + Sync + 'static) -> impl IntoView {
+    move || message().map(|text| view! { <p class="error" role="alert">{text}</p> })
+}
+
 /// What an `<ErrorBoundary>` shows: the errors' own words.
 pub fn error_list(errors: ArcRwSignal<Errors>) -> impl IntoView {
     view! {

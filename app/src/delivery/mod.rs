@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 pub use crate::domain::AttemptResult;
-use crate::domain::{is_private_ip, EventBody};
+use crate::domain::{EventBody, is_private_ip};
 use crate::store::webhooks::WebhookRecord;
 
 /// `User-Agent` of every delivery.
@@ -53,7 +53,11 @@ impl OutgoingRequest {
 /// Builds the request for `event` to `webhook` at time `now`: the body (template or default),
 /// then the signatures over those exact bytes, then the headers. A template that fails gives
 /// the reason, which fails the attempt.
-pub fn build_request(webhook: &WebhookRecord, event: &EventBody, now: DateTime<Utc>) -> Result<OutgoingRequest, String> {
+pub fn build_request(
+    webhook: &WebhookRecord,
+    event: &EventBody,
+    now: DateTime<Utc>,
+) -> Result<OutgoingRequest, String> {
     let body = match &webhook.settings.payload_template {
         Some(template) => template.render(event).map_err(|e| format!("payload template: {e}"))?,
         None => serde_json::to_string(event).map_err(|e| e.to_string())?,
@@ -99,9 +103,11 @@ impl reqwest::dns::Resolve for CheckedResolver {
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = addrs.iter().copied().filter(|a| allow_private || !is_private_ip(a.ip())).collect();
+            let allowed: Vec<SocketAddr> =
+                addrs.iter().copied().filter(|a| allow_private || !is_private_ip(a.ip())).collect();
             if allowed.is_empty() {
-                let reason = if addrs.is_empty() { "resolves to no address" } else { "resolves only to private addresses" };
+                let reason =
+                    if addrs.is_empty() { "resolves to no address" } else { "resolves only to private addresses" };
                 return Err(format!("{host} {reason}").into());
             }
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
@@ -169,7 +175,13 @@ impl Sender {
                 } else {
                     format!("answered {status}")
                 };
-                AttemptResult { success: false, status_code: Some(status.as_u16()), latency_ms, response_body: Some(body), error: Some(error) }
+                AttemptResult {
+                    success: false,
+                    status_code: Some(status.as_u16()),
+                    latency_ms,
+                    response_body: Some(body),
+                    error: Some(error),
+                }
             }
         }
     }
@@ -211,8 +223,12 @@ fn describe(e: &reqwest::Error) -> String {
 /// active or not, logs it as a test attempt (never retried, not counted in health) and says
 /// what happened.
 #[tracing::instrument(skip_all, fields(webhook = %webhook.id))]
-pub async fn send_test(db: &crate::store::Db, sender: &Sender, webhook: &WebhookRecord) -> anyhow::Result<AttemptResult> {
-    use crate::store::deliveries::{record, AttemptRecord, Next};
+pub async fn send_test(
+    db: &crate::store::Db,
+    sender: &Sender,
+    webhook: &WebhookRecord,
+) -> anyhow::Result<AttemptResult> {
+    use crate::store::deliveries::{AttemptRecord, Next, record};
     let event = EventBody { id: format!("evt_test_{}", ulid::Ulid::new()), ..EventBody::sample() };
     let (request, result) = attempt(sender, webhook, &event).await;
     let log = AttemptRecord {
@@ -230,12 +246,19 @@ pub async fn send_test(db: &crate::store::Db, sender: &Sender, webhook: &Webhook
 }
 
 /// Builds and sends one request; a request that can't be built is a failed attempt.
-pub async fn attempt(sender: &Sender, webhook: &WebhookRecord, event: &EventBody) -> (Option<OutgoingRequest>, AttemptResult) {
+pub async fn attempt(
+    sender: &Sender,
+    webhook: &WebhookRecord,
+    event: &EventBody,
+) -> (Option<OutgoingRequest>, AttemptResult) {
     match build_request(webhook, event, Utc::now()) {
         Ok(request) => {
             let result = sender.send(&request).await;
             (Some(request), result)
         }
-        Err(error) => (None, AttemptResult { success: false, status_code: None, latency_ms: 0, response_body: None, error: Some(error) }),
+        Err(error) => (
+            None,
+            AttemptResult { success: false, status_code: None, latency_ms: 0, response_body: None, error: Some(error) },
+        ),
     }
 }

@@ -75,7 +75,8 @@ impl NewEvent {
     ) -> Result<Self, Vec<super::FieldError>> {
         use super::FieldError;
         let mut errors = Vec::new();
-        let partner = super::PartnerId::parse(partner).map_err(|e| errors.push(FieldError::new("partnerId", e.to_string()))).ok();
+        let partner =
+            super::PartnerId::parse(partner).map_err(|e| errors.push(FieldError::new("partnerId", e.to_string()))).ok();
         let event_type = EventType::parse(event_type).map_err(|e| errors.push(FieldError::new("type", e.message))).ok();
         let status = status.trim();
         if status.is_empty() || status.len() > 64 || status.chars().any(char::is_control) {
@@ -91,7 +92,10 @@ impl NewEvent {
                     && id.len() <= MAX_EVENT_ID_CHARS
                     && id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
                 if !ok {
-                    errors.push(FieldError::new("id", format!("must be 1 to {MAX_EVENT_ID_CHARS} letters, digits, `_`, `-`, `.` or `:`")));
+                    errors.push(FieldError::new(
+                        "id",
+                        format!("must be 1 to {MAX_EVENT_ID_CHARS} letters, digits, `_`, `-`, `.` or `:`"),
+                    ));
                 }
                 id.to_owned()
             }
@@ -106,7 +110,13 @@ impl NewEvent {
 
     /// The event as receivers see it, created now.
     pub fn body(&self, created_at: DateTime<Utc>) -> EventBody {
-        EventBody { id: self.id.clone(), event_type: self.event_type, status: self.status.clone(), created_at, data: self.data.clone() }
+        EventBody {
+            id: self.id.clone(),
+            event_type: self.event_type,
+            status: self.status.clone(),
+            created_at,
+            data: self.data.clone(),
+        }
     }
 }
 
@@ -175,15 +185,18 @@ mod render {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_recursion_limit(50);
         // `tojson` would write a misspelt field as `null`; say so instead.
-        env.add_filter("tojson", |value: &minijinja::Value, indent: Option<minijinja::Value>, args: minijinja::value::Kwargs| {
-            if value.is_undefined() {
-                return Err(minijinja::Error::new(
-                    minijinja::ErrorKind::UndefinedError,
-                    "tojson was given an undefined value (is a field name misspelt?)",
-                ));
-            }
-            minijinja::filters::tojson(value, indent, args)
-        });
+        env.add_filter(
+            "tojson",
+            |value: &minijinja::Value, indent: Option<minijinja::Value>, args: minijinja::value::Kwargs| {
+                if value.is_undefined() {
+                    return Err(minijinja::Error::new(
+                        minijinja::ErrorKind::UndefinedError,
+                        "tojson was given an undefined value (is a field name misspelt?)",
+                    ));
+                }
+                minijinja::filters::tojson(value, indent, args)
+            },
+        );
         env
     }
 
@@ -213,9 +226,8 @@ mod render {
             let template = env.template_from_str(&self.0).map_err(|e| TemplateError(describe(&e)))?;
             let mut context = serde_json::to_value(event).map_err(|e| TemplateError(e.to_string()))?;
             context["event"] = context.clone();
-            let body = template
-                .render(minijinja::Value::from_serialize(&context))
-                .map_err(|e| TemplateError(describe(&e)))?;
+            let body =
+                template.render(minijinja::Value::from_serialize(&context)).map_err(|e| TemplateError(describe(&e)))?;
             if body.len() > MAX_RENDERED_BYTES {
                 return Err(TemplateError(format!("renders more than {} KiB", MAX_RENDERED_BYTES / 1024)));
             }
@@ -235,7 +247,8 @@ mod render {
                 r#"{"kind": {{ type|tojson }}, "verification": {{ data.verificationId|tojson }}, "score": {{ data.formattedData.verificationScore }}, "at": {{ createdAt|tojson }}}"#,
             )
             .unwrap();
-            let body: serde_json::Value = serde_json::from_str(&template.render(&EventBody::sample()).unwrap()).unwrap();
+            let body: serde_json::Value =
+                serde_json::from_str(&template.render(&EventBody::sample()).unwrap()).unwrap();
             assert_eq!(body["kind"], "verification.completed");
             assert_eq!(body["verification"], "ver_abc123");
             assert_eq!(body["score"], 95);
@@ -245,7 +258,8 @@ mod render {
         #[test]
         fn the_whole_event_is_there_too() {
             let template = PayloadTemplate::parse(r#"{"wrapped": {{ event|tojson }}}"#).unwrap();
-            let body: serde_json::Value = serde_json::from_str(&template.render(&EventBody::sample()).unwrap()).unwrap();
+            let body: serde_json::Value =
+                serde_json::from_str(&template.render(&EventBody::sample()).unwrap()).unwrap();
             assert_eq!(body["wrapped"]["id"], "evt_test_0000000000000000000000");
         }
 

@@ -51,7 +51,10 @@ impl RetrySchedule {
             delays.push(delay);
         }
         if delays.len() > MAX_RETRIES {
-            return Err(FieldError::new(field, format!("has {} waits; at most {MAX_RETRIES} are allowed", delays.len())));
+            return Err(FieldError::new(
+                field,
+                format!("has {} waits; at most {MAX_RETRIES} are allowed", delays.len()),
+            ));
         }
         Ok(Self { delays })
     }
@@ -75,8 +78,7 @@ impl RetrySchedule {
 
 impl std::fmt::Display for RetrySchedule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let parts: Vec<String> =
-            self.delays.iter().map(|d| humantime::format_duration(*d).to_string()).collect();
+        let parts: Vec<String> = self.delays.iter().map(|d| humantime::format_duration(*d).to_string()).collect();
         f.write_str(&parts.join(","))
     }
 }

@@ -281,12 +281,8 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, in the order the docs list them.
-    pub const ALL: [EventType; 4] = [
-        Self::VerificationCompleted,
-        Self::VerificationFailed,
-        Self::VerificationExpired,
-        Self::ReviewCompleted,
-    ];
+    pub const ALL: [EventType; 4] =
+        [Self::VerificationCompleted, Self::VerificationFailed, Self::VerificationExpired, Self::ReviewCompleted];
 
     /// The type's name on the wire.
     pub fn as_str(self) -> &'static str {
@@ -304,7 +300,11 @@ impl EventType {
             let valid: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
             FieldError::new(
                 "eventTypes",
-                format!("has `{}`, which is not an event type (valid: {})", text.chars().take(64).collect::<String>(), valid.join(", ")),
+                format!(
+                    "has `{}`, which is not an event type (valid: {})",
+                    text.chars().take(64).collect::<String>(),
+                    valid.join(", ")
+                ),
             )
         })
     }
@@ -484,7 +484,21 @@ mod tests {
 
     #[test]
     fn private_ip_classes() {
-        for ip in ["127.0.0.1", "10.0.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254", "100.100.100.200", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "0.0.0.0", "255.255.255.255", "224.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.100.100.200",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+        ] {
             assert!(is_private_ip(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111"] {
@@ -512,7 +526,18 @@ mod tests {
         assert!(err.message.contains("`:`"), "{err}");
         assert!(header_error("X Key", "v").message.contains("` `"));
         assert!(header_error("", "v").message.contains("required"));
-        for reserved in ["Host", "content-length", "Content-Type", "Transfer-Encoding", "Connection", "User-Agent", "webhook-signature", "Webhook-Id", "x-webhook-signature", "X-Webhook-Anything"] {
+        for reserved in [
+            "Host",
+            "content-length",
+            "Content-Type",
+            "Transfer-Encoding",
+            "Connection",
+            "User-Agent",
+            "webhook-signature",
+            "Webhook-Id",
+            "x-webhook-signature",
+            "X-Webhook-Anything",
+        ] {
             let err = header_error(reserved, "v");
             assert_eq!(err.field, "authHeader.name", "{reserved}");
             assert!(err.message.contains("set by the dispatcher"), "{reserved}: {err}");
@@ -551,7 +576,8 @@ mod tests {
         let err = EventType::parse("verification.done").unwrap_err();
         assert!(err.message.contains("`verification.done`") && err.message.contains("verification.completed"));
         assert_eq!(EventFilter::parse(None).unwrap(), EventFilter::All);
-        let only = EventFilter::parse(Some(&["verification.failed".to_owned(), "verification.failed".to_owned()])).unwrap();
+        let only =
+            EventFilter::parse(Some(&["verification.failed".to_owned(), "verification.failed".to_owned()])).unwrap();
         assert!(only.accepts(EventType::VerificationFailed));
         assert!(!only.accepts(EventType::VerificationCompleted));
         assert_eq!(only.names(), Some(vec!["verification.failed".to_owned()]));
@@ -736,7 +762,8 @@ mod input_tests {
             payload_template: "{{".into(),
             ..input()
         };
-        let fields: Vec<String> = bad.parse(UrlPolicy::default(), None).unwrap_err().into_iter().map(|e| e.field).collect();
+        let fields: Vec<String> =
+            bad.parse(UrlPolicy::default(), None).unwrap_err().into_iter().map(|e| e.field).collect();
         assert_eq!(fields, ["url", "authHeader.name", "eventTypes", "payloadTemplate"]);
     }
 

@@ -2,8 +2,8 @@
 
 use leptos::prelude::*;
 
-use crate::api::{list_api_keys, CreateApiKey, RevokeApiKey};
-use crate::components::{format_time, machine_time, SignedIn};
+use crate::api::{CreateApiKey, RevokeApiKey, list_api_keys};
+use crate::components::{ErrorAlert, SignedIn, format_time, machine_time};
 use crate::domain::ApiKeySummary;
 
 /// Lists the partner's keys; a new key is shown once, right after it is made.
@@ -11,10 +11,7 @@ use crate::domain::ApiKeySummary;
 pub fn ApiKeysPage() -> impl IntoView {
     let create = ServerAction::<CreateApiKey>::new();
     let revoke = ServerAction::<RevokeApiKey>::new();
-    let keys = Resource::new(
-        move || (create.version().get(), revoke.version().get()),
-        |_| list_api_keys(),
-    );
+    let keys = Resource::new(move || (create.version().get(), revoke.version().get()), |_| list_api_keys());
     let create_error = move || create.value().get().and_then(Result::err).map(|e| e.to_string());
     let revoke_error = move || revoke.value().get().and_then(Result::err).map(|e| e.to_string());
 
@@ -34,11 +31,7 @@ pub fn ApiKeysPage() -> impl IntoView {
                     "Create API key"
                 </button>
             </ActionForm>
-            <Show when=move || create_error().is_some()>
-                <p class="error" role="alert">
-                    {create_error}
-                </p>
-            </Show>
+            <ErrorAlert message=create_error />
             {move || {
                 create
                     .value()
@@ -57,11 +50,7 @@ pub fn ApiKeysPage() -> impl IntoView {
                         }
                     })
             }}
-            <Show when=move || revoke_error().is_some()>
-                <p class="error" role="alert">
-                    {revoke_error}
-                </p>
-            </Show>
+            <ErrorAlert message=revoke_error />
             <Transition fallback=|| view! { <p>"Loading keys…"</p> }>
                 <ErrorBoundary fallback=|errors| {
                     view! {

@@ -1,10 +1,12 @@
 //! `/login`: email and password.
 
 use leptos::prelude::*;
+
+use crate::components::ErrorAlert;
 use leptos_meta::Title;
 
-use crate::api::Login;
 use crate::PRODUCT_NAME;
+use crate::api::Login;
 
 /// The sign-in form. Works as a plain HTML form before the wasm loads; after it, the password
 /// can be shown while typing.
@@ -44,11 +46,7 @@ pub fn LoginPage() -> impl IntoView {
                         </button>
                     </div>
                 </div>
-                <Show when=move || error().is_some()>
-                    <p class="error" role="alert">
-                        {error}
-                    </p>
-                </Show>
+                <ErrorAlert message=error />
                 <button type="submit" disabled=move || login.pending().get()>
                     "Log in"
                 </button>

@@ -3,8 +3,8 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{get_webhook, DeleteWebhook, RevealSigningSecret, RotateSigningSecret, SetWebhookActive, TestWebhook};
-use crate::components::{format_time, HealthBadge, SignedIn};
+use crate::api::{DeleteWebhook, RevealSigningSecret, RotateSigningSecret, SetWebhookActive, TestWebhook, get_webhook};
+use crate::components::{ErrorAlert, HealthBadge, SignedIn, format_time};
 use crate::domain::WebhookView;
 
 /// Settings, signing secret, and Activate/Deactivate, Edit, Delete.
@@ -22,11 +22,7 @@ pub fn WebhookDetailPage() -> impl IntoView {
                     {move || webhook.get().map(|answer| answer.map(|w| view! { <Detail webhook=w set_active /> }))}
                 </ErrorBoundary>
             </Transition>
-            <Show when=move || action_error().is_some()>
-                <p class="error" role="alert">
-                    {action_error}
-                </p>
-            </Show>
+            <ErrorAlert message=action_error />
         </SignedIn>
     }
 }
@@ -35,13 +31,12 @@ pub fn WebhookDetailPage() -> impl IntoView {
 fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> impl IntoView {
     let id = webhook.id.to_string();
     let events = webhook.event_types.clone().map(|t| t.join(", ")).unwrap_or_else(|| "All event types".into());
-    let header = webhook
-        .auth_header
-        .clone()
-        .map(|h| format!("{}: {}", h.name, h.value))
-        .unwrap_or_else(|| "None".into());
+    let header =
+        webhook.auth_header.clone().map(|h| format!("{}: {}", h.name, h.value)).unwrap_or_else(|| "None".into());
     let deactivation = match (&webhook.deactivated_reason, &webhook.deactivated_at, webhook.active) {
-        (Some(reason), Some(at), false) => Some(format!("Deactivated by the dispatcher on {}: {reason}", format_time(at))),
+        (Some(reason), Some(at), false) => {
+            Some(format!("Deactivated by the dispatcher on {}: {reason}", format_time(at)))
+        }
         (None, Some(at), false) => Some(format!("Deactivated on {}.", format_time(at))),
         _ => None,
     };
@@ -105,8 +100,12 @@ fn TestWebhookPanel(id: String) -> impl IntoView {
         test.value().get().map(|answer| match answer {
             Ok(result) => {
                 let headline = match (result.success, result.status_code) {
-                    (true, Some(code)) => format!("Success: your endpoint answered {code} in {} ms.", result.latency_ms),
-                    (false, Some(code)) => format!("Failed: your endpoint answered {code} in {} ms.", result.latency_ms),
+                    (true, Some(code)) => {
+                        format!("Success: your endpoint answered {code} in {} ms.", result.latency_ms)
+                    }
+                    (false, Some(code)) => {
+                        format!("Failed: your endpoint answered {code} in {} ms.", result.latency_ms)
+                    }
                     (_, None) => format!("Failed after {} ms.", result.latency_ms),
                 };
                 let class = if result.success { "test-result ok" } else { "test-result failed" };
@@ -127,7 +126,7 @@ fn TestWebhookPanel(id: String) -> impl IntoView {
                             })}
                     </div>
                 }
-                    .into_any()
+                .into_any()
             }
             Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
         })
@@ -164,7 +163,12 @@ fn SigningSecret(id: String) -> impl IntoView {
         if rotate.version().get() > 0 && rotated.is_some() { rotated } else { revealed }
     };
     let error = move || {
-        reveal.value().get().and_then(Result::err).or_else(|| rotate.value().get().and_then(Result::err)).map(|e| e.to_string())
+        reveal
+            .value()
+            .get()
+            .and_then(Result::err)
+            .or_else(|| rotate.value().get().and_then(Result::err))
+            .map(|e| e.to_string())
     };
     let reveal_id = id.clone();
     view! {
@@ -202,11 +206,7 @@ fn SigningSecret(id: String) -> impl IntoView {
             <Show when=move || rotate.value().get().is_some_and(|r| r.is_ok())>
                 <p class="hint" role="status">"New secret made. The old one keeps signing for 24 hours."</p>
             </Show>
-            <Show when=move || error().is_some()>
-                <p class="error" role="alert">
-                    {error}
-                </p>
-            </Show>
+            <ErrorAlert message=error />
         </section>
     }
 }
@@ -230,11 +230,7 @@ fn DeleteWebhookForm(id: String, url: String) -> impl IntoView {
                     "Yes, delete"
                 </button>
             </ActionForm>
-            <Show when=move || error().is_some()>
-                <p class="error" role="alert">
-                    {error}
-                </p>
-            </Show>
+            <ErrorAlert message=error />
         </details>
     }
 }

@@ -3,8 +3,8 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{get_webhook, preview_template, AppError, SaveWebhook};
-use crate::components::SignedIn;
+use crate::api::{AppError, SaveWebhook, get_webhook, preview_template};
+use crate::components::{ErrorAlert, SignedIn};
 use crate::domain::{EventType, WebhookView};
 
 /// `/webhooks/new`
@@ -40,9 +40,7 @@ pub fn EditWebhookPage() -> impl IntoView {
 fn WebhookForm(existing: Option<WebhookView>) -> impl IntoView {
     let save = ServerAction::<SaveWebhook>::new();
     let error = move || save.value().get().and_then(Result::err);
-    let field_error = move |field: &'static str| {
-        move || error().and_then(|e| e.field_error(field).map(str::to_owned))
-    };
+    let field_error = move |field: &'static str| move || error().and_then(|e| e.field_error(field).map(str::to_owned));
     // An error that belongs to no field (not signed in, not found, server trouble).
     let general_error = move || {
         error().filter(|e| !matches!(e, AppError::Invalid(_) | AppError::InvalidFields(_))).map(|e| e.to_string())
@@ -197,11 +195,7 @@ fn WebhookForm(existing: Option<WebhookView>) -> impl IntoView {
                     </Transition>
                 </div>
             </div>
-            <Show when=move || general_error().is_some()>
-                <p class="error" role="alert">
-                    {general_error}
-                </p>
-            </Show>
+            <ErrorAlert message=general_error />
             <Show when=move || matches!(error(), Some(AppError::Invalid(_) | AppError::InvalidFields(_)))>
                 <p class="error" role="alert">
                     "Nothing was saved: please correct the fields marked above."

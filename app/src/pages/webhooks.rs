@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use crate::api::list_webhooks;
-use crate::components::{format_time, machine_time, HealthBadge, SignedIn};
+use crate::components::{HealthBadge, SignedIn, format_time, machine_time};
 use crate::domain::WebhookView;
 
 /// The webhooks list: URL, status, created date, last delivery, success rate and health.
@@ -45,7 +45,7 @@ fn WebhookTable(webhooks: Vec<WebhookView>) -> impl IntoView {
                 </p>
             </section>
         }
-            .into_any();
+        .into_any();
     }
     let rows = webhooks
         .into_iter()
@@ -90,5 +90,5 @@ fn WebhookTable(webhooks: Vec<WebhookView>) -> impl IntoView {
             <tbody>{rows}</tbody>
         </table>
     }
-        .into_any()
+    .into_any()
 }

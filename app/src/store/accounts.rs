@@ -3,7 +3,7 @@
 use anyhow::Context;
 use sqlx::Row;
 
-use super::{is_unique_violation, now_ms, Db};
+use super::{Db, is_unique_violation, now_ms};
 use crate::domain::{EmailAddress, PartnerId, PartnerName, SignedInUser, UserId};
 
 /// Why a partner could not be created.
@@ -36,16 +36,15 @@ pub async fn create_partner_with_user(
         .execute(&mut *tx)
         .await
         .context("could not insert the partner")?;
-    let inserted = sqlx::query(
-        "INSERT INTO users (id, partner_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(user_id.as_str())
-    .bind(partner_id.as_str())
-    .bind(email.as_str())
-    .bind(password_hash)
-    .bind(now)
-    .execute(&mut *tx)
-    .await;
+    let inserted =
+        sqlx::query("INSERT INTO users (id, partner_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(user_id.as_str())
+            .bind(partner_id.as_str())
+            .bind(email.as_str())
+            .bind(password_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
     match inserted {
         Err(e) if is_unique_violation(&e) => return Err(CreatePartnerError::EmailTaken(email.clone())),
         other => other.context("could not insert the user")?,

@@ -1,10 +1,10 @@
 //! A partner's API keys: only their hashes are kept.
 
 use anyhow::Context;
-use sqlx::any::AnyRow;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
-use super::{from_ms, now_ms, Db};
+use super::{Db, from_ms, now_ms};
 use crate::domain::{ApiKeyId, ApiKeyName, ApiKeySummary, PartnerId};
 
 const COLUMNS: &str = "id, name, prefix, created_at, last_used_at, revoked_at";
@@ -49,13 +49,12 @@ pub async fn create(
 /// The partner's keys, newest first, revoked ones included.
 #[tracing::instrument(skip_all, fields(partner = %partner))]
 pub async fn list(db: &Db, partner: &PartnerId) -> anyhow::Result<Vec<ApiKeySummary>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE partner_id = $1 ORDER BY created_at DESC, id DESC"
-    ))
-    .bind(partner.as_str())
-    .fetch_all(db.pool())
-    .await
-    .context("could not list API keys")?;
+    let rows =
+        sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys WHERE partner_id = $1 ORDER BY created_at DESC, id DESC"))
+            .bind(partner.as_str())
+            .fetch_all(db.pool())
+            .await
+            .context("could not list API keys")?;
     rows.iter().map(summary).collect()
 }
 
@@ -83,11 +82,12 @@ const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 /// The partner a live key belongs to, by the key's hash; notes the time of use (to the minute).
 #[tracing::instrument(skip_all)]
 pub async fn authenticate(db: &Db, key_hash: &str) -> anyhow::Result<Option<PartnerId>> {
-    let row = sqlx::query("SELECT id, partner_id, last_used_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-        .bind(key_hash)
-        .fetch_optional(db.pool())
-        .await
-        .context("could not check the API key")?;
+    let row =
+        sqlx::query("SELECT id, partner_id, last_used_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+            .bind(key_hash)
+            .fetch_optional(db.pool())
+            .await
+            .context("could not check the API key")?;
     let Some(row) = row else { return Ok(None) };
     let partner = PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?;
     let now = now_ms();

@@ -8,7 +8,7 @@
 use anyhow::Context;
 use sqlx::Row;
 
-use super::{flag, now_ms, Backend, Db};
+use super::{Backend, Db, flag, now_ms};
 use crate::delivery::{AttemptResult, OutgoingRequest};
 use crate::domain::{AttemptId, DeliveryId, EventBody, EventFilter, EventType, NewEvent, PartnerId, WebhookId};
 
@@ -127,13 +127,15 @@ pub async fn claim_due(
     // Ids are parsed, prefixed ULIDs: safe to inline.
     let full: Vec<String> =
         in_flight.iter().filter(|(_, n)| *n >= per_webhook).map(|(w, _)| format!("'{}'", w.as_str())).collect();
-    let skip_full = if full.is_empty() { String::new() } else { format!("AND webhook_id NOT IN ({})", full.join(", ")) };
+    let skip_full =
+        if full.is_empty() { String::new() } else { format!("AND webhook_id NOT IN ({})", full.join(", ")) };
     let room: String = in_flight
         .iter()
         .filter(|(_, n)| *n < per_webhook)
         .map(|(w, n)| format!(" WHEN '{}' THEN {}", w.as_str(), per_webhook - n))
         .collect();
-    let room = if room.is_empty() { per_webhook.to_string() } else { format!("CASE webhook_id{room} ELSE {per_webhook} END") };
+    let room =
+        if room.is_empty() { per_webhook.to_string() } else { format!("CASE webhook_id{room} ELSE {per_webhook} END") };
     let lock = if db.backend() == Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
     let rows = sqlx::query(&format!(
         "UPDATE deliveries SET locked_until = $1, locked_by = $2 WHERE id IN ( \
@@ -191,7 +193,8 @@ pub async fn event_body(db: &Db, partner: &PartnerId, event_id: &str) -> anyhow:
     row.map(|row| {
         Ok(EventBody {
             id: row.try_get("id")?,
-            event_type: EventType::parse(&row.try_get::<String, _>("type")?).map_err(|e| anyhow::anyhow!("stored {e}"))?,
+            event_type: EventType::parse(&row.try_get::<String, _>("type")?)
+                .map_err(|e| anyhow::anyhow!("stored {e}"))?,
             status: row.try_get("status")?,
             created_at: super::from_ms(row.try_get("created_at")?),
             data: serde_json::from_str(&row.try_get::<String, _>("data")?)?,
@@ -202,12 +205,14 @@ pub async fn event_body(db: &Db, partner: &PartnerId, event_id: &str) -> anyhow:
 
 /// Puts a claimed delivery on hold (its webhook is inactive); reactivation releases it.
 pub async fn hold(db: &Db, delivery: &DeliveryId) -> anyhow::Result<()> {
-    sqlx::query("UPDATE deliveries SET state = 'held', locked_until = NULL, locked_by = NULL, updated_at = $1 WHERE id = $2")
-        .bind(now_ms())
-        .bind(delivery.as_str())
-        .execute(db.pool())
-        .await
-        .context("could not hold the delivery")?;
+    sqlx::query(
+        "UPDATE deliveries SET state = 'held', locked_until = NULL, locked_by = NULL, updated_at = $1 WHERE id = $2",
+    )
+    .bind(now_ms())
+    .bind(delivery.as_str())
+    .execute(db.pool())
+    .await
+    .context("could not hold the delivery")?;
     Ok(())
 }
 

@@ -35,9 +35,7 @@ impl Backend {
         match scheme {
             "sqlite" => Ok(Self::Sqlite),
             "postgres" | "postgresql" => Ok(Self::Postgres),
-            _ => anyhow::bail!(
-                "DATABASE_URL must start with sqlite: or postgres:, not `{scheme}:`"
-            ),
+            _ => anyhow::bail!("DATABASE_URL must start with sqlite: or postgres:, not `{scheme}:`"),
         }
     }
 }

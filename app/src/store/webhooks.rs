@@ -2,10 +2,10 @@
 //! partner's webhook reads exactly like a missing one.
 
 use anyhow::Context;
-use sqlx::any::AnyRow;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
-use super::{flag, from_ms, get_flag, now_ms, Db};
+use super::{Db, flag, from_ms, get_flag, now_ms};
 use crate::domain::{
     AuthHeader, EventFilter, Health, PartnerId, PayloadTemplate, SigningSecret, WebhookId, WebhookInput,
     WebhookSettings, WebhookUrl, WebhookView,
@@ -74,7 +74,9 @@ impl WebhookRecord {
                 active: get_flag(row, "active")?,
                 auth_header,
                 event_filter,
-                payload_template: row.try_get::<Option<String>, _>("payload_template")?.map(PayloadTemplate::from_trusted),
+                payload_template: row
+                    .try_get::<Option<String>, _>("payload_template")?
+                    .map(PayloadTemplate::from_trusted),
             },
             deactivated_at: row.try_get("deactivated_at")?,
             deactivated_reason: row.try_get("deactivated_reason")?,
@@ -137,7 +139,8 @@ async fn stats(db: &Db, webhook: &WebhookId) -> anyhow::Result<DeliveryStats> {
     .fetch_optional(db.pool())
     .await?;
     let Some(last) = last else { return Ok(DeliveryStats::default()) };
-    let last_attempt = Some((last.try_get::<i64, _>("created_at")?, last.try_get::<String, _>("outcome")? == "success"));
+    let last_attempt =
+        Some((last.try_get::<i64, _>("created_at")?, last.try_get::<String, _>("outcome")? == "success"));
     let window = sqlx::query(
         "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN outcome = 'success' THEN 1 ELSE 0 END), 0) AS ok \
          FROM attempts WHERE webhook_id = $1 AND test = $2 AND created_at >= $3",
@@ -192,7 +195,11 @@ fn event_types_column(filter: &EventFilter) -> Option<String> {
 
 /// Creates a webhook with a fresh signing secret; answers it with the secret, shown this once.
 #[tracing::instrument(skip_all, fields(partner = %partner))]
-pub async fn create(db: &Db, partner: &PartnerId, settings: &WebhookSettings) -> anyhow::Result<(WebhookView, SigningSecret)> {
+pub async fn create(
+    db: &Db,
+    partner: &PartnerId,
+    settings: &WebhookSettings,
+) -> anyhow::Result<(WebhookView, SigningSecret)> {
     let id = WebhookId::generate();
     let secret = SigningSecret::generate();
     let now = now_ms();
@@ -222,13 +229,12 @@ pub async fn create(db: &Db, partner: &PartnerId, settings: &WebhookSettings) ->
 /// The partner's webhooks, newest first.
 #[tracing::instrument(skip_all, fields(partner = %partner))]
 pub async fn list(db: &Db, partner: &PartnerId) -> anyhow::Result<Vec<WebhookView>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM webhooks WHERE partner_id = $1 ORDER BY created_at DESC, id DESC"
-    ))
-    .bind(partner.as_str())
-    .fetch_all(db.pool())
-    .await
-    .context("could not list webhooks")?;
+    let rows =
+        sqlx::query(&format!("SELECT {COLUMNS} FROM webhooks WHERE partner_id = $1 ORDER BY created_at DESC, id DESC"))
+            .bind(partner.as_str())
+            .fetch_all(db.pool())
+            .await
+            .context("could not list webhooks")?;
     let mut views = Vec::with_capacity(rows.len());
     for row in &rows {
         views.push(view(db, &WebhookRecord::from_row(row)?).await?);
@@ -260,7 +266,12 @@ pub async fn get(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyhow::Result
 /// held deliveries; switching it off notes the time (the reason stays empty: the partner did it)
 /// and holds its waiting deliveries. Nothing waiting is ever dropped.
 #[tracing::instrument(skip_all, fields(partner = %partner, webhook = %id))]
-pub async fn update(db: &Db, partner: &PartnerId, id: &WebhookId, settings: &WebhookSettings) -> anyhow::Result<Option<WebhookView>> {
+pub async fn update(
+    db: &Db,
+    partner: &PartnerId,
+    id: &WebhookId,
+    settings: &WebhookSettings,
+) -> anyhow::Result<Option<WebhookView>> {
     let now = now_ms();
     let mut tx = db.pool().begin().await.context("could not start a transaction")?;
     let was_active = sqlx::query("SELECT active FROM webhooks WHERE partner_id = $1 AND id = $2")
@@ -304,7 +315,12 @@ pub async fn update(db: &Db, partner: &PartnerId, id: &WebhookId, settings: &Web
 
 /// Switches a webhook on or off, keeping its other settings.
 #[tracing::instrument(skip_all, fields(partner = %partner, webhook = %id, active))]
-pub async fn set_active(db: &Db, partner: &PartnerId, id: &WebhookId, active: bool) -> anyhow::Result<Option<WebhookView>> {
+pub async fn set_active(
+    db: &Db,
+    partner: &PartnerId,
+    id: &WebhookId,
+    active: bool,
+) -> anyhow::Result<Option<WebhookView>> {
     let Some(record) = record(db, partner, id).await? else { return Ok(None) };
     let settings = WebhookSettings { active, ..record.settings };
     update(db, partner, id, &settings).await

@@ -1,8 +1,8 @@
 //! The REST API's one error type and its JSON shape.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 
 /// The shape of every error answer (for the OpenAPI document).

@@ -6,8 +6,8 @@ use app::domain::NewEvent;
 use app::state::AppState;
 use app::store::deliveries::{self, Published};
 use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -23,9 +23,15 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
-        let settings = parts.extensions.get::<Arc<ApiSettings>>().cloned().ok_or_else(|| anyhow::anyhow!("API settings missing"))?;
+        let settings = parts
+            .extensions
+            .get::<Arc<ApiSettings>>()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("API settings missing"))?;
         let Some(expected) = settings.operator_token.as_ref() else {
-            return Err(ApiError::Forbidden("operator calls are disabled: the operator has not set PORTAL_OPERATOR_TOKEN"));
+            return Err(ApiError::Forbidden(
+                "operator calls are disabled: the operator has not set PORTAL_OPERATOR_TOKEN",
+            ));
         };
         let given = parts
             .headers
@@ -81,7 +87,10 @@ pub async fn publish(
     let event = NewEvent::parse(&body.partner_id, &body.event_type, &body.status, body.data, body.id.as_deref())
         .map_err(ApiError::Invalid)?;
     if app::store::accounts::partner_name(&state.db, &event.partner).await?.is_none() {
-        return Err(ApiError::Invalid(vec![app::domain::FieldError::new("partnerId", format!("`{}` is not a partner", event.partner))]));
+        return Err(ApiError::Invalid(vec![app::domain::FieldError::new(
+            "partnerId",
+            format!("`{}` is not a partner", event.partner),
+        )]));
     }
     let deliveries = match deliveries::publish(&state.db, &event).await? {
         Published::New { deliveries } => {
@@ -89,7 +98,9 @@ pub async fn publish(
             deliveries
         }
         Published::Again { deliveries } => deliveries,
-        Published::Conflict => return Err(ApiError::Conflict(format!("event id `{}` belongs to another partner's event", event.id))),
+        Published::Conflict => {
+            return Err(ApiError::Conflict(format!("event id `{}` belongs to another partner's event", event.id)));
+        }
     };
     Ok((StatusCode::ACCEPTED, Json(PublishedBody { id: event.id, deliveries })))
 }

@@ -20,7 +20,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(JsonRejection::JsonDataError(e)) => {
                 let detail = e.body_text();
-                let detail = detail.strip_prefix("Failed to deserialize the JSON body into the target type: ").unwrap_or(&detail);
+                let detail = detail
+                    .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+                    .unwrap_or(&detail);
                 // serde_path_to_error puts the field's path first: "url: invalid type: …".
                 let (field, reason) = match detail.split_once(": ") {
                     Some((path, reason)) if !path.is_empty() && path != "." && !path.contains(' ') => (path, reason),

@@ -40,7 +40,9 @@ impl Modify for BearerKey {
         );
         components.add_security_scheme(
             "operatorToken",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("PORTAL_OPERATOR_TOKEN")).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("PORTAL_OPERATOR_TOKEN")).build(),
+            ),
         );
     }
 }

@@ -1,8 +1,8 @@
 //! `GET /api/v1/partner`: which partner a key speaks for.
 
 use app::state::AppState;
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -18,7 +18,10 @@ pub struct PartnerBody {
 
 #[utoipa::path(get, path = "/api/v1/partner", tag = "partner", security(("apiKey" = [])), responses((status = 200, body = PartnerBody), (status = 401, body = ErrorBody)))]
 /// Answers the partner the API key belongs to: a cheap way to check a key works.
-pub async fn show(State(state): State<AppState>, ApiPartner(partner): ApiPartner) -> Result<Json<PartnerBody>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    ApiPartner(partner): ApiPartner,
+) -> Result<Json<PartnerBody>, ApiError> {
     let name = app::store::accounts::partner_name(&state.db, &partner)
         .await?
         .ok_or_else(|| ApiError::NotFound("partner not found".into()))?;

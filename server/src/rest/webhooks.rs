@@ -3,10 +3,10 @@
 use app::domain::{WebhookId, WebhookInput, WebhookView};
 use app::state::AppState;
 use app::store::webhooks::{self, WebhookRecord};
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::Json;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
@@ -142,7 +142,11 @@ pub async fn create(
 
 /// `GET /api/v1/webhooks/{id}`
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = WebhookView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn show(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<WebhookView>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    partner: ApiPartner,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookView>, ApiError> {
     let record = load(&state, &partner, &id).await?;
     Ok(Json(view(&state, &partner, &record.id).await?))
 }
@@ -175,8 +179,10 @@ pub async fn update(
     if let Some(template) = body.payload_template {
         input.payload_template = template.unwrap_or_default();
     }
-    let settings = input.parse(state.settings.url_policy, record.settings.auth_header.as_ref()).map_err(ApiError::Invalid)?;
-    let webhook = webhooks::update(&state.db, &partner.0, &record.id, &settings).await?.ok_or_else(|| not_found(&id))?;
+    let settings =
+        input.parse(state.settings.url_policy, record.settings.auth_header.as_ref()).map_err(ApiError::Invalid)?;
+    let webhook =
+        webhooks::update(&state.db, &partner.0, &record.id, &settings).await?.ok_or_else(|| not_found(&id))?;
     if webhook.active && !record.settings.active {
         state.wake.notify_one(); // held deliveries are due again
     }
@@ -185,7 +191,11 @@ pub async fn update(
 
 /// `DELETE /api/v1/webhooks/{id}`: 204.
 #[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn delete(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    partner: ApiPartner,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let record = load(&state, &partner, &id).await?;
     if !webhooks::delete(&state.db, &partner.0, &record.id).await? {
         return Err(not_found(&id));
@@ -195,7 +205,8 @@ pub async fn delete(State(state): State<AppState>, partner: ApiPartner, Path(id)
 
 async fn switch(state: AppState, partner: ApiPartner, id: String, active: bool) -> Result<Json<WebhookView>, ApiError> {
     let record = load(&state, &partner, &id).await?;
-    let webhook = webhooks::set_active(&state.db, &partner.0, &record.id, active).await?.ok_or_else(|| not_found(&id))?;
+    let webhook =
+        webhooks::set_active(&state.db, &partner.0, &record.id, active).await?.ok_or_else(|| not_found(&id))?;
     if active {
         state.wake.notify_one(); // held deliveries are due again
     }
@@ -204,7 +215,11 @@ async fn switch(state: AppState, partner: ApiPartner, id: String, active: bool) 
 
 /// `POST /api/v1/webhooks/{id}/test`: 200 with what the receiver said, whatever it said.
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = TestResultBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn test(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<TestResultBody>, ApiError> {
+pub async fn test(
+    State(state): State<AppState>,
+    partner: ApiPartner,
+    Path(id): Path<String>,
+) -> Result<Json<TestResultBody>, ApiError> {
     let record = load(&state, &partner, &id).await?;
     let result = app::delivery::send_test(&state.db, &state.sender, &record).await?;
     Ok(Json(TestResultBody {
@@ -234,26 +249,42 @@ pub struct TestResultBody {
 
 /// `POST /api/v1/webhooks/{id}/activate`
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/activate", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = WebhookView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn activate(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<WebhookView>, ApiError> {
+pub async fn activate(
+    State(state): State<AppState>,
+    partner: ApiPartner,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookView>, ApiError> {
     switch(state, partner, id, true).await
 }
 
 /// `POST /api/v1/webhooks/{id}/deactivate`
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/deactivate", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = WebhookView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn deactivate(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<WebhookView>, ApiError> {
+pub async fn deactivate(
+    State(state): State<AppState>,
+    partner: ApiPartner,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookView>, ApiError> {
     switch(state, partner, id, false).await
 }
 
 /// `GET /api/v1/webhooks/{id}/secret`
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/secret", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = SecretBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn secret(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<SecretBody>, ApiError> {
+pub async fn secret(
+    State(state): State<AppState>,
+    partner: ApiPartner,
+    Path(id): Path<String>,
+) -> Result<Json<SecretBody>, ApiError> {
     let record = load(&state, &partner, &id).await?;
     Ok(Json(SecretBody { secret: record.signing_secret.expose().to_owned() }))
 }
 
 /// `POST /api/v1/webhooks/{id}/secret/rotate`
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/secret/rotate", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = SecretBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn rotate_secret(State(state): State<AppState>, partner: ApiPartner, Path(id): Path<String>) -> Result<Json<SecretBody>, ApiError> {
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    partner: ApiPartner,
+    Path(id): Path<String>,
+) -> Result<Json<SecretBody>, ApiError> {
     let record = load(&state, &partner, &id).await?;
     let secret = webhooks::rotate_secret(&state.db, &partner.0, &record.id).await?.ok_or_else(|| not_found(&id))?;
     Ok(Json(SecretBody { secret: secret.expose().to_owned() }))

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{TestApp, spawn_app};
 
 async fn get_partner(app: &TestApp, authorization: Option<&str>) -> (StatusCode, Value) {
     let mut request = reqwest::Client::new().get(app.url("/api/v1/partner"));
@@ -120,7 +120,8 @@ async fn another_partners_key_cannot_be_revoked() {
 
     let (status, error) = call(&app, &globex_client, "/api/api_keys/revoke", &[("id", key_id)]).await;
     assert!(!status.is_success());
-    let (_, missing) = call(&app, &globex_client, "/api/api_keys/revoke", &[("id", "key_01HZY3M7A8Q9XKJ2V5T6N4B0CD")]).await;
+    let (_, missing) =
+        call(&app, &globex_client, "/api/api_keys/revoke", &[("id", "key_01HZY3M7A8Q9XKJ2V5T6N4B0CD")]).await;
     assert_eq!(error, missing, "another partner's key reads exactly like a missing one");
     let (_, globex_list) = call(&app, &globex_client, "/api/api_keys/list", &[]).await;
     assert_eq!(globex_list, serde_json::json!([]), "Globex sees none of Acme's keys");
@@ -151,7 +152,19 @@ async fn the_openapi_document_describes_every_route() {
         assert!(paths[path][method].is_object(), "{method} {path} is missing");
     }
     let webhook = &doc["components"]["schemas"]["WebhookView"]["properties"];
-    for field in ["id", "url", "active", "deactivatedReason", "eventTypes", "authHeader", "payloadTemplate", "createdAt", "lastDeliveryAt", "successRate", "health"] {
+    for field in [
+        "id",
+        "url",
+        "active",
+        "deactivatedReason",
+        "eventTypes",
+        "authHeader",
+        "payloadTemplate",
+        "createdAt",
+        "lastDeliveryAt",
+        "successRate",
+        "health",
+    ] {
         assert!(webhook[field].is_object(), "WebhookView.{field} is missing");
     }
 }

@@ -5,7 +5,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::helpers::{location, spawn_app, browser};
+use crate::helpers::{browser, location, spawn_app};
 
 fn portal(database_url: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_portal"))
@@ -37,7 +37,8 @@ fn stderr(output: &Output) -> String {
 #[tokio::test]
 async fn a_partner_made_on_the_command_line_can_sign_in() {
     let app = spawn_app().await;
-    let output = portal(&app.database_url, &["partner", "create", "--name", "Acme", "--email", "Ann@Acme.test", "--json"], None);
+    let output =
+        portal(&app.database_url, &["partner", "create", "--name", "Acme", "--email", "Ann@Acme.test", "--json"], None);
     let created = stdout_json(&output);
     assert!(created["id"].as_str().unwrap().starts_with("ptn_"));
     assert_eq!(created["email"], "ann@acme.test");
@@ -94,17 +95,17 @@ async fn bad_partner_input_is_one_clear_line_and_changes_nothing() {
 async fn api_keys_from_the_command_line_work_on_the_api() {
     let app = spawn_app().await;
     let partner = app.create_partner("Acme", "ann@acme.test").await;
-    let created = stdout_json(&portal(&app.database_url, &["api-key", "create", "--partner", partner.id.as_str(), "--json"], None));
+    let created = stdout_json(&portal(
+        &app.database_url,
+        &["api-key", "create", "--partner", partner.id.as_str(), "--json"],
+        None,
+    ));
     let key = created["key"].as_str().unwrap();
-    let response = reqwest::Client::new()
-        .get(app.url("/api/v1/partner"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
+    let response = reqwest::Client::new().get(app.url("/api/v1/partner")).bearer_auth(key).send().await.unwrap();
     assert_eq!(response.status(), 200);
 
-    let missing = portal(&app.database_url, &["api-key", "create", "--partner", "ptn_01HZY3M7A8Q9XKJ2V5T6N4B0CD"], None);
+    let missing =
+        portal(&app.database_url, &["api-key", "create", "--partner", "ptn_01HZY3M7A8Q9XKJ2V5T6N4B0CD"], None);
     assert!(stderr(&missing).contains("no such partner"), "{}", stderr(&missing));
     let malformed = portal(&app.database_url, &["api-key", "create", "--partner", "acme"], None);
     assert!(stderr(&malformed).contains("`acme` is not a valid partner id"), "{}", stderr(&malformed));
@@ -147,13 +148,31 @@ fn migrate_prepares_a_fresh_database() {
 async fn the_operator_publishes_from_the_command_line() {
     let app = spawn_app().await;
     let partner = app.create_partner("Acme", "ann@acme.test").await;
-    let args = ["event", "publish", "--partner", partner.id.as_str(), "--type", "verification.failed", "--status", "failed", "--data", r#"{"verificationId": "ver_1"}"#, "--id", "evt_cli_1", "--json"];
+    let args = [
+        "event",
+        "publish",
+        "--partner",
+        partner.id.as_str(),
+        "--type",
+        "verification.failed",
+        "--status",
+        "failed",
+        "--data",
+        r#"{"verificationId": "ver_1"}"#,
+        "--id",
+        "evt_cli_1",
+        "--json",
+    ];
     let published = stdout_json(&portal(&app.database_url, &args, None));
     assert_eq!(published, serde_json::json!({"id": "evt_cli_1", "deliveries": 0}));
     let again = stdout_json(&portal(&app.database_url, &args, None));
     assert_eq!(again, published, "publishing the same id twice creates nothing new");
 
-    let bad = portal(&app.database_url, &["event", "publish", "--partner", partner.id.as_str(), "--type", "nope", "--data", "[]"], None);
+    let bad = portal(
+        &app.database_url,
+        &["event", "publish", "--partner", partner.id.as_str(), "--type", "nope", "--data", "[]"],
+        None,
+    );
     assert_eq!(bad.status.code(), Some(1));
     let err = stderr(&bad);
     assert!(err.contains("--type has `nope`") && err.contains("--data must be a JSON object"), "{err}");

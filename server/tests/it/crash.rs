@@ -48,7 +48,8 @@ async fn a_kill_in_the_middle_of_a_burst_loses_no_event() {
 
     let (mut child, address) = start_portal(&database_url);
     let db = app::store::Db::connect(&database_url).await.unwrap();
-    let hash = app::auth::hash_password(&app::domain::NewPassword::parse("correct horse battery staple").unwrap()).unwrap();
+    let hash =
+        app::auth::hash_password(&app::domain::NewPassword::parse("correct horse battery staple").unwrap()).unwrap();
     let (partner, _) = app::store::accounts::create_partner_with_user(
         &db,
         &app::domain::PartnerName::parse("Acme").unwrap(),
@@ -58,11 +59,23 @@ async fn a_kill_in_the_middle_of_a_burst_loses_no_event() {
     .await
     .unwrap();
     let key = app::auth::generate_api_key();
-    app::store::api_keys::create(&db, &partner, &app::domain::ApiKeyName::parse("k").unwrap(), &key.display_prefix(), &app::auth::hash_api_key(&key))
+    app::store::api_keys::create(
+        &db,
+        &partner,
+        &app::domain::ApiKeyName::parse("k").unwrap(),
+        &key.display_prefix(),
+        &app::auth::hash_api_key(&key),
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{address}/api/v1/webhooks"))
+        .bearer_auth(key.expose())
+        .json(&json!({"url": receiver.url}))
+        .send()
         .await
         .unwrap();
-    let client = reqwest::Client::new();
-    let created = client.post(format!("{address}/api/v1/webhooks")).bearer_auth(key.expose()).json(&json!({"url": receiver.url})).send().await.unwrap();
     assert_eq!(created.status(), 201);
 
     let publish = |address: String, i: usize| {
@@ -114,7 +127,11 @@ async fn a_kill_in_the_middle_of_a_burst_loses_no_event() {
         if missing.is_empty() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "{} acknowledged events never arrived: {missing:?}", missing.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} acknowledged events never arrived: {missing:?}",
+            missing.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     child.kill().unwrap();

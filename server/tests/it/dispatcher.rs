@@ -6,12 +6,12 @@ use std::time::Duration;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::Sha256;
 use sqlx::Row;
 
-use crate::helpers::{spawn_app_with, TestApp, OPERATOR_TOKEN};
-use crate::receiver::{eventually, Receiver, Reply};
+use crate::helpers::{OPERATOR_TOKEN, TestApp, spawn_app_with};
+use crate::receiver::{Receiver, Reply, eventually};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -33,14 +33,25 @@ async fn setup(flags: &[&str]) -> Setup {
 
 impl Setup {
     async fn create_webhook(&self, body: Value) -> Value {
-        let response = reqwest::Client::new().post(self.app.url("/api/v1/webhooks")).bearer_auth(&self.key).json(&body).send().await.unwrap();
+        let response = reqwest::Client::new()
+            .post(self.app.url("/api/v1/webhooks"))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::CREATED);
         response.json().await.unwrap()
     }
 
     async fn publish(&self, body: Value) -> (StatusCode, Value) {
-        let response =
-            reqwest::Client::new().post(self.app.url("/api/v1/events")).bearer_auth(OPERATOR_TOKEN).json(&body).send().await.unwrap();
+        let response = reqwest::Client::new()
+            .post(self.app.url("/api/v1/events"))
+            .bearer_auth(OPERATOR_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         (response.status(), response.json().await.unwrap())
     }
 
@@ -54,7 +65,12 @@ impl Setup {
     }
 
     async fn webhook(&self, id: &str) -> Value {
-        let response = reqwest::Client::new().get(self.app.url(&format!("/api/v1/webhooks/{id}"))).bearer_auth(&self.key).send().await.unwrap();
+        let response = reqwest::Client::new()
+            .get(self.app.url(&format!("/api/v1/webhooks/{id}")))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap();
         response.json().await.unwrap()
     }
 
@@ -85,7 +101,11 @@ fn header<'a>(request: &'a crate::receiver::Received, name: &str) -> &'a str {
 async fn an_event_arrives_signed_with_every_header() {
     let s = setup(&[]).await;
     let receiver = Receiver::start(Reply::Status(200, "ok")).await;
-    let webhook = s.create_webhook(json!({"url": receiver.url, "authHeader": {"name": "X-Partner-Key", "value": "partner-secret"}})).await;
+    let webhook = s
+        .create_webhook(
+            json!({"url": receiver.url, "authHeader": {"name": "X-Partner-Key", "value": "partner-secret"}}),
+        )
+        .await;
     let secret = webhook["secret"].as_str().unwrap();
 
     let published = s.publish_event("evt_signed_1").await;
@@ -205,7 +225,10 @@ async fn the_last_failed_retry_deactivates_the_webhook_and_holds_the_rest() {
     eventually("the webhook is deactivated", DEADLINE, || async { s.webhook(id).await["active"] == false }).await;
     let view = s.webhook(id).await;
     let reason = view["deactivatedReason"].as_str().unwrap();
-    assert!(reason.contains("3 attempts in a row failed") && reason.contains("evt_doomed") && reason.contains("500"), "{reason}");
+    assert!(
+        reason.contains("3 attempts in a row failed") && reason.contains("evt_doomed") && reason.contains("500"),
+        "{reason}"
+    );
     assert!(view["deactivatedAt"].is_string());
     assert_eq!(view["health"], "red");
     assert_eq!(receiver.received().len(), 3, "the first attempt and two retries");
@@ -348,7 +371,8 @@ async fn bad_events_are_refused_with_the_field_named() {
         assert_eq!(request.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     }
     // A partner's API key is not the operator's token.
-    let response = reqwest::Client::new().post(s.app.url("/api/v1/events")).bearer_auth(&s.key).json(&ok).send().await.unwrap();
+    let response =
+        reqwest::Client::new().post(s.app.url("/api/v1/events")).bearer_auth(&s.key).json(&ok).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -381,7 +405,8 @@ async fn test_webhook_reports_in_place_and_is_logged_as_a_test() {
     let view = s.webhook(id).await;
     assert!(view["successRate"].is_null() && view["lastDeliveryAt"].is_null(), "tests don't count: {view}");
     // Not retried.
-    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM deliveries").fetch_one(s.app.db.pool()).await.unwrap().get("n");
+    let count: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM deliveries").fetch_one(s.app.db.pool()).await.unwrap().get("n");
     assert_eq!(count, 0);
     assert_eq!(receiver.received().len(), 2);
 }

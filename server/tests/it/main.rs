@@ -4,9 +4,9 @@
 mod api;
 mod cli;
 mod crash;
+mod dispatcher;
 mod helpers;
 mod portal_webhooks;
 mod receiver;
-mod dispatcher;
 mod sessions;
 mod webhooks;

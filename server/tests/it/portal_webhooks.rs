@@ -2,9 +2,9 @@
 //! partner only.
 
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{TestApp, spawn_app};
 
 async fn call(app: &TestApp, client: &reqwest::Client, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
     let response = client.post(app.url(path)).form(form).send().await.unwrap();
@@ -40,7 +40,13 @@ async fn the_form_creates_and_updates_a_webhook() {
         &app,
         &client,
         "/api/webhooks/save",
-        &[("id", id), ("url", "https://api.acme.test/v2"), ("auth_header_name", "X-Key"), ("auth_header_value", ""), ("event_types_mode", "all")],
+        &[
+            ("id", id),
+            ("url", "https://api.acme.test/v2"),
+            ("auth_header_name", "X-Key"),
+            ("auth_header_value", ""),
+            ("event_types_mode", "all"),
+        ],
     )
     .await;
     assert_eq!(updated["url"], "https://api.acme.test/v2");
@@ -56,7 +62,8 @@ async fn the_form_creates_and_updates_a_webhook() {
     let (_, switched) = call(&app, &client, "/api/webhooks/set_active", &[("id", id), ("active", "true")]).await;
     assert_eq!(switched["active"], true);
 
-    let (_, preview) = call(&app, &client, "/api/webhooks/preview", &[("template", r#"{"t": {{ type|tojson }}}"#)]).await;
+    let (_, preview) =
+        call(&app, &client, "/api/webhooks/preview", &[("template", r#"{"t": {{ type|tojson }}}"#)]).await;
     assert_eq!(preview, json!("{\n  \"t\": \"verification.completed\"\n}"));
 
     let (status, _) = call(&app, &client, "/api/webhooks/delete", &[("id", id)]).await;
@@ -84,7 +91,8 @@ async fn a_bad_form_reports_every_field_and_saves_nothing() {
     )
     .await;
     assert!(!status.is_success());
-    let fields: Vec<&str> = error["InvalidFields"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> =
+        error["InvalidFields"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["url", "authHeader.name", "eventTypes", "payloadTemplate"]);
     let (_, list) = call(&app, &client, "/api/webhooks/list", &[]).await;
     assert_eq!(list, json!([]));

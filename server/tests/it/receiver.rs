@@ -44,7 +44,12 @@ pub struct Receiver {
     inner: Arc<Mutex<Inner>>,
 }
 
-async fn handle(State(inner): State<Arc<Mutex<Inner>>>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let reply = {
         let mut inner = inner.lock().unwrap();
         inner.received.push(Received {

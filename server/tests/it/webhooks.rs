@@ -1,9 +1,9 @@
 //! `/api/v1/webhooks`: every route, every validation rule, and another partner's ids.
 
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{TestApp, spawn_app};
 
 /// An API client for one partner.
 struct Api<'a> {
@@ -13,7 +13,8 @@ struct Api<'a> {
 
 impl Api<'_> {
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = reqwest::Client::new().request(method, self.app.url(&format!("/api/v1{path}"))).bearer_auth(&self.key);
+        let mut request =
+            reqwest::Client::new().request(method, self.app.url(&format!("/api/v1{path}"))).bearer_auth(&self.key);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -140,7 +141,11 @@ async fn payload_templates_are_checked_on_save() {
     let created = acme.create(json!({"url": "https://api.acme.test/hook", "payloadTemplate": template})).await;
     assert_eq!(created["payloadTemplate"], template);
     let (status, error) = acme
-        .call(Method::POST, "/webhooks", Some(json!({"url": "https://api.acme.test/hook", "payloadTemplate": "{\"a\": {{ id }}}"})))
+        .call(
+            Method::POST,
+            "/webhooks",
+            Some(json!({"url": "https://api.acme.test/hook", "payloadTemplate": "{\"a\": {{ id }}}"})),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error["error"]["field"], "payloadTemplate");
@@ -163,10 +168,26 @@ async fn bad_input_is_refused_with_the_field_named_and_changes_nothing() {
         (json!({"url": long_url}), "url", "at most 2048"),
         (json!({"url": "https://127.0.0.1/hook"}), "url", "private"),
         (json!({"url": "https://x.test", "authHeader": {"name": "X-Key:", "value": "v"}}), "authHeader.name", "`:`"),
-        (json!({"url": "https://x.test", "authHeader": {"name": "Content-Type", "value": "v"}}), "authHeader.name", "set by the dispatcher"),
-        (json!({"url": "https://x.test", "authHeader": {"name": "webhook-id", "value": "v"}}), "authHeader.name", "set by the dispatcher"),
-        (json!({"url": "https://x.test", "authHeader": {"name": "X-Key", "value": "a\r\nb"}}), "authHeader.value", "line breaks"),
-        (json!({"url": "https://x.test", "authHeader": {"name": "X-Key", "value": "k".repeat(1025)}}), "authHeader.value", "1,024"),
+        (
+            json!({"url": "https://x.test", "authHeader": {"name": "Content-Type", "value": "v"}}),
+            "authHeader.name",
+            "set by the dispatcher",
+        ),
+        (
+            json!({"url": "https://x.test", "authHeader": {"name": "webhook-id", "value": "v"}}),
+            "authHeader.name",
+            "set by the dispatcher",
+        ),
+        (
+            json!({"url": "https://x.test", "authHeader": {"name": "X-Key", "value": "a\r\nb"}}),
+            "authHeader.value",
+            "line breaks",
+        ),
+        (
+            json!({"url": "https://x.test", "authHeader": {"name": "X-Key", "value": "k".repeat(1025)}}),
+            "authHeader.value",
+            "1,024",
+        ),
         (json!({"url": "https://x.test", "authHeader": {"name": "X-Key"}}), "authHeader.value", "required"),
         (json!({"url": "https://x.test", "eventTypes": []}), "eventTypes", "at least one"),
         (json!({"url": "https://x.test", "eventTypes": ["verification.done"]}), "eventTypes", "not an event type"),
@@ -198,12 +219,19 @@ async fn bad_input_is_refused_with_the_field_named_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let response = reqwest::Client::new().post(app.url("/api/v1/webhooks")).bearer_auth(&acme.key).body("url=x").send().await.unwrap();
+    let response = reqwest::Client::new()
+        .post(app.url("/api/v1/webhooks"))
+        .bearer_auth(&acme.key)
+        .body("url=x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 
     // Several broken fields are all reported.
     let (_, error) = acme.call(Method::POST, "/webhooks", Some(json!({"url": "", "eventTypes": []}))).await;
-    let fields: Vec<&str> = error["error"]["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> =
+        error["error"]["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["url", "eventTypes"]);
 
     // Nothing changed: still one webhook, exactly as made.
@@ -232,8 +260,10 @@ async fn another_partners_webhook_is_not_found_on_every_route() {
         (Method::POST, "/secret/rotate".to_owned(), None),
     ];
     for (method, suffix, body) in routes {
-        let (theirs_status, theirs) = globex.call(method.clone(), &format!("/webhooks/{id}{suffix}"), body.clone()).await;
-        let (missing_status, absent) = globex.call(method.clone(), &format!("/webhooks/{missing}{suffix}"), body.clone()).await;
+        let (theirs_status, theirs) =
+            globex.call(method.clone(), &format!("/webhooks/{id}{suffix}"), body.clone()).await;
+        let (missing_status, absent) =
+            globex.call(method.clone(), &format!("/webhooks/{missing}{suffix}"), body.clone()).await;
         assert_eq!(theirs_status, StatusCode::NOT_FOUND, "{method} {suffix}");
         assert_eq!(missing_status, StatusCode::NOT_FOUND, "{method} {suffix}");
         let strip = |v: &Value| v["error"]["message"].as_str().unwrap().replace(id, "ID").replace(missing, "ID");
@@ -264,7 +294,12 @@ async fn every_webhook_route_needs_a_key() {
         (Method::GET, format!("/webhooks/{id}/secret")),
         (Method::POST, format!("/webhooks/{id}/secret/rotate")),
     ] {
-        let response = reqwest::Client::new().request(method.clone(), app.url(&format!("/api/v1{path}"))).json(&json!({})).send().await.unwrap();
+        let response = reqwest::Client::new()
+            .request(method.clone(), app.url(&format!("/api/v1{path}")))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
     }
 }
