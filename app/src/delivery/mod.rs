@@ -262,3 +262,45 @@ pub async fn attempt(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(url: String) -> OutgoingRequest {
+        OutgoingRequest { url, headers: Vec::new(), body: "{}".into(), auth_header_name: None }
+    }
+
+    /// A listener that would accept a delivery, to prove none reaches it.
+    async fn local_port() -> (tokio::net::TcpListener, u16) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        (listener, port)
+    }
+
+    #[tokio::test]
+    async fn private_addresses_are_refused_unless_allowed() {
+        let (_listener, port) = local_port().await;
+        let strict = Sender::new(false, Duration::from_secs(2)).unwrap();
+        // An IP literal never reaches the resolver; it is checked before connecting.
+        let result = strict.send(&request(format!("http://127.0.0.1:{port}/hook"))).await;
+        assert!(!result.success && result.error.as_deref().unwrap().contains("private address"), "{result:?}");
+        // A name is checked for every address it resolves to.
+        let result = strict.send(&request(format!("http://localhost:{port}/hook"))).await;
+        assert!(!result.success && result.error.as_deref().unwrap().contains("private addresses"), "{result:?}");
+        assert_eq!(result.status_code, None, "nothing was sent");
+    }
+
+    #[test]
+    fn the_log_masks_the_auth_header() {
+        let request = OutgoingRequest {
+            url: "https://x.test/".into(),
+            headers: vec![("content-type".into(), "application/json".into()), ("X-Key".into(), "a-long-secret-value-1234".into())],
+            body: "{}".into(),
+            auth_header_name: Some("x-key".into()),
+        };
+        let logged = request.logged_headers();
+        assert_eq!(logged[0].1, "application/json");
+        assert_eq!(logged[1].1, "••••••••1234");
+    }
+}

@@ -258,6 +258,7 @@ async fn another_partners_webhook_is_not_found_on_every_route() {
         (Method::POST, "/deactivate".to_owned(), None),
         (Method::GET, "/secret".to_owned(), None),
         (Method::POST, "/secret/rotate".to_owned(), None),
+        (Method::POST, "/test".to_owned(), None),
     ];
     for (method, suffix, body) in routes {
         let (theirs_status, theirs) =
@@ -293,6 +294,7 @@ async fn every_webhook_route_needs_a_key() {
         (Method::POST, format!("/webhooks/{id}/deactivate")),
         (Method::GET, format!("/webhooks/{id}/secret")),
         (Method::POST, format!("/webhooks/{id}/secret/rotate")),
+        (Method::POST, format!("/webhooks/{id}/test")),
     ] {
         let response = reqwest::Client::new()
             .request(method.clone(), app.url(&format!("/api/v1{path}")))
