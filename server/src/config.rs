@@ -144,6 +144,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTAL_SECURE_COOKIES", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub secure_cookies: bool,
 
+    /// Deliver only: run the dispatcher without pages or API, beside portals that serve them
+    /// on the same database.
+    #[arg(long, env = "PORTAL_NO_WEB", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub no_web: bool,
+
     /// Folder of the built site (wasm, JS, CSS); `target/site` under the current folder by default.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,

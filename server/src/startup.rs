@@ -31,7 +31,8 @@ pub const SESSION_COOKIE: &str = "portal_session";
 
 /// A built, bound application, ready to run.
 pub struct Application {
-    listener: TcpListener,
+    /// `None` with `--no-web`: the process only delivers.
+    listener: Option<TcpListener>,
     router: Router,
     port: u16,
     dispatcher: Dispatcher,
@@ -82,13 +83,19 @@ impl Application {
         let api = Arc::new(ApiSettings { operator_token: args.operator_token.clone() });
         let router = sessions.layer(router(state, api), args.secure_cookies);
 
-        let listener =
-            TcpListener::bind(args.addr).await.with_context(|| format!("could not listen on {}", args.addr))?;
-        let port = listener.local_addr()?.port();
+        let (listener, port) = if args.no_web {
+            (None, 0)
+        } else {
+            let listener =
+                TcpListener::bind(args.addr).await.with_context(|| format!("could not listen on {}", args.addr))?;
+            let port = listener.local_addr()?.port();
+            (Some(listener), port)
+        };
         Ok(Self { listener, router, port, dispatcher })
     }
 
-    /// The port the application listens on (the real one when port 0 was asked for).
+    /// The port the application listens on (the real one when port 0 was asked for; 0 with
+    /// `--no-web`).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -96,11 +103,19 @@ impl Application {
     /// Serves and delivers until `shutdown` completes, then finishes the requests and the
     /// attempts under way.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let addr = self.listener.local_addr()?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let dispatcher = tokio::spawn(self.dispatcher.run(stopped));
-        tracing::info!("listening on http://{addr}");
-        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        let served = match self.listener {
+            Some(listener) => {
+                tracing::info!("listening on http://{}", listener.local_addr()?);
+                axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await
+            }
+            None => {
+                tracing::info!("delivering only (--no-web): no pages, no API");
+                shutdown.await;
+                Ok(())
+            }
+        };
         let _ = stop.send(true);
         let _ = dispatcher.await;
         served.context("the server failed")

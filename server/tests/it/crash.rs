@@ -137,3 +137,44 @@ async fn a_kill_in_the_middle_of_a_burst_loses_no_event() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn a_deliver_only_process_sends_what_another_process_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}/portal.db", dir.path().display());
+    let receiver = Receiver::start(Reply::Status(200, "ok")).await;
+    let db = app::store::Db::connect(&database_url).await.unwrap();
+    db.migrate().await.unwrap();
+    let hash = app::auth::hash_password(&app::domain::NewPassword::parse("correct horse battery staple").unwrap()).unwrap();
+    let (partner, _) = app::store::accounts::create_partner_with_user(
+        &db,
+        &app::domain::PartnerName::parse("Acme").unwrap(),
+        &app::domain::EmailAddress::parse("ann@acme.test").unwrap(),
+        &hash,
+    )
+    .await
+    .unwrap();
+    let settings = app::domain::WebhookInput { url: receiver.url.clone(), active: true, ..Default::default() }
+        .parse(app::domain::UrlPolicy { allow_private: true }, None)
+        .unwrap();
+    app::store::webhooks::create(&db, &partner, &settings).await.unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portal"))
+        .args(["serve", "--no-web", "--allow-private-targets", "true"])
+        .env("DATABASE_URL", &database_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Queued by another process (the CLI): the deliver-only process picks it up by itself.
+    let output = Command::new(env!("CARGO_BIN_EXE_portal"))
+        .args(["event", "publish", "--partner", partner.as_str(), "--type", "review.completed", "--id", "evt_elsewhere"])
+        .env("DATABASE_URL", &database_url)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].headers["webhook-id"], "evt_elsewhere");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
