@@ -152,3 +152,12 @@ fn session_cookie(response: &reqwest::Response) -> Option<String> {
         Some(value.split(';').next()?.to_owned())
     })
 }
+
+#[tokio::test]
+async fn pages_are_compressed_for_browsers_that_accept_it() {
+    let app = spawn_app().await;
+    let response = browser().get(app.url("/login")).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(response.headers().get("content-encoding").map(|v| v.to_str().unwrap()), Some("gzip"));
+    let plain = browser().get(app.url("/login")).send().await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+}
