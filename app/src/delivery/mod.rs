@@ -295,7 +295,10 @@ mod tests {
     fn the_log_masks_the_auth_header() {
         let request = OutgoingRequest {
             url: "https://x.test/".into(),
-            headers: vec![("content-type".into(), "application/json".into()), ("X-Key".into(), "a-long-secret-value-1234".into())],
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("X-Key".into(), "a-long-secret-value-1234".into()),
+            ],
             body: "{}".into(),
             auth_header_name: Some("x-key".into()),
         };

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::OPERATOR_TOKEN;
+use crate::helpers::{OPERATOR_TOKEN, insert_partner};
 use crate::receiver::{Receiver, Reply};
 
 /// Starts `portal serve` on a free port; answers the child and its address.
@@ -48,16 +48,7 @@ async fn a_kill_in_the_middle_of_a_burst_loses_no_event() {
 
     let (mut child, address) = start_portal(&database_url);
     let db = app::store::Db::connect(&database_url).await.unwrap();
-    let hash =
-        app::auth::hash_password(&app::domain::NewPassword::parse("correct horse battery staple").unwrap()).unwrap();
-    let (partner, _) = app::store::accounts::create_partner_with_user(
-        &db,
-        &app::domain::PartnerName::parse("Acme").unwrap(),
-        &app::domain::EmailAddress::parse("ann@acme.test").unwrap(),
-        &hash,
-    )
-    .await
-    .unwrap();
+    let partner = insert_partner(&db, "Acme", "ann@acme.test").await.id;
     let key = app::auth::generate_api_key();
     app::store::api_keys::create(
         &db,
@@ -145,15 +136,7 @@ async fn a_deliver_only_process_sends_what_another_process_queued() {
     let receiver = Receiver::start(Reply::Status(200, "ok")).await;
     let db = app::store::Db::connect(&database_url).await.unwrap();
     db.migrate().await.unwrap();
-    let hash = app::auth::hash_password(&app::domain::NewPassword::parse("correct horse battery staple").unwrap()).unwrap();
-    let (partner, _) = app::store::accounts::create_partner_with_user(
-        &db,
-        &app::domain::PartnerName::parse("Acme").unwrap(),
-        &app::domain::EmailAddress::parse("ann@acme.test").unwrap(),
-        &hash,
-    )
-    .await
-    .unwrap();
+    let partner = insert_partner(&db, "Acme", "ann@acme.test").await.id;
     let settings = app::domain::WebhookInput { url: receiver.url.clone(), active: true, ..Default::default() }
         .parse(app::domain::UrlPolicy { allow_private: true }, None)
         .unwrap();
@@ -168,7 +151,16 @@ async fn a_deliver_only_process_sends_what_another_process_queued() {
         .unwrap();
     // Queued by another process (the CLI): the deliver-only process picks it up by itself.
     let output = Command::new(env!("CARGO_BIN_EXE_portal"))
-        .args(["event", "publish", "--partner", partner.as_str(), "--type", "review.completed", "--id", "evt_elsewhere"])
+        .args([
+            "event",
+            "publish",
+            "--partner",
+            partner.as_str(),
+            "--type",
+            "review.completed",
+            "--id",
+            "evt_elsewhere",
+        ])
         .env("DATABASE_URL", &database_url)
         .output()
         .unwrap();

@@ -68,17 +68,7 @@ impl TestApp {
 
     /// Makes a partner with one user, straight in the store.
     pub async fn create_partner(&self, name: &str, email: &str) -> TestPartner {
-        let password = "correct horse battery staple".to_owned();
-        let hash = app::auth::hash_password(&NewPassword::parse(&password).unwrap()).unwrap();
-        let (id, _) = app::store::accounts::create_partner_with_user(
-            &self.db,
-            &PartnerName::parse(name).unwrap(),
-            &EmailAddress::parse(email).unwrap(),
-            &hash,
-        )
-        .await
-        .unwrap();
-        TestPartner { id, email: email.into(), password }
+        insert_partner(&self.db, name, email).await
     }
 
     /// Submits the login form as a browser without JavaScript does.
@@ -115,6 +105,21 @@ impl TestApp {
         .unwrap();
         key.expose().to_owned()
     }
+}
+
+/// Makes a partner with one user (password "correct horse battery staple") in `db`.
+pub async fn insert_partner(db: &Db, name: &str, email: &str) -> TestPartner {
+    let password = "correct horse battery staple".to_owned();
+    let hash = app::auth::hash_password(&NewPassword::parse(&password).unwrap()).unwrap();
+    let (id, _) = app::store::accounts::create_partner_with_user(
+        db,
+        &PartnerName::parse(name).unwrap(),
+        &EmailAddress::parse(email).unwrap(),
+        &hash,
+    )
+    .await
+    .unwrap();
+    TestPartner { id, email: email.into(), password }
 }
 
 /// Where a redirect points, if the response is one.
