@@ -120,8 +120,9 @@ impl NewEvent {
     }
 }
 
-/// What one attempt came to.
+/// What one attempt came to; also the answer of "Test Webhook".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AttemptResult {
     /// A 2xx answer within the time limit.

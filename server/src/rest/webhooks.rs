@@ -1,6 +1,6 @@
 //! `/api/v1/webhooks`: the partner's webhooks over REST.
 
-use app::domain::{WebhookId, WebhookInput, WebhookView};
+use app::domain::{AttemptResult, WebhookId, WebhookInput, WebhookView};
 use app::state::AppState;
 use app::store::webhooks::{self, WebhookRecord};
 use axum::Json;
@@ -99,14 +99,14 @@ fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("no webhook with id `{}`", id.chars().take(64).collect::<String>()))
 }
 
-/// The partner's webhook `id`, or the 404 a missing one (or another partner's) gets.
-async fn load(state: &AppState, partner: &ApiPartner, id: &str) -> Result<WebhookRecord, ApiError> {
-    let parsed = WebhookId::parse(id).map_err(|_| not_found(id))?;
-    webhooks::record(&state.db, &partner.0, &parsed).await?.ok_or_else(|| not_found(id))
+/// A webhook id from the path; a malformed one is as missing as another partner's.
+fn parse_id(id: &str) -> Result<WebhookId, ApiError> {
+    WebhookId::parse(id).map_err(|_| not_found(id))
 }
 
-async fn view(state: &AppState, partner: &ApiPartner, id: &WebhookId) -> Result<WebhookView, ApiError> {
-    webhooks::get(&state.db, &partner.0, id).await?.ok_or_else(|| not_found(id.as_str()))
+/// The partner's webhook `id` with its secrets, or the 404 a missing one (or another partner's) gets.
+async fn load(state: &AppState, partner: &ApiPartner, id: &str) -> Result<WebhookRecord, ApiError> {
+    webhooks::record(&state.db, &partner.0, &parse_id(id)?).await?.ok_or_else(|| not_found(id))
 }
 
 /// `GET /api/v1/webhooks`
@@ -147,8 +147,7 @@ pub async fn show(
     partner: ApiPartner,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
-    let record = load(&state, &partner, &id).await?;
-    Ok(Json(view(&state, &partner, &record.id).await?))
+    Ok(Json(webhooks::get(&state.db, &partner.0, &parse_id(&id)?).await?.ok_or_else(|| not_found(&id))?))
 }
 
 /// `PATCH /api/v1/webhooks/{id}`: changes the fields given; every refused field is reported
@@ -196,17 +195,15 @@ pub async fn delete(
     partner: ApiPartner,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let record = load(&state, &partner, &id).await?;
-    if !webhooks::delete(&state.db, &partner.0, &record.id).await? {
+    if !webhooks::delete(&state.db, &partner.0, &parse_id(&id)?).await? {
         return Err(not_found(&id));
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn switch(state: AppState, partner: ApiPartner, id: String, active: bool) -> Result<Json<WebhookView>, ApiError> {
-    let record = load(&state, &partner, &id).await?;
     let webhook =
-        webhooks::set_active(&state.db, &partner.0, &record.id, active).await?.ok_or_else(|| not_found(&id))?;
+        webhooks::set_active(&state.db, &partner.0, &parse_id(&id)?, active).await?.ok_or_else(|| not_found(&id))?;
     if active {
         state.wake.notify_one(); // held deliveries are due again
     }
@@ -214,37 +211,14 @@ async fn switch(state: AppState, partner: ApiPartner, id: String, active: bool) 
 }
 
 /// `POST /api/v1/webhooks/{id}/test`: 200 with what the receiver said, whatever it said.
-#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = TestResultBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = AttemptResult), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn test(
     State(state): State<AppState>,
     partner: ApiPartner,
     Path(id): Path<String>,
-) -> Result<Json<TestResultBody>, ApiError> {
+) -> Result<Json<AttemptResult>, ApiError> {
     let record = load(&state, &partner, &id).await?;
-    let result = app::delivery::send_test(&state.db, &state.sender, &record).await?;
-    Ok(Json(TestResultBody {
-        success: result.success,
-        status_code: result.status_code,
-        latency_ms: result.latency_ms,
-        response_body: result.response_body,
-        error: result.error,
-    }))
-}
-
-/// What "Test Webhook" found.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TestResultBody {
-    /// A 2xx answer within the time limit.
-    success: bool,
-    /// The receiver's status code, when it answered.
-    status_code: Option<u16>,
-    /// Milliseconds from sending to the end of the answer.
-    latency_ms: i64,
-    /// The start of the answer's body (4 KiB at most).
-    response_body: Option<String>,
-    /// Why it failed.
-    error: Option<String>,
+    Ok(Json(app::delivery::send_test(&state.db, &state.sender, &record).await?))
 }
 
 /// `POST /api/v1/webhooks/{id}/activate`
@@ -285,7 +259,7 @@ pub async fn rotate_secret(
     partner: ApiPartner,
     Path(id): Path<String>,
 ) -> Result<Json<SecretBody>, ApiError> {
-    let record = load(&state, &partner, &id).await?;
-    let secret = webhooks::rotate_secret(&state.db, &partner.0, &record.id).await?.ok_or_else(|| not_found(&id))?;
+    let secret =
+        webhooks::rotate_secret(&state.db, &partner.0, &parse_id(&id)?).await?.ok_or_else(|| not_found(&id))?;
     Ok(Json(SecretBody { secret: secret.expose().to_owned() }))
 }
