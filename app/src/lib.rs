@@ -66,6 +66,9 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/webhooks/new") view=pages::NewWebhookPage ssr=SsrMode::Async />
                 <Route path=path!("/webhooks/:id") view=pages::WebhookDetailPage ssr=SsrMode::Async />
                 <Route path=path!("/webhooks/:id/edit") view=pages::EditWebhookPage ssr=SsrMode::Async />
+                <Route path=path!("/webhooks/:id/logs") view=pages::WebhookLogsPage ssr=SsrMode::Async />
+                <Route path=path!("/webhooks/:id/logs/:attempt") view=pages::AttemptPage ssr=SsrMode::Async />
+                <Route path=path!("/logs") view=pages::LogsPage ssr=SsrMode::Async />
                 <Route path=path!("/settings/api-keys") view=pages::ApiKeysPage ssr=SsrMode::Async />
             </Routes>
         </Router>

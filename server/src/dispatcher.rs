@@ -148,7 +148,7 @@ impl Dispatcher {
             number,
             request: request.as_ref(),
             result: &result,
-            test: false,
+            origin: claimed.origin,
         };
         deliveries::record(&self.db, &log, &next).await
     }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod dispatcher;
 pub mod guard;
 pub mod rest;
+pub mod retention;
 pub mod startup;
 pub mod telemetry;
 

@@ -36,6 +36,8 @@ pub struct Application {
     router: Router,
     port: u16,
     dispatcher: Dispatcher,
+    /// The database and the days of log to keep, for the pruner.
+    retention: (Db, u32),
 }
 
 /// What the REST API needs besides the database.
@@ -79,6 +81,7 @@ impl Application {
             wake.clone(),
             args.delivery_timeout,
         );
+        let db_for_retention = db.clone();
         let state = AppState { leptos_options, db, settings, sender, wake };
         let api = Arc::new(ApiSettings { operator_token: args.operator_token.clone() });
         let router = sessions.layer(router(state, api), args.secure_cookies);
@@ -91,7 +94,7 @@ impl Application {
             let port = listener.local_addr()?.port();
             (Some(listener), port)
         };
-        Ok(Self { listener, router, port, dispatcher })
+        Ok(Self { listener, router, port, dispatcher, retention: (db_for_retention, args.log_retention_days) })
     }
 
     /// The port the application listens on (the real one when port 0 was asked for; 0 with
@@ -104,7 +107,9 @@ impl Application {
     /// attempts under way.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let dispatcher = tokio::spawn(self.dispatcher.run(stopped));
+        let dispatcher = tokio::spawn(self.dispatcher.run(stopped.clone()));
+        let (db, retention_days) = self.retention;
+        let pruner = tokio::spawn(crate::retention::run(db, retention_days, stopped));
         let served = match self.listener {
             Some(listener) => {
                 tracing::info!("listening on http://{}", listener.local_addr()?);
@@ -118,6 +123,7 @@ impl Application {
         };
         let _ = stop.send(true);
         let _ = dispatcher.await;
+        let _ = pruner.await;
         served.context("the server failed")
     }
 }

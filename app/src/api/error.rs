@@ -25,6 +25,9 @@ pub enum AppError {
     /// Several fields were refused; nothing was changed.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     InvalidFields(Vec<FieldError>),
+    /// The request can't be done in the thing's present state; the words say what to do.
+    #[error("{0}")]
+    Conflict(String),
     /// Something failed on the server; the details are in its log.
     #[error("Something went wrong on our side. Please try again.")]
     Internal,

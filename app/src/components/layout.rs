@@ -30,6 +30,7 @@ pub fn SignedIn(
             </a>
             <nav aria-label="Main">
                 <A href="/webhooks">"Webhooks"</A>
+                <A href="/logs">"Delivery logs"</A>
                 <A href="/settings/api-keys">"API keys"</A>
             </nav>
             <div class="account">

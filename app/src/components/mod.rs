@@ -1,7 +1,9 @@
 //! Pieces of UI that several pages use.
 
+mod chart;
 mod layout;
 
+pub use chart::{HourlyChart, hourly_svg};
 pub use layout::SignedIn;
 
 use chrono::{DateTime, Utc};
@@ -10,14 +12,23 @@ use leptos::prelude::*;
 use crate::domain::{Health, WebhookView};
 
 /// A webhook's health, in words and colour; "–" while an active webhook has no deliveries.
+/// Hover or focus shows why, with the webhook's numbers.
 #[component]
 pub fn HealthBadge(webhook: WebhookView) -> impl IntoView {
     let no_data = webhook.active && webhook.last_delivery_at.is_none() && webhook.health == Health::Green;
-    if no_data {
-        return view! { <span class="badge none">"– No deliveries yet"</span> }.into_any();
+    let (class, label) =
+        if no_data { ("none", "– No deliveries yet") } else { (webhook.health.class(), webhook.health.label()) };
+    let tip_id = format!("health-{}", webhook.id);
+    view! {
+        <span class="has-tip">
+            <span class=format!("badge {class}") tabindex="0" aria-describedby=tip_id.clone() data-testid="health">
+                {label}
+            </span>
+            <span class="tip" role="tooltip" id=tip_id>
+                {webhook.health_reason()}
+            </span>
+        </span>
     }
-    let health = webhook.health;
-    view! { <span class=format!("badge {}", health.class())>{health.label()}</span> }.into_any()
 }
 
 /// An error announced to screen readers, shown only while there is one.

@@ -239,7 +239,7 @@ pub async fn send_test(
         number: 1,
         request: request.as_ref(),
         result: &result,
-        test: true,
+        origin: crate::domain::Origin::Test,
     };
     record(db, &log, &Next::Succeeded).await?;
     Ok(result)

@@ -117,6 +117,10 @@ prefixed_id!(
     /// One HTTP request of a delivery.
     AttemptId, "att_", "attempt"
 );
+prefixed_id!(
+    /// One "Replay missed events" run.
+    ReplayId, "rpl_", "replay"
+);
 
 #[cfg(test)]
 mod tests {

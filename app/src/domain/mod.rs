@@ -5,6 +5,7 @@
 mod account;
 mod event;
 mod ids;
+mod log;
 mod policy;
 mod webhook;
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use account::*;
 pub use event::*;
 pub use ids::*;
+pub use log::*;
 pub use policy::*;
 pub use webhook::*;
 

@@ -666,8 +666,38 @@ pub struct WebhookView {
     pub last_delivery_ok: Option<bool>,
     /// Share of the last 24 hours' attempts that succeeded, 0 to 100; `null` with none.
     pub success_rate: Option<f64>,
+    /// Failed attempts since the last success (tests left out).
+    pub failures_in_a_row: i64,
     /// The badge.
     pub health: Health,
+}
+
+impl WebhookView {
+    /// Why the badge is what it is, in a sentence with this webhook's numbers: the text shown
+    /// on hover and focus.
+    pub fn health_reason(&self) -> String {
+        let rate = self.success_rate.map(|r| format!("{r:.1} %")).unwrap_or_else(|| "–".into());
+        match self.health {
+            Health::Inactive => "Switched off by your team: no events are sent to it.".into(),
+            Health::Red if !self.active => format!(
+                "The dispatcher switched it off after a delivery failed every retry{}. Activate it to resume.",
+                self.deactivated_at.map(|at| format!(" on {}", at.format("%Y-%m-%d %H:%M UTC"))).unwrap_or_default()
+            ),
+            Health::Red => format!(
+                "The last {} attempts in a row failed (red from 3). Success rate in the last 24 hours: {rate}.",
+                self.failures_in_a_row
+            ),
+            Health::Yellow if self.failures_in_a_row > 0 => format!(
+                "The latest attempt failed ({} in a row; red from 3). Success rate in the last 24 hours: {rate}.",
+                self.failures_in_a_row
+            ),
+            Health::Yellow => format!("Success rate in the last 24 hours is {rate}, under 95 %."),
+            Health::Green if self.last_delivery_at.is_none() => "No deliveries yet.".into(),
+            Health::Green => {
+                format!("The latest attempt succeeded and {rate} of the last 24 hours' attempts did (95 % or more).")
+            }
+        }
+    }
 }
 
 /// A webhook's settings as typed in a form or sent in a JSON body, before any check.

@@ -2,12 +2,14 @@
 
 mod api_keys;
 mod login;
+mod logs;
 mod webhook_detail;
 mod webhook_form;
 mod webhooks;
 
 pub use api_keys::ApiKeysPage;
 pub use login::LoginPage;
+pub use logs::{AttemptPage, LogsPage, WebhookLogsPage};
 pub use webhook_detail::WebhookDetailPage;
 pub use webhook_form::{EditWebhookPage, NewWebhookPage};
 pub use webhooks::WebhooksPage;

@@ -3,8 +3,11 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{DeleteWebhook, RevealSigningSecret, RotateSigningSecret, SetWebhookActive, TestWebhook, get_webhook};
-use crate::components::{ErrorAlert, HealthBadge, SignedIn, format_time};
+use crate::api::{
+    DeleteWebhook, PlanReplay, RevealSigningSecret, RotateSigningSecret, SetWebhookActive, StartReplay, TestWebhook,
+    get_webhook, replay_progress, webhook_hourly,
+};
+use crate::components::{ErrorAlert, HealthBadge, HourlyChart, SignedIn, format_time};
 use crate::domain::WebhookView;
 
 /// Settings, signing secret, and Activate/Deactivate, Edit, Delete.
@@ -46,6 +49,9 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
     let edit_href = format!("/webhooks/{id}/edit");
     let secret_id = id.clone();
     let test_id = id.clone();
+    let logs_href = format!("/webhooks/{id}/logs");
+    let replay_id = id.clone();
+    let chart_id = id.clone();
     view! {
         <div class="page-head">
             <h1 class="url-title">{webhook.url.clone()}</h1>
@@ -63,7 +69,11 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
             <a class="button secondary" href=edit_href>
                 "Edit"
             </a>
+            <a class="button secondary" href=logs_href>
+                "View Logs"
+            </a>
         </div>
+        {webhook.active.then(|| view! { <ReplayPanel id=replay_id /> })}
         <TestWebhookPanel id=test_id />
         <dl class="settings card">
             <dt>"Status"</dt>
@@ -87,8 +97,114 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
             <dt>"Success rate (24 h)"</dt>
             <dd>{webhook.success_rate.map(|r| format!("{r:.1} %")).unwrap_or_else(|| "–".into())}</dd>
         </dl>
+        <Chart id=chart_id />
         <SigningSecret id=secret_id />
         <DeleteWebhookForm id url />
+    }
+}
+
+/// The last 24 hours per hour, from the counters.
+#[component]
+fn Chart(id: String) -> impl IntoView {
+    let bars = Resource::new(move || id.clone(), webhook_hourly);
+    view! {
+        <Suspense fallback=|| ()>
+            {move || bars.get().and_then(Result::ok).map(|bars| view! { <HourlyChart bars /> })}
+        </Suspense>
+    }
+}
+
+/// "Replay missed events": count first, then send, then show progress while it runs.
+#[component]
+fn ReplayPanel(id: String) -> impl IntoView {
+    let plan = ServerAction::<PlanReplay>::new();
+    let start = ServerAction::<StartReplay>::new();
+    let progress_id = id.clone();
+    let progress = Resource::new(move || (progress_id.clone(), start.version().get()), |(id, _)| replay_progress(id));
+    // While a replay has deliveries waiting, look again every two seconds.
+    Effect::new(move |_| {
+        if let Ok(handle) = set_interval_with_handle(
+            move || {
+                let running = progress.get_untracked().and_then(Result::ok).flatten().is_some_and(|r| r.waiting > 0);
+                if running {
+                    progress.refetch();
+                }
+            },
+            std::time::Duration::from_secs(2),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let plan_id = id.clone();
+    let planned = move || {
+        let id = id.clone();
+        plan.value().get().map(|answer| match answer {
+            Ok(p) => {
+                let words = format!(
+                    "{} {} of its types since {} {} never sent to this webhook.",
+                    p.count,
+                    if p.count == 1 { "event" } else { "events" },
+                    p.since,
+                    if p.count == 1 { "was" } else { "were" }
+                );
+                let button = format!("Replay {} {}", p.count, if p.count == 1 { "event" } else { "events" });
+                view! {
+                    <p data-testid="replay-count">{words}</p>
+                    <ActionForm action=start>
+                        <input type="hidden" name="webhook" value=id />
+                        <input type="hidden" name="since" value=p.since />
+                        <button type="submit" disabled=p.count == 0>
+                            {button}
+                        </button>
+                    </ActionForm>
+                }
+                .into_any()
+            }
+            Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+        })
+    };
+    let start_error = move || start.value().get().and_then(Result::err).map(|e| e.to_string());
+    let shown = move || {
+        progress.get().and_then(Result::ok).flatten().map(|r| {
+            let state = if r.waiting > 0 { "running" } else { "finished" };
+            view! {
+                <p data-testid="replay-progress">
+                    {format!(
+                        "Replay from {} ({state}): {} of {} delivered, {} failed, {} waiting.",
+                        format_time(&r.since),
+                        r.delivered,
+                        r.total,
+                        r.failed,
+                        r.waiting,
+                    )}
+                </p>
+                <progress max=r.total.max(1) value=r.delivered + r.failed></progress>
+            }
+        })
+    };
+    view! {
+        <details class="card">
+            <summary>"Replay missed events"</summary>
+            <p class="hint">
+                "Sends every event of this webhook's types created since a time (by default, when it was "
+                "last deactivated) that was never sent to it. Each keeps its id, so receivers can drop repeats."
+            </p>
+            <ActionForm action=plan attr:class="inline-form">
+                <input type="hidden" name="webhook" value=plan_id />
+                <div class="field">
+                    <label for="replay-since">"Since (UTC, optional)"</label>
+                    <input id="replay-since" type="datetime-local" name="since" />
+                </div>
+                <button type="submit" class="secondary">
+                    "Count missed events"
+                </button>
+            </ActionForm>
+            <div role="status" aria-live="polite">
+                {planned}
+                <ErrorAlert message=start_error />
+                <Transition fallback=|| ()>{shown}</Transition>
+            </div>
+        </details>
     }
 }
 

@@ -10,7 +10,7 @@ use sqlx::Row;
 
 use super::{Backend, Db, flag, now_ms};
 use crate::delivery::{AttemptResult, OutgoingRequest};
-use crate::domain::{AttemptId, DeliveryId, EventBody, EventFilter, EventType, NewEvent, PartnerId, WebhookId};
+use crate::domain::{AttemptId, DeliveryId, EventBody, EventFilter, EventType, NewEvent, Origin, PartnerId, WebhookId};
 
 /// What publishing did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +105,8 @@ pub struct Claimed {
     pub event_id: String,
     /// Attempts made before this one.
     pub attempts: i64,
+    /// Why it exists: event, resend or replay.
+    pub origin: Origin,
 }
 
 /// Leases up to `limit` due deliveries to `worker` until `lease_ms` from now, at most
@@ -147,7 +149,7 @@ pub async fn claim_due(
                    AND (locked_until IS NULL OR locked_until < $3) {skip_full} \
                    ORDER BY next_attempt_at LIMIT $5 {lock}) due \
            ) ranked WHERE rank <= {room} ORDER BY next_attempt_at LIMIT $4) \
-         RETURNING id, partner_id, webhook_id, event_id, attempts"
+         RETURNING id, partner_id, webhook_id, event_id, attempts, origin"
     ))
     .bind(now + lease_ms)
     .bind(worker)
@@ -165,6 +167,7 @@ pub async fn claim_due(
                 webhook: WebhookId::parse(&row.try_get::<String, _>("webhook_id")?)?,
                 event_id: row.try_get("event_id")?,
                 attempts: row.try_get("attempts")?,
+                origin: Origin::from_stored(&row.try_get::<String, _>("origin")?),
             })
         })
         .collect()
@@ -243,8 +246,9 @@ pub struct AttemptRecord<'a> {
     pub request: Option<&'a OutgoingRequest>,
     /// What happened.
     pub result: &'a AttemptResult,
-    /// A "Test Webhook" attempt: not retried, not counted in health.
-    pub test: bool,
+    /// Why the delivery exists; [`Origin::Test`] for "Test Webhook" (not retried, not counted
+    /// in health).
+    pub origin: Origin,
 }
 
 /// Logs an attempt and moves its delivery on, in one transaction: done, retry later, or failed
@@ -256,8 +260,8 @@ pub async fn record(db: &Db, attempt: &AttemptRecord<'_>, next: &Next) -> anyhow
     let headers = attempt.request.map(|r| r.logged_headers()).unwrap_or_default();
     sqlx::query(
         "INSERT INTO attempts (id, partner_id, webhook_id, delivery_id, event_id, event_type, attempt_number, outcome, \
-         status_code, latency_ms, error, request_headers, request_body, response_body, test, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         status_code, latency_ms, error, request_headers, request_body, response_body, test, origin, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(AttemptId::generate().as_str())
     .bind(attempt.partner.as_str())
@@ -273,11 +277,15 @@ pub async fn record(db: &Db, attempt: &AttemptRecord<'_>, next: &Next) -> anyhow
     .bind(serde_json::to_string(&headers)?)
     .bind(attempt.request.map(|r| r.body.clone()).unwrap_or_default())
     .bind(attempt.result.response_body.clone())
-    .bind(flag(attempt.test))
+    .bind(flag(attempt.origin == Origin::Test))
+    .bind(attempt.origin.as_str())
     .bind(now)
     .execute(&mut *tx)
     .await
     .context("could not log the attempt")?;
+    if attempt.origin != Origin::Test {
+        super::log::count_attempt(&mut tx, attempt.partner, attempt.webhook, attempt.result.success, now).await?;
+    }
     if let Some(delivery) = attempt.delivery {
         let (state, next_at) = match next {
             Next::Succeeded => ("succeeded", now),
@@ -298,7 +306,8 @@ pub async fn record(db: &Db, attempt: &AttemptRecord<'_>, next: &Next) -> anyhow
         .context("could not update the delivery")?;
         if let Next::GiveUp { reason } = next {
             sqlx::query(
-                "UPDATE webhooks SET active = 0, deactivated_at = $1, deactivated_reason = $2, updated_at = $1 \
+                "UPDATE webhooks SET active = 0, deactivated_at = $1, last_deactivated_at = $1, deactivated_reason = $2, \
+                 updated_at = $1 \
                  WHERE id = $3 AND active = 1",
             )
             .bind(now)

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod deliveries;
+pub mod log;
 pub mod webhooks;
 
 use std::str::FromStr;

@@ -5,7 +5,7 @@ use anyhow::Context;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, flag, from_ms, get_flag, now_ms};
+use super::{Db, flag, from_ms, get_flag, log, now_ms};
 use crate::domain::{
     AuthHeader, EventFilter, Health, PartnerId, PayloadTemplate, SigningSecret, WebhookId, WebhookInput,
     WebhookSettings, WebhookUrl, WebhookView,
@@ -16,7 +16,8 @@ pub const PREVIOUS_SECRET_GRACE_MS: i64 = 24 * 3600 * 1000;
 
 const COLUMNS: &str = "id, partner_id, url, active, deactivated_at, deactivated_reason, event_types, \
     auth_header_name, auth_header_value, payload_template, signing_secret, previous_secret, \
-    previous_secret_expires_at, created_at, updated_at";
+    previous_secret_expires_at, created_at, updated_at, last_attempt_at, last_attempt_ok, failures_in_a_row, \
+    last_deactivated_at";
 
 /// A webhook row with its secrets: for the server's own use (delivery, signing), never sent.
 #[derive(Debug, Clone)]
@@ -39,6 +40,12 @@ pub struct WebhookRecord {
     pub created_at: i64,
     /// Last change (ms).
     pub updated_at: i64,
+    /// Newest non-test attempt: time (ms) and whether it succeeded (a running counter).
+    pub last_attempt: Option<(i64, bool)>,
+    /// Failed non-test attempts since the last success (a running counter).
+    pub failures_in_a_row: i64,
+    /// When it was last switched off, kept after reactivation (ms).
+    pub last_deactivated_at: Option<i64>,
 }
 
 impl WebhookRecord {
@@ -84,6 +91,15 @@ impl WebhookRecord {
             previous_secret,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+            last_attempt: match (
+                row.try_get::<Option<i64>, _>("last_attempt_at")?,
+                row.try_get::<Option<i64>, _>("last_attempt_ok")?,
+            ) {
+                (Some(at), Some(ok)) => Some((at, ok != 0)),
+                _ => None,
+            },
+            failures_in_a_row: row.try_get("failures_in_a_row")?,
+            last_deactivated_at: row.try_get("last_deactivated_at")?,
         })
     }
 
@@ -129,49 +145,12 @@ impl DeliveryStats {
     }
 }
 
-async fn stats(db: &Db, webhook: &WebhookId) -> anyhow::Result<DeliveryStats> {
-    let last = sqlx::query(
-        "SELECT created_at, outcome FROM attempts WHERE webhook_id = $1 AND test = $2 \
-         ORDER BY created_at DESC, id DESC LIMIT 1",
-    )
-    .bind(webhook.as_str())
-    .bind(flag(false))
-    .fetch_optional(db.pool())
-    .await?;
-    let Some(last) = last else { return Ok(DeliveryStats::default()) };
-    let last_attempt =
-        Some((last.try_get::<i64, _>("created_at")?, last.try_get::<String, _>("outcome")? == "success"));
-    let window = sqlx::query(
-        "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN outcome = 'success' THEN 1 ELSE 0 END), 0) AS ok \
-         FROM attempts WHERE webhook_id = $1 AND test = $2 AND created_at >= $3",
-    )
-    .bind(webhook.as_str())
-    .bind(flag(false))
-    .bind(now_ms() - 24 * 3600 * 1000)
-    .fetch_one(db.pool())
-    .await?;
-    let total: i64 = window.try_get("total")?;
-    let ok: i64 = window.try_get("ok")?;
-    let failures = sqlx::query(
-        "SELECT COUNT(*) AS n FROM attempts WHERE webhook_id = $1 AND test = $2 AND outcome = 'failure' \
-         AND created_at > COALESCE((SELECT MAX(created_at) FROM attempts \
-             WHERE webhook_id = $1 AND test = $2 AND outcome = 'success'), -1)",
-    )
-    .bind(webhook.as_str())
-    .bind(flag(false))
-    .fetch_one(db.pool())
-    .await?;
-    Ok(DeliveryStats {
-        last_attempt,
-        success_rate: (total > 0).then(|| (ok as f64) * 100.0 / (total as f64)),
-        failures_in_a_row: failures.try_get("n")?,
-    })
-}
-
-async fn view(db: &Db, record: &WebhookRecord) -> anyhow::Result<WebhookView> {
-    let stats = stats(db, &record.id).await.context("could not read delivery stats")?;
+/// The webhook as it may be shown, with its 24-hour success rate (from [`log::success_rates`]).
+fn view(record: &WebhookRecord, success_rate: Option<f64>) -> WebhookView {
+    let stats =
+        DeliveryStats { last_attempt: record.last_attempt, success_rate, failures_in_a_row: record.failures_in_a_row };
     let s = &record.settings;
-    Ok(WebhookView {
+    WebhookView {
         id: record.id.clone(),
         url: s.url.to_string(),
         active: s.active,
@@ -185,8 +164,15 @@ async fn view(db: &Db, record: &WebhookRecord) -> anyhow::Result<WebhookView> {
         last_delivery_at: stats.last_attempt.map(|(at, _)| from_ms(at)),
         last_delivery_ok: stats.last_attempt.map(|(_, ok)| ok),
         success_rate: stats.success_rate,
+        failures_in_a_row: stats.failures_in_a_row,
         health: stats.health(s.active, record.deactivated_reason.is_some()),
-    })
+    }
+}
+
+/// One webhook's view: its record and one read of its counters.
+async fn view_one(db: &Db, record: &WebhookRecord) -> anyhow::Result<WebhookView> {
+    let rates = log::success_rates(db, &record.partner_id, Some(&record.id)).await?;
+    Ok(view(record, rates.get(record.id.as_str()).copied()))
 }
 
 fn event_types_column(filter: &EventFilter) -> Option<String> {
@@ -223,7 +209,7 @@ pub async fn create(
     .await
     .context("could not store the webhook")?;
     let record = WebhookRecord::from_row(&row)?;
-    Ok((view(db, &record).await?, secret))
+    Ok((view(&record, None), secret))
 }
 
 /// The partner's webhooks, newest first.
@@ -235,11 +221,13 @@ pub async fn list(db: &Db, partner: &PartnerId) -> anyhow::Result<Vec<WebhookVie
             .fetch_all(db.pool())
             .await
             .context("could not list webhooks")?;
-    let mut views = Vec::with_capacity(rows.len());
-    for row in &rows {
-        views.push(view(db, &WebhookRecord::from_row(row)?).await?);
-    }
-    Ok(views)
+    let rates = log::success_rates(db, partner, None).await?;
+    rows.iter()
+        .map(|row| {
+            let record = WebhookRecord::from_row(row)?;
+            Ok(view(&record, rates.get(record.id.as_str()).copied()))
+        })
+        .collect()
 }
 
 /// One of the partner's webhooks, with its secrets.
@@ -257,7 +245,7 @@ pub async fn record(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyhow::Res
 /// One of the partner's webhooks, as it may be shown.
 pub async fn get(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyhow::Result<Option<WebhookView>> {
     match record(db, partner, id).await? {
-        Some(record) => Ok(Some(view(db, &record).await?)),
+        Some(record) => Ok(Some(view_one(db, &record).await?)),
         None => Ok(None),
     }
 }
@@ -286,6 +274,7 @@ pub async fn update(
         "UPDATE webhooks SET url = $1, event_types = $2, auth_header_name = $3, auth_header_value = $4, \
          payload_template = $5, updated_at = $6, \
          deactivated_at = CASE WHEN $7 = 1 THEN NULL WHEN active = 1 THEN $6 ELSE deactivated_at END, \
+         last_deactivated_at = CASE WHEN $7 = 0 AND active = 1 THEN $6 ELSE last_deactivated_at END, \
          deactivated_reason = CASE WHEN $7 = 1 THEN NULL ELSE deactivated_reason END, \
          active = $7 \
          WHERE partner_id = $8 AND id = $9 RETURNING {COLUMNS}"
@@ -310,7 +299,7 @@ pub async fn update(
         _ => {}
     }
     tx.commit().await.context("could not commit the webhook")?;
-    Ok(Some(view(db, &WebhookRecord::from_row(&row)?).await?))
+    Ok(Some(view_one(db, &WebhookRecord::from_row(&row)?).await?))
 }
 
 /// Switches a webhook on or off, keeping its other settings.

@@ -97,3 +97,18 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+impl From<app::api::AppError> for ApiError {
+    /// The portal's shared actions (resend, replay) answer in the portal's error type.
+    fn from(err: app::api::AppError) -> Self {
+        use app::api::AppError;
+        match err {
+            AppError::NotFound => Self::NotFound("not found".into()),
+            AppError::Conflict(message) => Self::Conflict(message),
+            AppError::Invalid(field) => Self::Invalid(vec![field]),
+            AppError::InvalidFields(fields) => Self::Invalid(fields),
+            AppError::Unauthorized | AppError::WrongCredentials => Self::Unauthorized("sign in first"),
+            other => Self::Internal(anyhow::anyhow!("{other}")),
+        }
+    }
+}

@@ -5,6 +5,7 @@ mod auth;
 mod error;
 mod events;
 mod json;
+mod logs;
 mod openapi;
 mod partner;
 mod webhooks;
@@ -33,6 +34,11 @@ pub fn router(settings: Arc<ApiSettings>) -> Router<AppState> {
         .route("/webhooks/{id}/secret", get(webhooks::secret))
         .route("/webhooks/{id}/secret/rotate", post(webhooks::rotate_secret))
         .route("/webhooks/{id}/test", post(webhooks::test))
+        .route("/webhooks/{id}/attempts", get(logs::webhook_attempts))
+        .route("/webhooks/{id}/replay", post(logs::replay).get(logs::replay_progress))
+        .route("/attempts", get(logs::attempts))
+        .route("/attempts/{id}", get(logs::attempt))
+        .route("/deliveries/{id}/resend", post(logs::resend))
         .route("/events", post(events::publish))
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
         .layer(Extension(settings))

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, events, partner, webhooks};
+use super::{error, events, logs, partner, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,12 @@ use super::{error, events, partner, webhooks};
         webhooks::secret,
         webhooks::rotate_secret,
         webhooks::test,
+        logs::webhook_attempts,
+        logs::attempts,
+        logs::attempt,
+        logs::resend,
+        logs::replay,
+        logs::replay_progress,
         events::publish,
     ),
     components(schemas(error::ErrorBody, app::domain::WebhookView, app::domain::Health, app::domain::MaskedAuthHeader)),

@@ -1,0 +1,488 @@
+//! The delivery log: pages of attempts (keyset, never OFFSET), one attempt's detail, the
+//! running counters behind success rate and the chart, resend, replay, and retention.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use chrono::{DurationRound, TimeDelta};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, from_ms, get_flag, now_ms};
+use crate::domain::{
+    AttemptDetail, AttemptId, AttemptPage, AttemptSummary, DeliveryId, EventFilter, HourBar, LogRequest, Origin,
+    Outcome, PartnerId, ReplayId, ReplayView, WebhookId,
+};
+
+/// A minute as the counters key it.
+pub const MINUTE_MS: i64 = 60_000;
+/// The success rate's window: the last 24 hours, counted by the minute.
+pub const WINDOW_MINUTES: i64 = 24 * 60;
+/// Counters older than this are pruned (the window and the chart need one day).
+const KEEP_COUNTERS_MINUTES: i64 = 2 * WINDOW_MINUTES;
+
+/// A value to bind to a query built at run time.
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+/// SQL with `$n` placeholders numbered as it grows, for queries whose filters vary.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    params: Vec<Param>,
+}
+
+impl Sql {
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    fn bind(&mut self, param: Param) -> &mut Self {
+        self.params.push(param);
+        self.text.push_str(&format!("${}", self.params.len()));
+        self
+    }
+
+    fn text(&mut self, value: &str) -> &mut Self {
+        self.bind(Param::Text(value.to_owned()))
+    }
+
+    fn int(&mut self, value: i64) -> &mut Self {
+        self.bind(Param::Int(value))
+    }
+
+    fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+        let mut query = sqlx::query(&self.text);
+        for param in &self.params {
+            query = match param {
+                Param::Text(text) => query.bind(text.as_str()),
+                Param::Int(n) => query.bind(*n),
+            };
+        }
+        query
+    }
+
+    async fn fetch_all(&self, db: &Db) -> Result<Vec<AnyRow>, sqlx::Error> {
+        self.query().fetch_all(db.pool()).await
+    }
+}
+
+const SUMMARY_COLUMNS: &str = "a.id, a.webhook_id, a.delivery_id, a.event_id, a.event_type, a.attempt_number, \
+    a.outcome, a.status_code, a.latency_ms, a.error, a.test, a.origin, a.created_at";
+
+fn summary(row: &AnyRow) -> anyhow::Result<AttemptSummary> {
+    let test = get_flag(row, "test")?;
+    Ok(AttemptSummary {
+        id: AttemptId::parse(&row.try_get::<String, _>("id")?)?,
+        webhook_id: WebhookId::parse(&row.try_get::<String, _>("webhook_id")?)?,
+        delivery_id: row.try_get::<Option<String>, _>("delivery_id")?.map(|d| DeliveryId::parse(&d)).transpose()?,
+        event_id: row.try_get("event_id")?,
+        event_type: row.try_get("event_type")?,
+        attempt: row.try_get("attempt_number")?,
+        outcome: if row.try_get::<String, _>("outcome")? == "success" { Outcome::Success } else { Outcome::Failure },
+        status_code: row.try_get::<Option<i64>, _>("status_code")?.and_then(|c| u16::try_from(c).ok()),
+        latency_ms: row.try_get("latency_ms")?,
+        error: row.try_get("error")?,
+        test,
+        origin: if test { Origin::Test } else { Origin::from_stored(&row.try_get::<String, _>("origin")?) },
+        created_at: from_ms(row.try_get("created_at")?),
+    })
+}
+
+/// A page of the partner's attempts, newest first, that match the request. The page after a
+/// cursor holds the rows strictly older than it in (time, id) order, read off an index, so
+/// every page costs the same however long the log is.
+#[tracing::instrument(skip_all, fields(partner = %partner))]
+pub async fn page(db: &Db, partner: &PartnerId, request: &LogRequest) -> anyhow::Result<AttemptPage> {
+    let filter = &request.filter;
+    let mut sql = Sql::default();
+    sql.push(&format!("SELECT {SUMMARY_COLUMNS} FROM attempts a WHERE a.partner_id = ")).text(partner.as_str());
+    if let Some(webhook) = &filter.webhook {
+        sql.push(" AND a.webhook_id = ").text(webhook.as_str());
+    }
+    if let Some(outcome) = filter.outcome {
+        sql.push(" AND a.outcome = ").text(outcome.as_str());
+    }
+    if let Some(event_type) = filter.event_type {
+        sql.push(" AND a.event_type = ").text(event_type.as_str());
+    }
+    if let Some(from) = filter.from {
+        sql.push(" AND a.created_at >= ").int(from.timestamp_millis());
+    }
+    if let Some(to) = filter.to {
+        sql.push(" AND a.created_at < ").int(to.timestamp_millis());
+    }
+    if let Some(cursor) = &request.cursor {
+        sql.push(" AND (a.created_at < ").int(cursor.at);
+        sql.push(" OR (a.created_at = ").int(cursor.at).push(" AND a.id < ").text(cursor.id.as_str()).push("))");
+    }
+    sql.push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ").int(request.limit + 1);
+    let rows = sql.fetch_all(db).await.context("could not read the delivery log")?;
+    let mut data = rows.iter().map(summary).collect::<anyhow::Result<Vec<_>>>()?;
+    let more = data.len() as i64 > request.limit;
+    data.truncate(request.limit as usize);
+    let next = if more { data.last().map(|last| last.cursor().encode()) } else { None };
+    Ok(AttemptPage { data, next })
+}
+
+/// One of the partner's attempts with its request and answer.
+#[tracing::instrument(skip_all, fields(partner = %partner, attempt = %id))]
+pub async fn detail(db: &Db, partner: &PartnerId, id: &AttemptId) -> anyhow::Result<Option<AttemptDetail>> {
+    let row = sqlx::query(&format!(
+        "SELECT {SUMMARY_COLUMNS}, a.request_headers, a.request_body, a.response_body, w.url \
+         FROM attempts a JOIN webhooks w ON w.id = a.webhook_id WHERE a.partner_id = $1 AND a.id = $2"
+    ))
+    .bind(partner.as_str())
+    .bind(id.as_str())
+    .fetch_optional(db.pool())
+    .await
+    .context("could not read the attempt")?;
+    row.map(|row| {
+        Ok(AttemptDetail {
+            summary: summary(&row)?,
+            webhook_url: row.try_get("url")?,
+            request_headers: serde_json::from_str(&row.try_get::<String, _>("request_headers")?)
+                .context("stored request headers are not a JSON list")?,
+            request_body: row.try_get("request_body")?,
+            response_body: row.try_get("response_body")?,
+        })
+    })
+    .transpose()
+}
+
+/// Counts one non-test attempt in its webhook's counters: the minute's bucket, the newest
+/// attempt and the failures in a row. Runs in the transaction that logs the attempt.
+pub async fn count_attempt(
+    conn: &mut sqlx::AnyConnection,
+    partner: &PartnerId,
+    webhook: &WebhookId,
+    success: bool,
+    at: i64,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO webhook_minutes (webhook_id, partner_id, minute, attempts, failures) VALUES ($1, $2, $3, 1, $4) \
+         ON CONFLICT (webhook_id, minute) DO UPDATE SET attempts = webhook_minutes.attempts + 1, \
+         failures = webhook_minutes.failures + excluded.failures",
+    )
+    .bind(webhook.as_str())
+    .bind(partner.as_str())
+    .bind(at / MINUTE_MS)
+    .bind(i64::from(!success))
+    .execute(&mut *conn)
+    .await
+    .context("could not count the attempt")?;
+    sqlx::query(
+        "UPDATE webhooks SET last_attempt_at = $1, last_attempt_ok = $2, \
+         failures_in_a_row = CASE WHEN $2 = 1 THEN 0 ELSE failures_in_a_row + 1 END WHERE id = $3",
+    )
+    .bind(at)
+    .bind(i64::from(success))
+    .bind(webhook.as_str())
+    .execute(&mut *conn)
+    .await
+    .context("could not note the last attempt")?;
+    Ok(())
+}
+
+/// The success rate (0 to 100) of each of the partner's webhooks that had attempts in the last
+/// 24 hours, from the counters: at most 1,440 rows a webhook, whatever the log's size.
+pub async fn success_rates(
+    db: &Db,
+    partner: &PartnerId,
+    webhook: Option<&WebhookId>,
+) -> anyhow::Result<HashMap<String, f64>> {
+    let since = now_ms() / MINUTE_MS - WINDOW_MINUTES + 1;
+    let mut sql = Sql::default();
+    sql.push(
+        "SELECT webhook_id, CAST(SUM(attempts) AS BIGINT) AS total, CAST(SUM(failures) AS BIGINT) AS failed \
+         FROM webhook_minutes WHERE partner_id = ",
+    )
+    .text(partner.as_str());
+    if let Some(webhook) = webhook {
+        sql.push(" AND webhook_id = ").text(webhook.as_str());
+    }
+    sql.push(" AND minute >= ").int(since).push(" GROUP BY webhook_id");
+    let rows = sql.fetch_all(db).await.context("could not read the success rates")?;
+    let mut rates = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let total: i64 = row.try_get("total")?;
+        let failed: i64 = row.try_get("failed")?;
+        if total > 0 {
+            rates.insert(row.try_get("webhook_id")?, (total - failed) as f64 * 100.0 / total as f64);
+        }
+    }
+    Ok(rates)
+}
+
+/// Attempts and failures per hour over the last 24 hours (the current hour last), for the chart.
+pub async fn hourly(db: &Db, partner: &PartnerId, webhook: &WebhookId) -> anyhow::Result<Vec<HourBar>> {
+    let now = from_ms(now_ms());
+    let this_hour = now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now);
+    let first = this_hour - TimeDelta::hours(23);
+    let rows = sqlx::query(
+        "SELECT minute / 60 AS hour, CAST(SUM(attempts) AS BIGINT) AS total, CAST(SUM(failures) AS BIGINT) AS failed \
+         FROM webhook_minutes WHERE partner_id = $1 AND webhook_id = $2 AND minute >= $3 GROUP BY minute / 60",
+    )
+    .bind(partner.as_str())
+    .bind(webhook.as_str())
+    .bind(first.timestamp_millis() / MINUTE_MS)
+    .fetch_all(db.pool())
+    .await
+    .context("could not read the hourly counts")?;
+    let mut by_hour = HashMap::new();
+    for row in rows {
+        by_hour.insert(row.try_get::<i64, _>("hour")?, (row.try_get::<i64, _>("total")?, row.try_get("failed")?));
+    }
+    Ok((0..24)
+        .map(|i| {
+            let hour = first + TimeDelta::hours(i);
+            let (attempts, failures) =
+                by_hour.get(&(hour.timestamp_millis() / MINUTE_MS / 60)).copied().unwrap_or((0, 0));
+            HourBar { hour, attempts, failures }
+        })
+        .collect())
+}
+
+/// What asking to resend a delivery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resent {
+    /// A new delivery of the same event is queued, due now.
+    Queued(DeliveryId),
+    /// The partner has no such delivery.
+    NotFound,
+    /// Its webhook is switched off; activate it first.
+    WebhookInactive,
+}
+
+/// Queues a new delivery of a delivery's event to the same webhook, marked as a resend.
+#[tracing::instrument(skip_all, fields(partner = %partner, delivery = %delivery))]
+pub async fn resend(db: &Db, partner: &PartnerId, delivery: &DeliveryId) -> anyhow::Result<Resent> {
+    let row = sqlx::query(
+        "SELECT d.webhook_id, d.event_id, w.active FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+         WHERE d.partner_id = $1 AND d.id = $2",
+    )
+    .bind(partner.as_str())
+    .bind(delivery.as_str())
+    .fetch_optional(db.pool())
+    .await
+    .context("could not load the delivery")?;
+    let Some(row) = row else { return Ok(Resent::NotFound) };
+    if !get_flag(&row, "active")? {
+        return Ok(Resent::WebhookInactive);
+    }
+    let id = DeliveryId::generate();
+    sqlx::query(
+        "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, created_at, \
+         updated_at, origin) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5, 'resend')",
+    )
+    .bind(id.as_str())
+    .bind(partner.as_str())
+    .bind(row.try_get::<String, _>("webhook_id")?)
+    .bind(row.try_get::<String, _>("event_id")?)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await
+    .context("could not queue the resend")?;
+    Ok(Resent::Queued(id))
+}
+
+/// What a replay would send, or did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replay {
+    /// Started: this many deliveries queued.
+    Started(ReplayView),
+    /// The partner has no such webhook.
+    NotFound,
+    /// The webhook is switched off; activate it first.
+    WebhookInactive,
+}
+
+/// The webhook's state as replay needs it: active, its filter, when it was last switched off.
+async fn replay_target(
+    conn: &mut sqlx::AnyConnection,
+    partner: &PartnerId,
+    webhook: &WebhookId,
+) -> anyhow::Result<Option<(bool, EventFilter, Option<i64>)>> {
+    let row =
+        sqlx::query("SELECT active, event_types, last_deactivated_at FROM webhooks WHERE partner_id = $1 AND id = $2")
+            .bind(partner.as_str())
+            .bind(webhook.as_str())
+            .fetch_optional(conn)
+            .await
+            .context("could not load the webhook")?;
+    row.map(|row| {
+        let filter = match row.try_get::<Option<String>, _>("event_types")? {
+            None => EventFilter::All,
+            Some(json) => EventFilter::parse(Some(&serde_json::from_str::<Vec<String>>(&json)?))
+                .map_err(|e| anyhow::anyhow!("stored {e}"))?,
+        };
+        Ok((get_flag(&row, "active")?, filter, row.try_get("last_deactivated_at")?))
+    })
+    .transpose()
+}
+
+/// The events a replay since `since` would send: the partner's events of the webhook's types
+/// created from then on that were never queued for this webhook, oldest first.
+async fn missed_events(
+    conn: &mut sqlx::AnyConnection,
+    partner: &PartnerId,
+    webhook: &WebhookId,
+    filter: &EventFilter,
+    since: i64,
+) -> anyhow::Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT e.id, e.type FROM events e WHERE e.partner_id = $1 AND e.created_at >= $2 \
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = $3 AND d.event_id = e.id) \
+         ORDER BY e.created_at, e.id",
+    )
+    .bind(partner.as_str())
+    .bind(since)
+    .bind(webhook.as_str())
+    .fetch_all(conn)
+    .await
+    .context("could not find the missed events")?;
+    let mut ids = Vec::new();
+    for row in rows {
+        let event_type: String = row.try_get("type")?;
+        if crate::domain::EventType::parse(&event_type).is_ok_and(|t| filter.accepts(t)) {
+            ids.push(row.try_get("id")?);
+        }
+    }
+    Ok(ids)
+}
+
+/// When a replay starts by default: the webhook's last deactivation, if it ever had one.
+pub async fn default_replay_since(db: &Db, partner: &PartnerId, webhook: &WebhookId) -> anyhow::Result<Option<i64>> {
+    let mut conn = db.pool().acquire().await?;
+    Ok(replay_target(&mut conn, partner, webhook).await?.and_then(|(_, _, since)| since))
+}
+
+/// How many events a replay since `since` would send; `None` when the partner has no such webhook.
+pub async fn count_missed(
+    db: &Db,
+    partner: &PartnerId,
+    webhook: &WebhookId,
+    since: i64,
+) -> anyhow::Result<Option<i64>> {
+    let mut conn = db.pool().acquire().await?;
+    let Some((_, filter, _)) = replay_target(&mut conn, partner, webhook).await? else { return Ok(None) };
+    Ok(Some(missed_events(&mut conn, partner, webhook, &filter, since).await?.len() as i64))
+}
+
+/// Queues a delivery of every missed event since `since` to an active webhook, in one
+/// transaction, under a new replay whose progress [`latest_replay`] reads.
+#[tracing::instrument(skip_all, fields(partner = %partner, webhook = %webhook))]
+pub async fn start_replay(db: &Db, partner: &PartnerId, webhook: &WebhookId, since: i64) -> anyhow::Result<Replay> {
+    let now = now_ms();
+    let mut tx = db.pool().begin().await.context("could not start a transaction")?;
+    let Some((active, filter, _)) = replay_target(&mut tx, partner, webhook).await? else {
+        return Ok(Replay::NotFound);
+    };
+    if !active {
+        return Ok(Replay::WebhookInactive);
+    }
+    let events = missed_events(&mut tx, partner, webhook, &filter, since).await?;
+    let replay = ReplayId::generate();
+    sqlx::query(
+        "INSERT INTO replays (id, partner_id, webhook_id, since, total, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(replay.as_str())
+    .bind(partner.as_str())
+    .bind(webhook.as_str())
+    .bind(since)
+    .bind(events.len() as i64)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .context("could not note the replay")?;
+    // Several rows per statement: a replay of thousands of events is a few round trips.
+    for chunk in events.chunks(200) {
+        let mut sql = Sql::default();
+        sql.push(
+            "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, \
+             created_at, updated_at, origin, replay_id) VALUES ",
+        );
+        for (i, event) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" });
+            sql.text(DeliveryId::generate().as_str()).push(", ").text(partner.as_str()).push(", ");
+            sql.text(webhook.as_str()).push(", ").text(event).push(", 'pending', 0, ").int(now).push(", ");
+            sql.int(now).push(", ").int(now).push(", 'replay', ").text(replay.as_str()).push(")");
+        }
+        sql.query().execute(&mut *tx).await.context("could not queue the replay")?;
+    }
+    tx.commit().await.context("could not commit the replay")?;
+    let view = latest_replay(db, partner, webhook).await?.context("the replay just made is missing")?;
+    Ok(Replay::Started(view))
+}
+
+/// The webhook's newest replay and how far it got.
+pub async fn latest_replay(db: &Db, partner: &PartnerId, webhook: &WebhookId) -> anyhow::Result<Option<ReplayView>> {
+    let row = sqlx::query(
+        "SELECT id, since, total, created_at FROM replays WHERE partner_id = $1 AND webhook_id = $2 \
+         ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .bind(partner.as_str())
+    .bind(webhook.as_str())
+    .fetch_optional(db.pool())
+    .await
+    .context("could not read the replay")?;
+    let Some(row) = row else { return Ok(None) };
+    let id: String = row.try_get("id")?;
+    let states = sqlx::query("SELECT state, COUNT(*) AS n FROM deliveries WHERE replay_id = $1 GROUP BY state")
+        .bind(&id)
+        .fetch_all(db.pool())
+        .await
+        .context("could not read the replay's progress")?;
+    let (mut delivered, mut failed, mut waiting) = (0, 0, 0);
+    for state in states {
+        let n: i64 = state.try_get("n")?;
+        match state.try_get::<String, _>("state")?.as_str() {
+            "succeeded" => delivered += n,
+            "failed" => failed += n,
+            _ => waiting += n,
+        }
+    }
+    Ok(Some(ReplayView {
+        id: ReplayId::parse(&id)?,
+        since: from_ms(row.try_get("since")?),
+        total: row.try_get("total")?,
+        delivered,
+        failed,
+        waiting,
+        created_at: from_ms(row.try_get("created_at")?),
+    }))
+}
+
+/// Deletes up to `batch` attempts made before `cutoff` (ms), and finished deliveries and
+/// counters that nothing reads any more. Answers how many attempts went; call it again while
+/// that equals `batch`. The counters are not touched by pruning attempts, so success rates and
+/// badges stay right.
+pub async fn prune(db: &Db, cutoff: i64, batch: i64) -> anyhow::Result<u64> {
+    let attempts = sqlx::query(
+        "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+    )
+    .bind(cutoff)
+    .bind(batch)
+    .execute(db.pool())
+    .await
+    .context("could not prune old attempts")?
+    .rows_affected();
+    sqlx::query(
+        "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE state IN ('succeeded', 'failed') \
+         AND next_attempt_at < $1 LIMIT $2)",
+    )
+    .bind(cutoff)
+    .bind(batch)
+    .execute(db.pool())
+    .await
+    .context("could not prune finished deliveries")?;
+    sqlx::query("DELETE FROM webhook_minutes WHERE minute < $1")
+        .bind(now_ms() / MINUTE_MS - KEEP_COUNTERS_MINUTES)
+        .execute(db.pool())
+        .await
+        .context("could not prune old counters")?;
+    Ok(attempts)
+}
