@@ -43,6 +43,12 @@ export async function startPortal() {
     url,
     partner: { ...partner, name: 'Acme Verification' },
     log: () => log,
+    /** Publishes an event for the partner with the operator's CLI (another process, same database). */
+    publish(id, type = 'verification.completed') {
+      return JSON.parse(
+        execFileSync(PORTAL_BIN, ['event', 'publish', '--partner', partner.id, '--type', type, '--id', id, '--json'], { env }),
+      );
+    },
     async stop() {
       child.removeAllListeners('exit');
       child.kill('SIGTERM');

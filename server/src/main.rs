@@ -4,8 +4,21 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Stack of each runtime thread. Rendering a page nests deeply, and debug builds (the tests,
+/// `cargo leptos watch`) use several times the stack of release ones; an overflow would abort
+/// the whole process, so leave room.
+const THREAD_STACK: usize = 8 * 1024 * 1024;
+
+fn main() -> ExitCode {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(THREAD_STACK)
+        .build()
+        .expect("the async runtime starts")
+        .block_on(run())
+}
+
+async fn run() -> ExitCode {
     use server::config::{Cli, Command, ServeArgs};
     // A bad flag or environment value ends here, with clap's one-line explanation.
     let cli = Cli::try_parse().unwrap_or_else(|e| e.exit());

@@ -95,7 +95,7 @@ fn Log(webhook: Option<String>) -> impl IntoView {
     let show_webhook_filter = webhook.is_none();
     let table_base = base.clone();
     view! {
-        <Filters query base=base.clone() webhooks show_webhook_filter />
+        {view! { <Filters query base=base.clone() webhooks show_webhook_filter /> }.into_any()}
         <div aria-live="polite">{resent}</div>
         <Transition fallback=|| view! { <p>"Loading the log…"</p> }>
             <ErrorBoundary fallback=crate::components::error_list>
@@ -110,7 +110,7 @@ fn Log(webhook: Option<String>) -> impl IntoView {
                                         .and_then(Result::ok)
                                         .filter(|_| show_webhook_filter)
                                         .unwrap_or_default();
-                                    view! { <LogTable page query=query.get() base names resend /> }
+                                    view! { <LogTable page query=query.get() base names resend /> }.into_any()
                                 })
                         })
                 }}
@@ -213,6 +213,7 @@ fn Filters(
             </div>
         </form>
     }
+    .into_any()
 }
 
 fn outcome_words(row: &AttemptSummary) -> &'static str {
@@ -296,6 +297,7 @@ fn LogTable(
                     </td>
                 </tr>
             }
+            .into_any()
         })
         .collect_view();
     let older = page.next.map(|cursor| format!("{base}{}", query.with_cursor(Some(cursor)).to_query_string()));
@@ -348,7 +350,7 @@ pub fn AttemptPage() -> impl IntoView {
             </p>
             <Transition fallback=|| view! { <p>"Loading…"</p> }>
                 <ErrorBoundary fallback=crate::components::error_list>
-                    {move || attempt.get().map(|answer| answer.map(|a| view! { <AttemptView attempt=a /> }))}
+                    {move || attempt.get().map(|answer| answer.map(|a| view! { <AttemptView attempt=a /> }.into_any()))}
                 </ErrorBoundary>
             </Transition>
         </SignedIn>
@@ -451,4 +453,5 @@ fn AttemptView(attempt: AttemptDetail) -> impl IntoView {
             }}
         </section>
     }
+    .into_any()
 }

@@ -73,8 +73,8 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
                 "View Logs"
             </a>
         </div>
-        {webhook.active.then(|| view! { <ReplayPanel id=replay_id /> })}
-        <TestWebhookPanel id=test_id />
+        {webhook.active.then(|| view! { <ReplayPanel id=replay_id /> }.into_any())}
+        {view! { <TestWebhookPanel id=test_id /> }.into_any()}
         <dl class="settings card">
             <dt>"Status"</dt>
             <dd data-testid="status">{if webhook.active { "Active" } else { "Inactive" }}</dd>
@@ -97,9 +97,9 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
             <dt>"Success rate (24 h)"</dt>
             <dd>{webhook.success_rate.map(|r| format!("{r:.1} %")).unwrap_or_else(|| "–".into())}</dd>
         </dl>
-        <Chart id=chart_id />
-        <SigningSecret id=secret_id />
-        <DeleteWebhookForm id url />
+        {view! { <Chart id=chart_id /> }.into_any()}
+        {view! { <SigningSecret id=secret_id /> }.into_any()}
+        {view! { <DeleteWebhookForm id url /> }.into_any()}
     }
 }
 
@@ -109,7 +109,7 @@ fn Chart(id: String) -> impl IntoView {
     let bars = Resource::new(move || id.clone(), webhook_hourly);
     view! {
         <Suspense fallback=|| ()>
-            {move || bars.get().and_then(Result::ok).map(|bars| view! { <HourlyChart bars /> })}
+            {move || bars.get().and_then(Result::ok).map(|bars| view! { <HourlyChart bars /> }.into_any())}
         </Suspense>
     }
 }

@@ -16,13 +16,13 @@ use crate::receiver::{Receiver, Reply, eventually};
 const DEADLINE: Duration = Duration::from_secs(10);
 
 /// A partner with an API key, on a portal that may deliver to 127.0.0.1.
-struct Setup {
-    app: TestApp,
-    partner: String,
-    key: String,
+pub struct Setup {
+    pub app: TestApp,
+    pub partner: String,
+    pub key: String,
 }
 
-async fn setup(flags: &[&str]) -> Setup {
+pub async fn setup(flags: &[&str]) -> Setup {
     let mut all = vec!["--allow-private-targets", "true"];
     all.extend(flags);
     let app = spawn_app_with(&all).await;
@@ -32,7 +32,7 @@ async fn setup(flags: &[&str]) -> Setup {
 }
 
 impl Setup {
-    async fn create_webhook(&self, body: Value) -> Value {
+    pub async fn create_webhook(&self, body: Value) -> Value {
         let response = reqwest::Client::new()
             .post(self.app.url("/api/v1/webhooks"))
             .bearer_auth(&self.key)
@@ -44,7 +44,7 @@ impl Setup {
         response.json().await.unwrap()
     }
 
-    async fn publish(&self, body: Value) -> (StatusCode, Value) {
+    pub async fn publish(&self, body: Value) -> (StatusCode, Value) {
         let response = reqwest::Client::new()
             .post(self.app.url("/api/v1/events"))
             .bearer_auth(OPERATOR_TOKEN)
@@ -55,7 +55,7 @@ impl Setup {
         (response.status(), response.json().await.unwrap())
     }
 
-    async fn publish_event(&self, id: &str) -> Value {
+    pub async fn publish_event(&self, id: &str) -> Value {
         let (status, body) = self
             .publish(json!({"partnerId": self.partner, "type": "verification.completed", "status": "success", "id": id,
                 "data": {"verificationId": "ver_abc123", "sessionId": 123}}))
@@ -64,7 +64,7 @@ impl Setup {
         body
     }
 
-    async fn webhook(&self, id: &str) -> Value {
+    pub async fn webhook(&self, id: &str) -> Value {
         let response = reqwest::Client::new()
             .get(self.app.url(&format!("/api/v1/webhooks/{id}")))
             .bearer_auth(&self.key)
@@ -74,14 +74,14 @@ impl Setup {
         response.json().await.unwrap()
     }
 
-    async fn post(&self, path: &str) -> Value {
+    pub async fn post(&self, path: &str) -> Value {
         let response = reqwest::Client::new().post(self.app.url(path)).bearer_auth(&self.key).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
     }
 
     /// The attempts logged for a webhook, oldest first: (event id, number, outcome, error, test).
-    async fn attempts(&self, webhook: &str) -> Vec<(String, i64, String, Option<String>, i64)> {
+    pub async fn attempts(&self, webhook: &str) -> Vec<(String, i64, String, Option<String>, i64)> {
         sqlx::query("SELECT event_id, attempt_number, outcome, error, test FROM attempts WHERE webhook_id = $1 ORDER BY created_at, id")
             .bind(webhook)
             .fetch_all(self.app.db.pool())

@@ -6,6 +6,7 @@ mod cli;
 mod crash;
 mod dispatcher;
 mod helpers;
+mod logs;
 mod portal_webhooks;
 mod receiver;
 mod sessions;
