@@ -84,7 +84,9 @@ test('View Logs, filter failures, open an attempt and resend it', async () => {
   await page.getByText(/Sent again as delivery dlv_/).waitFor({ timeout: 10_000 });
   await waitUntil('the resent request', () => receiver.received.filter((r) => r.id === 'evt_e2e_bad').length === before + 1);
   await page.getByRole('link', { name: 'See it in the log' }).click();
-  await page.getByTestId('attempt-row').filter({ hasText: 'resend' }).waitFor({ timeout: 15_000 });
+  const resent = page.getByTestId('attempt-row').filter({ has: page.locator('.tag', { hasText: /^resend$/ }) });
+  await resent.waitFor({ timeout: 15_000 });
+  assert.match(await resent.textContent(), /evt_e2e_bad/);
   await page.close();
   receiver.close();
 });

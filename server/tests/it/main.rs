@@ -2,6 +2,7 @@
 //! or runs the `portal` binary.
 
 mod api;
+mod bench_logs;
 mod cli;
 mod crash;
 mod dispatcher;
