@@ -149,6 +149,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTAL_NO_WEB", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub no_web: bool,
 
+    /// Serve only: pages and API without the dispatcher, beside `--no-web` processes that
+    /// deliver (on PostgreSQL), so each part scales on its own.
+    #[arg(long, env = "PORTAL_NO_DISPATCHER", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", conflicts_with = "no_web")]
+    pub no_dispatcher: bool,
+
     /// Folder of the built site (wasm, JS, CSS); `target/site` under the current folder by default.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,

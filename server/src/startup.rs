@@ -35,7 +35,11 @@ pub struct Application {
     listener: Option<TcpListener>,
     router: Router,
     port: u16,
-    dispatcher: Dispatcher,
+    /// `None` with `--no-dispatcher`: the process only serves.
+    dispatcher: Option<Dispatcher>,
+    /// The PostgreSQL URL whose announcements wake the dispatcher, and its wake-up; `None` on
+    /// SQLite and without a dispatcher.
+    listen_url: Option<(String, Arc<Notify>)>,
     /// The database and the days of log to keep, for the pruner.
     retention: (Db, u32),
 }
@@ -74,13 +78,15 @@ impl Application {
         });
         let sender = Sender::new(args.allow_private_targets, args.delivery_timeout)?;
         let wake = Arc::new(Notify::new());
-        let dispatcher = Dispatcher::new(
+        let dispatcher = (!args.no_dispatcher).then(|| Dispatcher::new(
             db.clone(),
             sender.clone(),
             args.retry_schedule.clone(),
             wake.clone(),
             args.delivery_timeout,
-        );
+        ));
+        let listen_url = (dispatcher.is_some() && db.backend() == Backend::Postgres)
+            .then(|| (database_url.to_owned(), wake.clone()));
         let db_for_retention = db.clone();
         let state = AppState { leptos_options, db, settings, sender, wake };
         let api = Arc::new(ApiSettings { operator_token: args.operator_token.clone() });
@@ -94,7 +100,14 @@ impl Application {
             let port = listener.local_addr()?.port();
             (Some(listener), port)
         };
-        Ok(Self { listener, router, port, dispatcher, retention: (db_for_retention, args.log_retention_days) })
+        Ok(Self {
+            listener,
+            router,
+            port,
+            dispatcher,
+            listen_url,
+            retention: (db_for_retention, args.log_retention_days),
+        })
     }
 
     /// The port the application listens on (the real one when port 0 was asked for; 0 with
@@ -107,7 +120,10 @@ impl Application {
     /// attempts under way.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let dispatcher = tokio::spawn(self.dispatcher.run(stopped.clone()));
+        let dispatcher = self.dispatcher.map(|d| tokio::spawn(d.run(stopped.clone())));
+        let listener_task = self
+            .listen_url
+            .map(|(url, wake)| tokio::spawn(crate::dispatcher::listen_for_work(url, wake, stopped.clone())));
         let (db, retention_days) = self.retention;
         let pruner = tokio::spawn(crate::retention::run(db, retention_days, stopped));
         let served = match self.listener {
@@ -122,7 +138,12 @@ impl Application {
             }
         };
         let _ = stop.send(true);
-        let _ = dispatcher.await;
+        if let Some(dispatcher) = dispatcher {
+            let _ = dispatcher.await;
+        }
+        if let Some(task) = listener_task {
+            let _ = task.await;
+        }
         let _ = pruner.await;
         served.context("the server failed")
     }

@@ -65,7 +65,12 @@ fn Log(webhook: Option<String>) -> impl IntoView {
     let fixed = webhook.clone();
     let query = Memo::new(move |_| query_from(&query_map.read(), fixed.clone()));
     let page = Resource::new(move || query.get(), load_attempt_page);
-    let webhooks = Resource::new(|| (), |_| list_webhooks());
+    // Names for the webhook filter and column, only on the partner-wide log.
+    let show_webhook_filter = webhook.is_none();
+    let webhooks = Resource::new(
+        move || show_webhook_filter,
+        |wanted| async move { if wanted { list_webhooks().await } else { Ok(Vec::new()) } },
+    );
     let resend = ServerAction::<ResendDelivery>::new();
     // The newest page looks for new attempts while it is open; older pages stay put.
     Effect::new(move |_| {
@@ -92,7 +97,6 @@ fn Log(webhook: Option<String>) -> impl IntoView {
             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
         })
     };
-    let show_webhook_filter = webhook.is_none();
     let table_base = base.clone();
     view! {
         {view! { <Filters query base=base.clone() webhooks show_webhook_filter /> }.into_any()}

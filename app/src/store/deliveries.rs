@@ -88,6 +88,9 @@ pub async fn publish(db: &Db, event: &NewEvent) -> anyhow::Result<Published> {
         .context("could not queue a delivery")?;
         deliveries += 1;
     }
+    if deliveries > 0 {
+        db.announce_work(&mut tx).await?;
+    }
     tx.commit().await.context("could not commit the event")?;
     Ok(Published::New { deliveries })
 }

@@ -274,6 +274,7 @@ pub async fn resend(db: &Db, partner: &PartnerId, delivery: &DeliveryId) -> anyh
         return Ok(Resent::WebhookInactive);
     }
     let id = DeliveryId::generate();
+    let mut tx = db.pool().begin().await.context("could not start a transaction")?;
     sqlx::query(
         "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, created_at, \
          updated_at, origin) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5, 'resend')",
@@ -283,9 +284,11 @@ pub async fn resend(db: &Db, partner: &PartnerId, delivery: &DeliveryId) -> anyh
     .bind(row.try_get::<String, _>("webhook_id")?)
     .bind(row.try_get::<String, _>("event_id")?)
     .bind(now_ms())
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await
     .context("could not queue the resend")?;
+    db.announce_work(&mut tx).await?;
+    tx.commit().await.context("could not commit the resend")?;
     Ok(Resent::Queued(id))
 }
 
@@ -412,6 +415,9 @@ pub async fn start_replay(db: &Db, partner: &PartnerId, webhook: &WebhookId, sin
             sql.int(now).push(", ").int(now).push(", 'replay', ").text(replay.as_str()).push(")");
         }
         sql.query().execute(&mut *tx).await.context("could not queue the replay")?;
+    }
+    if !events.is_empty() {
+        db.announce_work(&mut tx).await?;
     }
     tx.commit().await.context("could not commit the replay")?;
     let view = latest_replay(db, partner, webhook).await?.context("the replay just made is missing")?;

@@ -94,7 +94,23 @@ impl Db {
     pub fn backend(&self) -> Backend {
         self.backend
     }
+
+    /// Tells every dispatcher on the database that deliveries fell due now. On PostgreSQL a
+    /// `NOTIFY`, delivered when `conn`'s transaction commits, wakes the dispatchers of all
+    /// processes at once; SQLite has one process, which the caller wakes in memory.
+    pub async fn announce_work(&self, conn: &mut sqlx::AnyConnection) -> anyhow::Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query(&format!("NOTIFY {WORK_CHANNEL}"))
+                .execute(conn)
+                .await
+                .context("could not announce new deliveries")?;
+        }
+        Ok(())
+    }
 }
+
+/// The PostgreSQL channel on which new due deliveries are announced.
+pub const WORK_CHANNEL: &str = "portal_work";
 
 /// Makes a SQLite URL open-or-create (`mode=rwc`) unless it names a mode, and creates the
 /// file's folder, so a first start needs nothing prepared.

@@ -293,7 +293,9 @@ pub async fn update(
     .context("could not update the webhook")?;
     match (was_active, settings.active) {
         (false, true) => {
-            super::deliveries::release_held(&mut tx, id, now).await?;
+            if super::deliveries::release_held(&mut tx, id, now).await? > 0 {
+                db.announce_work(&mut tx).await?;
+            }
         }
         (true, false) => super::deliveries::hold_waiting(&mut tx, id, now).await?,
         _ => {}

@@ -11,11 +11,12 @@ use serde_json::json;
 use crate::helpers::{OPERATOR_TOKEN, insert_partner};
 use crate::receiver::{Receiver, Reply};
 
-/// Starts `portal serve` on a free port; answers the child and its address.
-fn start_portal(database_url: &str) -> (Child, String) {
+/// Starts `portal serve` with `args`, waits until its log has a line with `ready`, and answers
+/// the child and what follows `ready` on that line.
+pub fn spawn_portal(database_url: &str, args: &[&str], ready: &'static str) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_portal"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--allow-private-targets", "true", "--delivery-timeout", "1s"])
-        .args(["--operator-token", OPERATOR_TOKEN, "--retry-schedule", "200ms,200ms,200ms,200ms,200ms"])
+        .arg("serve")
+        .args(args)
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -28,21 +29,33 @@ fn start_portal(database_url: &str) -> (Child, String) {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if !sent {
-                if let Some(at) = line.find("listening on http://") {
-                    let _ = tx.send(line[at + "listening on ".len()..].trim().to_owned());
+                if let Some(at) = line.find(ready) {
+                    let _ = tx.send(line[at + ready.len()..].trim().to_owned());
                     sent = true;
                 }
             }
         }
     });
-    let address = rx.recv_timeout(Duration::from_secs(30)).expect("the portal starts");
-    (child, address)
+    let rest = rx.recv_timeout(Duration::from_secs(30)).expect("the portal starts");
+    (child, rest)
+}
+
+/// Starts `portal serve` on a free port; answers the child and its address.
+fn start_portal(database_url: &str) -> (Child, String) {
+    spawn_portal(
+        database_url,
+        &["--addr", "127.0.0.1:0", "--allow-private-targets", "true", "--delivery-timeout", "1s"]
+            .into_iter()
+            .chain(["--operator-token", OPERATOR_TOKEN, "--retry-schedule", "200ms,200ms,200ms,200ms,200ms"])
+            .collect::<Vec<_>>(),
+        "listening on ",
+    )
 }
 
 #[tokio::test]
 async fn a_kill_in_the_middle_of_a_burst_loses_no_event() {
     let dir = tempfile::tempdir().unwrap();
-    let database_url = format!("sqlite://{}/portal.db", dir.path().display());
+    let database_url = crate::helpers::fresh_database_url(dir.path()).await;
     // Slow enough that deliveries are in flight when the process dies.
     let receiver = Receiver::start(Reply::Hang(Duration::from_millis(50))).await;
 
@@ -132,7 +145,7 @@ async fn a_kill_in_the_middle_of_a_burst_loses_no_event() {
 #[tokio::test]
 async fn a_deliver_only_process_sends_what_another_process_queued() {
     let dir = tempfile::tempdir().unwrap();
-    let database_url = format!("sqlite://{}/portal.db", dir.path().display());
+    let database_url = crate::helpers::fresh_database_url(dir.path()).await;
     let receiver = Receiver::start(Reply::Status(200, "ok")).await;
     let db = app::store::Db::connect(&database_url).await.unwrap();
     db.migrate().await.unwrap();

@@ -34,7 +34,7 @@ pub async fn spawn_app_with(flags: &[&str]) -> TestApp {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into());
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(filter).try_init();
     let dir = tempfile::tempdir().expect("temporary folder");
-    let database_url = format!("sqlite://{}/portal.db", dir.path().display());
+    let database_url = fresh_database_url(dir.path()).await;
     let site_root = dir.path().join("site");
     let mut args = vec!["portal", "serve", "--addr", "127.0.0.1:0", "--operator-token", OPERATOR_TOKEN];
     args.extend(["--site-root", site_root.to_str().unwrap()]);
@@ -46,6 +46,34 @@ pub async fn spawn_app_with(flags: &[&str]) -> TestApp {
     tokio::spawn(application.run_until(std::future::pending()));
     let db = Db::connect(&database_url).await.expect("test connection");
     TestApp { address, database_url, db, _dir: dir }
+}
+
+/// The environment variable that runs the suite on PostgreSQL: a URL of a server and a
+/// database to connect to first (`postgres://root@127.0.0.1:5432/postgres`).
+pub const TEST_DATABASE_URL: &str = "TEST_DATABASE_URL";
+
+/// The prefix of the databases the suite makes on PostgreSQL (`scripts/test.sh` drops them).
+pub const TEST_DATABASE_PREFIX: &str = "portal_test_";
+
+/// A database of its own for one test: a new SQLite file in `dir`, or, when
+/// `TEST_DATABASE_URL` names a PostgreSQL server, a new database there.
+pub async fn fresh_database_url(dir: &std::path::Path) -> String {
+    use sqlx::{Connection, Executor};
+    match std::env::var(TEST_DATABASE_URL) {
+        Ok(server) if server.starts_with("postgres") => {
+            sqlx::any::install_default_drivers();
+            let name = format!("{TEST_DATABASE_PREFIX}{}", ulid::Ulid::new().to_string().to_lowercase());
+            let mut admin = sqlx::AnyConnection::connect(&server).await.expect("TEST_DATABASE_URL connects");
+            admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("a test database is made");
+            let (base, query) = server.split_once('?').map_or((server.as_str(), None), |(b, q)| (b, Some(q)));
+            let (host, _) = base.rsplit_once('/').expect("TEST_DATABASE_URL names a database");
+            match query {
+                Some(query) => format!("{host}/{name}?{query}"),
+                None => format!("{host}/{name}"),
+            }
+        }
+        _ => format!("sqlite://{}/portal.db", dir.display()),
+    }
 }
 
 /// A browser-like client: keeps cookies, does not follow redirects (tests look at them).

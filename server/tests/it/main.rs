@@ -4,11 +4,12 @@
 mod api;
 mod bench_logs;
 mod cli;
-mod crash;
+pub mod crash;
 mod dispatcher;
 mod helpers;
 mod logs;
 mod portal_webhooks;
 mod receiver;
+mod scale;
 mod sessions;
 mod webhooks;
