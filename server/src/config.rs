@@ -140,6 +140,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTAL_LOG_RETENTION_DAYS", default_value = "30", value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub log_retention_days: u32,
 
+    /// Deactivate a webhook at once when its endpoint answers `410 Gone` (instead of retrying).
+    #[arg(long, env = "PORTAL_DEACTIVATE_ON_GONE", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub deactivate_on_gone: bool,
+
     /// Mark the session cookie `Secure` (set it when the portal is served over HTTPS).
     #[arg(long, env = "PORTAL_SECURE_COOKIES", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub secure_cookies: bool,

@@ -4,6 +4,7 @@
 //! that finished), so new events go out at once and retries fire on time.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     worker: String,
     lease_ms: i64,
+    gone_deactivates: bool,
+    heartbeat: Arc<AtomicI64>,
 }
 
 /// On PostgreSQL: wakes this process's dispatcher whenever any process announces new due
@@ -68,7 +71,19 @@ impl Dispatcher {
     pub fn new(db: Db, sender: Sender, schedule: RetrySchedule, wake: Arc<Notify>, timeout: Duration) -> Self {
         let worker = format!("{}-{}", std::process::id(), ulid::Ulid::new());
         let lease_ms = (timeout.as_millis() as i64) * 3 + 5_000;
-        Self { db, sender, schedule, wake, worker, lease_ms }
+        Self { db, sender, schedule, wake, worker, lease_ms, gone_deactivates: true, heartbeat: Arc::default() }
+    }
+
+    /// Whether a `410 Gone` answer deactivates the webhook at once (the default) rather than
+    /// being retried like any other failure.
+    pub fn gone_deactivates(mut self, yes: bool) -> Self {
+        self.gone_deactivates = yes;
+        self
+    }
+
+    /// When the loop last went round (ms; 0 before it starts), for `/readyz`.
+    pub fn heartbeat(&self) -> Arc<AtomicI64> {
+        self.heartbeat.clone()
     }
 
     /// Runs until `stop` turns true, then waits for the attempts under way.
@@ -78,6 +93,7 @@ impl Dispatcher {
         let per_webhook: Arc<Mutex<HashMap<WebhookId, usize>>> = Arc::default();
         tracing::info!(worker = %this.worker, "dispatcher started");
         while !*stop.borrow() {
+            this.heartbeat.store(now_ms(), Ordering::Relaxed);
             let free = permits.available_permits();
             let in_flight: Vec<(WebhookId, usize)> =
                 per_webhook.lock().expect("not poisoned").iter().map(|(w, n)| (w.clone(), *n)).collect();
@@ -189,6 +205,13 @@ impl Dispatcher {
     fn next_step(&self, number: i64, result: &AttemptResult, event_id: &str) -> Next {
         if result.success {
             return Next::Succeeded;
+        }
+        if self.gone_deactivates && result.status_code == Some(410) {
+            return Next::GiveUp {
+                reason: format!(
+                    "the endpoint answered 410 Gone to event {event_id}: it asked not to be sent more events"
+                ),
+            };
         }
         match self.schedule.delay_before_retry(number as usize) {
             Some(delay) => Next::RetryAt(now_ms() + delay.as_millis() as i64),

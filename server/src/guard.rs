@@ -12,7 +12,12 @@ use tower_sessions::Session;
 
 /// Paths anyone may load: the login page, the built site's files and the APIs.
 fn is_public(path: &str) -> bool {
-    path == "/login" || path == "/favicon.svg" || path.starts_with("/pkg/") || path.starts_with("/api/")
+    path == "/login"
+        || path == "/favicon.svg"
+        || path == "/healthz"
+        || path == "/readyz"
+        || path.starts_with("/pkg/")
+        || path.starts_with("/api/")
 }
 
 /// Redirects page loads to `/login` when no one is signed in, and `/login` and `/` to the

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatcher;
 pub mod guard;
+pub mod health;
 pub mod rest;
 pub mod retention;
 pub mod startup;

@@ -78,19 +78,23 @@ impl Application {
         });
         let sender = Sender::new(args.allow_private_targets, args.delivery_timeout)?;
         let wake = Arc::new(Notify::new());
-        let dispatcher = (!args.no_dispatcher).then(|| Dispatcher::new(
-            db.clone(),
-            sender.clone(),
-            args.retry_schedule.clone(),
-            wake.clone(),
-            args.delivery_timeout,
-        ));
+        let dispatcher = (!args.no_dispatcher).then(|| {
+            Dispatcher::new(
+                db.clone(),
+                sender.clone(),
+                args.retry_schedule.clone(),
+                wake.clone(),
+                args.delivery_timeout,
+            )
+            .gone_deactivates(args.deactivate_on_gone)
+        });
+        let readiness = crate::health::Readiness { dispatcher: dispatcher.as_ref().map(Dispatcher::heartbeat) };
         let listen_url = (dispatcher.is_some() && db.backend() == Backend::Postgres)
             .then(|| (database_url.to_owned(), wake.clone()));
         let db_for_retention = db.clone();
         let state = AppState { leptos_options, db, settings, sender, wake };
         let api = Arc::new(ApiSettings { operator_token: args.operator_token.clone() });
-        let router = sessions.layer(router(state, api), args.secure_cookies);
+        let router = sessions.layer(router(state, api, readiness), args.secure_cookies);
 
         let (listener, port) = if args.no_web {
             (None, 0)
@@ -129,6 +133,13 @@ impl Application {
         let served = match self.listener {
             Some(listener) => {
                 tracing::info!("listening on http://{}", listener.local_addr()?);
+                // Answers go out as soon as they are written: without TCP_NODELAY a response
+                // written in pieces could wait ~40 ms on the client's delayed ACK.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                    }
+                });
                 axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await
             }
             None => {
@@ -166,9 +177,11 @@ fn leptos_options(args: &ServeArgs) -> LeptosOptions {
 }
 
 /// Pages, server functions, the REST API and static files, behind the sign-in guard.
-fn router(state: AppState, api: Arc<ApiSettings>) -> Router {
+fn router(state: AppState, api: Arc<ApiSettings>, readiness: crate::health::Readiness) -> Router {
     let routes = generate_route_list(App);
     Router::new()
+        .route("/healthz", axum::routing::get(crate::health::healthz))
+        .route("/readyz", axum::routing::get(crate::health::readyz).layer(axum::Extension(readiness)))
         .leptos_routes(&state, routes, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())

@@ -102,7 +102,11 @@ async fn measure(n: i64) -> Vec<(String, Duration, Duration)> {
         ("webhook logs page, failures only", format!("/webhooks/{w}/logs?outcome=failure"), None),
         ("partner-wide logs page", "/logs".to_owned(), None),
         ("API: GET /webhooks", "/api/v1/webhooks".to_owned(), Some(s.key.as_str())),
-        ("API: attempts, second page", format!("/api/v1/webhooks/{w}/attempts?limit=100&cursor={deep}"), Some(s.key.as_str())),
+        (
+            "API: attempts, second page",
+            format!("/api/v1/webhooks/{w}/attempts?limit=100&cursor={deep}"),
+            Some(s.key.as_str()),
+        ),
     ] {
         let (p50, p95) = time(&client, &s.app.url(&path), key).await;
         out.push((name.to_owned(), p50, p95));

@@ -8,6 +8,7 @@ pub mod crash;
 mod dispatcher;
 mod helpers;
 mod logs;
+mod operations;
 mod portal_webhooks;
 mod receiver;
 mod scale;

@@ -31,7 +31,12 @@ async fn wait_for_all(receiver: &Receiver, expected: &HashSet<String>, deadline:
         if missing.is_empty() {
             return;
         }
-        assert!(Instant::now() < until, "{} events never arrived: {:?}", missing.len(), &missing[..missing.len().min(10)]);
+        assert!(
+            Instant::now() < until,
+            "{} events never arrived: {:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -47,8 +52,11 @@ async fn three_dispatchers_share_a_burst_and_survive_a_kill() {
     let receiver = Receiver::start(Reply::Hang(Duration::from_millis(20))).await;
     let common = ["--allow-private-targets", "true", "--delivery-timeout", "1s"];
 
-    let web_args: Vec<&str> =
-        common.iter().copied().chain(["--no-dispatcher", "--addr", "127.0.0.1:0", "--operator-token", OPERATOR_TOKEN]).collect();
+    let web_args: Vec<&str> = common
+        .iter()
+        .copied()
+        .chain(["--no-dispatcher", "--addr", "127.0.0.1:0", "--operator-token", OPERATOR_TOKEN])
+        .collect();
     let (mut web, address) = spawn_portal(&database_url, &web_args, "listening on ");
     let dispatcher_args: Vec<&str> = common.iter().copied().chain(["--no-web"]).collect();
     let mut dispatchers: Vec<_> =
@@ -105,12 +113,10 @@ async fn three_dispatchers_share_a_burst_and_survive_a_kill() {
     wait_for_all(&receiver, &all, Duration::from_secs(60)).await;
     let until = Instant::now() + Duration::from_secs(60);
     let complete = loop {
-        let rows = sqlx::query(
-            "SELECT COUNT(*) AS n FROM deliveries WHERE state <> 'succeeded'",
-        )
-        .fetch_one(db.pool())
-        .await
-        .unwrap();
+        let rows = sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE state <> 'succeeded'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
         let waiting: i64 = rows.get("n");
         if waiting == 0 {
             break true;
