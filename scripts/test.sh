@@ -28,7 +28,8 @@ drop_test_databases() {
 if pg_ready; then
   echo "==> Rust tests on PostgreSQL ($PG_URL)"
   drop_test_databases
-  TEST_DATABASE_URL="$PG_URL" cargo test --locked -p server --test it
+  # The whole suite again (the unit tests are quick; the same selection needs no rebuild).
+  TEST_DATABASE_URL="$PG_URL" cargo test --locked
   drop_test_databases
 else
   echo "==> SKIPPED the PostgreSQL run: no server answers at $PG_URL (set TEST_DATABASE_URL)"
