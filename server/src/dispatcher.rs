@@ -185,9 +185,19 @@ impl Dispatcher {
         let number = claimed.attempts + 1;
         let (request, result) = delivery::attempt(&self.sender, &webhook, &event).await;
         let next = self.next_step(number, &result, &event.id);
-        if !result.success {
-            tracing::info!(attempt = number, error = result.error.as_deref().unwrap_or(""), ?next, "attempt failed");
-        }
+        // One line per attempt, with what an operator searches by; never a secret (the body,
+        // the headers and the URL's secrets stay in the database).
+        tracing::info!(
+            partner = %claimed.partner,
+            event = %event.id,
+            attempt = number,
+            outcome = if result.success { "success" } else { "failure" },
+            status = result.status_code,
+            latency_ms = result.latency_ms,
+            error = result.error.as_deref(),
+            ?next,
+            "attempt"
+        );
         let log = AttemptRecord {
             delivery: Some(&claimed.id),
             partner: &claimed.partner,
