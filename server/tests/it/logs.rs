@@ -200,8 +200,9 @@ async fn paging_never_repeats_or_skips_a_row_while_new_attempts_arrive() {
     for old in &before {
         assert!(unique.contains(old), "row {old} was skipped");
     }
+    let time = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap();
     for pair in seen.windows(2) {
-        assert!((&pair[0].1, &pair[0].0) > (&pair[1].1, &pair[1].0), "not newest first: {pair:?}");
+        assert!((time(&pair[0].1), &pair[0].0) > (time(&pair[1].1), &pair[1].0), "not newest first: {pair:?}");
     }
 }
 
