@@ -247,9 +247,7 @@ fn LogTable(
     if page.data.is_empty() {
         let words = if query.cursor.is_some() {
             "No older attempts."
-        } else if query == LogQuery::default()
-            || query == (LogQuery { webhook: query.webhook.clone(), ..LogQuery::default() })
-        {
+        } else if query == (LogQuery { webhook: query.webhook.clone(), ..LogQuery::default() }) {
             "No attempts yet. Each request the dispatcher sends, and each test, shows up here."
         } else {
             "No attempts match these filters."

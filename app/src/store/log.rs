@@ -357,12 +357,6 @@ async fn missed_events(
     Ok(ids)
 }
 
-/// When a replay starts by default: the webhook's last deactivation, if it ever had one.
-pub async fn default_replay_since(db: &Db, partner: &PartnerId, webhook: &WebhookId) -> anyhow::Result<Option<i64>> {
-    let mut conn = db.pool().acquire().await?;
-    Ok(replay_target(&mut conn, partner, webhook).await?.and_then(|(_, _, since)| since))
-}
-
 /// How many events a replay since `since` would send; `None` when the partner has no such webhook.
 pub async fn count_missed(
     db: &Db,

@@ -1,7 +1,7 @@
 //! The delivery log over REST: attempts (per webhook and partner-wide), one attempt, resend
 //! and "Replay missed events".
 
-use app::domain::{AttemptDetail, AttemptId, AttemptPage, DeliveryId, LogQuery, ReplayView, WebhookId};
+use app::domain::{AttemptDetail, AttemptId, AttemptPage, DeliveryId, LogQuery, ReplayView};
 use app::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
@@ -52,16 +52,6 @@ fn query(params: Result<Query<LogQuery>, QueryRejection>) -> Result<LogQuery, Ap
     params.map(|Query(q)| q).map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
-fn webhook_not_found(id: &str) -> ApiError {
-    ApiError::NotFound(format!("no webhook with id `{}`", id.chars().take(64).collect::<String>()))
-}
-
-async fn own_webhook(state: &AppState, partner: &ApiPartner, id: &str) -> Result<WebhookId, ApiError> {
-    let webhook = WebhookId::parse(id).map_err(|_| webhook_not_found(id))?;
-    app::store::webhooks::record(&state.db, &partner.0, &webhook).await?.ok_or_else(|| webhook_not_found(id))?;
-    Ok(webhook)
-}
-
 /// `GET /api/v1/webhooks/{id}/attempts`: the webhook's attempts, newest first, `{data, next}`.
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/attempts", tag = "logs", security(("apiKey" = [])), params(("id" = String, Path), AttemptParams), responses((status = 200, body = AttemptPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn webhook_attempts(
@@ -70,7 +60,7 @@ pub async fn webhook_attempts(
     Path(id): Path<String>,
     params: Result<Query<LogQuery>, QueryRejection>,
 ) -> Result<Json<AttemptPage>, ApiError> {
-    let webhook = own_webhook(&state, &partner, &id).await?;
+    let webhook = super::webhooks::load(&state, &partner, &id).await?.id;
     let mut request = query(params)?.parse().map_err(ApiError::Invalid)?;
     request.filter.webhook = Some(webhook);
     Ok(Json(app::store::log::page(&state.db, &partner.0, &request).await?))
@@ -131,9 +121,9 @@ pub async fn replay(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not valid: {e}")))?
     };
-    let webhook = WebhookId::parse(&id).map_err(|_| webhook_not_found(&id))?;
+    let webhook = super::webhooks::parse_id(&id)?;
     let view = app::api::replay(&state, &partner.0, &webhook, body.since.as_deref()).await.map_err(|e| match e {
-        app::api::AppError::NotFound => webhook_not_found(&id),
+        app::api::AppError::NotFound => super::webhooks::not_found(&id),
         other => other.into(),
     })?;
     Ok((StatusCode::ACCEPTED, Json(view)))
@@ -146,7 +136,7 @@ pub async fn replay_progress(
     partner: ApiPartner,
     Path(id): Path<String>,
 ) -> Result<Json<ReplayView>, ApiError> {
-    let webhook = own_webhook(&state, &partner, &id).await?;
+    let webhook = super::webhooks::load(&state, &partner, &id).await?.id;
     app::store::log::latest_replay(&state.db, &partner.0, &webhook)
         .await?
         .map(Json)

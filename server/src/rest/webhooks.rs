@@ -95,17 +95,17 @@ pub struct ListBody {
     data: Vec<WebhookView>,
 }
 
-fn not_found(id: &str) -> ApiError {
+pub(super) fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("no webhook with id `{}`", id.chars().take(64).collect::<String>()))
 }
 
 /// A webhook id from the path; a malformed one is as missing as another partner's.
-fn parse_id(id: &str) -> Result<WebhookId, ApiError> {
+pub(super) fn parse_id(id: &str) -> Result<WebhookId, ApiError> {
     WebhookId::parse(id).map_err(|_| not_found(id))
 }
 
 /// The partner's webhook `id` with its secrets, or the 404 a missing one (or another partner's) gets.
-async fn load(state: &AppState, partner: &ApiPartner, id: &str) -> Result<WebhookRecord, ApiError> {
+pub(super) async fn load(state: &AppState, partner: &ApiPartner, id: &str) -> Result<WebhookRecord, ApiError> {
     webhooks::record(&state.db, &partner.0, &parse_id(id)?).await?.ok_or_else(|| not_found(id))
 }
 

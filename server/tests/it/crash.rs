@@ -150,10 +150,7 @@ async fn a_deliver_only_process_sends_what_another_process_queued() {
     let db = app::store::Db::connect(&database_url).await.unwrap();
     db.migrate().await.unwrap();
     let partner = insert_partner(&db, "Acme", "ann@acme.test").await.id;
-    let settings = app::domain::WebhookInput { url: receiver.url.clone(), active: true, ..Default::default() }
-        .parse(app::domain::UrlPolicy { allow_private: true }, None)
-        .unwrap();
-    app::store::webhooks::create(&db, &partner, &settings).await.unwrap();
+    crate::helpers::insert_webhooks(&db, &partner, &receiver.url, 1).await;
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_portal"))
         .args(["serve", "--no-web", "--allow-private-targets", "true"])

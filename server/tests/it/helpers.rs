@@ -150,6 +150,17 @@ pub async fn insert_partner(db: &Db, name: &str, email: &str) -> TestPartner {
     TestPartner { id, email: email.into(), password }
 }
 
+/// Makes `n` active webhooks to `url` (private addresses allowed) for `partner`, straight in
+/// the store.
+pub async fn insert_webhooks(db: &Db, partner: &PartnerId, url: &str, n: usize) {
+    let settings = app::domain::WebhookInput { url: url.to_owned(), active: true, ..Default::default() }
+        .parse(app::domain::UrlPolicy { allow_private: true }, None)
+        .unwrap();
+    for _ in 0..n {
+        app::store::webhooks::create(db, partner, &settings).await.unwrap();
+    }
+}
+
 /// Where a redirect points, if the response is one.
 pub fn location(response: &reqwest::Response) -> Option<String> {
     response.headers().get(LOCATION).map(|v| v.to_str().unwrap().to_owned())

@@ -98,12 +98,7 @@ async fn sigterm_mid_burst_finishes_what_is_in_flight_and_loses_nothing() {
     let (mut child, address) = spawn_portal(&database_url, &args, "listening on ");
     let db = app::store::Db::connect(&database_url).await.unwrap();
     let partner = insert_partner(&db, "Acme", "ann@acme.test").await.id;
-    let settings = app::domain::WebhookInput { url: receiver.url.clone(), active: true, ..Default::default() }
-        .parse(app::domain::UrlPolicy { allow_private: true }, None)
-        .unwrap();
-    for _ in 0..4 {
-        app::store::webhooks::create(&db, &partner, &settings).await.unwrap();
-    }
+    crate::helpers::insert_webhooks(&db, &partner, &receiver.url, 4).await;
     let client = reqwest::Client::new();
     let mut acknowledged = 0;
     for i in 0..40 {

@@ -9,7 +9,7 @@ use serde_json::json;
 use sqlx::Row;
 
 use crate::crash::spawn_portal;
-use crate::helpers::{OPERATOR_TOKEN, TEST_DATABASE_URL, fresh_database_url, insert_partner};
+use crate::helpers::{OPERATOR_TOKEN, TEST_DATABASE_URL, fresh_database_url, insert_partner, insert_webhooks};
 use crate::receiver::{Receiver, Reply};
 
 /// Most deliveries one dispatcher has in flight (`MAX_IN_FLIGHT`): all a kill can repeat.
@@ -64,14 +64,8 @@ async fn three_dispatchers_share_a_burst_and_survive_a_kill() {
 
     let db = app::store::Db::connect(&database_url).await.unwrap();
     let partner = insert_partner(&db, "Acme", "ann@acme.test").await.id;
-    let settings = app::domain::WebhookInput { url: receiver.url.clone(), active: true, ..Default::default() }
-        .parse(app::domain::UrlPolicy { allow_private: true }, None)
-        .unwrap();
-    app::store::webhooks::create(&db, &partner, &settings).await.unwrap();
-    // Seven more, so the per-webhook bound (4 in flight) does not make the burst serial.
-    for _ in 0..7 {
-        app::store::webhooks::create(&db, &partner, &settings).await.unwrap();
-    }
+    // Eight webhooks, so the per-webhook bound (4 in flight) does not make the burst serial.
+    insert_webhooks(&db, &partner, &receiver.url, 8).await;
     let client = reqwest::Client::new();
     let publish = |i: usize| {
         let client = client.clone();
@@ -169,12 +163,7 @@ async fn bench_dispatchers() {
         let db = app::store::Db::connect(&database_url).await.unwrap();
         db.migrate().await.unwrap();
         let partner = insert_partner(&db, "Acme", "ann@acme.test").await.id;
-        let settings = app::domain::WebhookInput { url: receiver.url.clone(), active: true, ..Default::default() }
-            .parse(app::domain::UrlPolicy { allow_private: true }, None)
-            .unwrap();
-        for _ in 0..WEBHOOKS {
-            app::store::webhooks::create(&db, &partner, &settings).await.unwrap();
-        }
+        insert_webhooks(&db, &partner, &receiver.url, WEBHOOKS).await;
         for i in 0..EVENTS {
             let id = format!("evt_{i}");
             let event = app::domain::NewEvent::parse(
