@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what this machine lacks to build and run the portal, and skips what is already there.
 #   scripts/setup.sh            the build tools: wasm32 target, cargo-leptos, wasm-bindgen, wasm-opt
-#   scripts/setup.sh --browser  also Debian's Chromium and playwright-core, for the browser tests
+#   scripts/setup.sh --browser  also what the tests need: Debian's Chromium and playwright-core
+#                               for the browser tests, aiosmtpd (PyPI) for the email test
 # Nothing here downloads a prebuilt binary: the Rust tools are built from crates.io, wasm-opt
 # comes from npm's binaryen package, Chromium from Debian.
 set -euo pipefail
@@ -51,6 +52,10 @@ if [[ "$(wasm-opt --version 2>/dev/null)" != *"version ${BINARYEN_VERSION%%.*} "
 fi
 
 if [[ $browser -eq 1 ]]; then
+  if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+    say "installing aiosmtpd (scripts/test-requirements.txt), the SMTP server of the email test"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r scripts/test-requirements.txt
+  fi
   if [[ ! -x /usr/bin/chromium ]]; then
     say "installing Chromium from Debian"
     as_root apt-get update -q

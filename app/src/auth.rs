@@ -56,6 +56,17 @@ pub fn generate_password() -> String {
     Alphanumeric.sample_string(&mut rand::rngs::OsRng, GENERATED_PASSWORD_CHARS)
 }
 
+/// A generated password as a new user's [`NewPassword`].
+pub fn generate_new_password() -> NewPassword {
+    NewPassword::parse(&generate_password()).expect("generated passwords are valid")
+}
+
+/// [`hash_password`] off the async threads (argon2 takes a good part of a second).
+pub async fn hash_password_off_thread(password: &NewPassword) -> anyhow::Result<String> {
+    let password = password.clone();
+    tokio::task::spawn_blocking(move || hash_password(&password)).await.context("the hashing task failed")?
+}
+
 /// A new API key: `whp_` and 40 random letters and digits.
 pub fn generate_api_key() -> ApiKeyToken {
     let random = Alphanumeric.sample_string(&mut rand::rngs::OsRng, API_KEY_RANDOM_CHARS);

@@ -11,6 +11,8 @@ pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod auth;
 #[cfg(feature = "ssr")]
+pub mod crypto;
+#[cfg(feature = "ssr")]
 pub mod delivery;
 #[cfg(feature = "ssr")]
 pub mod state;
@@ -31,6 +33,8 @@ pub const PRODUCT_NAME: &str = "Partner Webhook Portal";
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_content_security_policy(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -49,10 +53,34 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The page's Content-Security-Policy, with this response's nonce (Leptos puts it on each of
+/// its inline scripts): scripts only from this site or with the nonce, the wasm allowed to
+/// compile, styles, images and calls only from this site, no plugins, no framing, forms only
+/// to this site. Anything injected into a page can't run.
+#[cfg(feature = "ssr")]
+fn set_content_security_policy(options: &LeptosOptions) {
+    use axum::http::{HeaderValue, header::CONTENT_SECURITY_POLICY};
+    let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+    else {
+        return;
+    };
+    // `cargo leptos watch` reloads the page over a websocket.
+    let connect = if options.env == leptos::config::Env::DEV { "'self' ws:" } else { "'self'" };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:; connect-src {connect}; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response.insert_header(CONTENT_SECURITY_POLICY, value);
+    }
+}
+
 /// The app: its routes and the pages behind them.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    provide_context(components::AlertsRefresh(RwSignal::new(0)));
     view! {
         <Stylesheet id="leptos" href=format!("/pkg/{SITE_NAME}.css") />
         <Title formatter=|page: String| format!("{page} · {PRODUCT_NAME}") />
@@ -70,6 +98,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/webhooks/:id/logs/:attempt") view=pages::AttemptPage ssr=SsrMode::Async />
                 <Route path=path!("/logs") view=pages::LogsPage ssr=SsrMode::Async />
                 <Route path=path!("/settings/api-keys") view=pages::ApiKeysPage ssr=SsrMode::Async />
+                <Route path=path!("/settings/team") view=pages::TeamPage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

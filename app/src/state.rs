@@ -35,4 +35,9 @@ pub struct Settings {
     pub log_retention_days: u32,
     /// How long a receiver has to answer.
     pub delivery_timeout: std::time::Duration,
+    /// Take the client's address from the last `X-Forwarded-For` entry (behind a reverse
+    /// proxy) rather than the connection's peer, for sign-in throttling.
+    pub trust_forwarded_for: bool,
+    /// How long a sign-in lasts at most, however active the session.
+    pub session_lifetime: std::time::Duration,
 }

@@ -4,12 +4,12 @@
 use std::io::Read;
 
 use anyhow::{Context, bail};
-use app::domain::{ApiKeyName, EmailAddress, NewPassword, PartnerId, PartnerName};
+use app::domain::{ApiKeyName, EmailAddress, NewPassword, PartnerId, PartnerName, Role};
 use app::store::accounts::CreatePartnerError;
 use app::store::{self, Db};
 use serde_json::json;
 
-use crate::config::{ApiKeyCommand, EventCommand, PartnerCommand};
+use crate::config::{ApiKeyCommand, EventCommand, PartnerCommand, UserCommand};
 
 /// Opens the database and brings its schema up to date, as every command needs.
 async fn open(database_url: &str) -> anyhow::Result<Db> {
@@ -32,22 +32,9 @@ pub async fn partner(database_url: &str, command: PartnerCommand) -> anyhow::Res
         PartnerCommand::Create { name, email, password_stdin, json } => {
             let name = PartnerName::parse(&name).map_err(|e| anyhow::anyhow!("--{e}"))?;
             let email = EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("--{e}"))?;
-            let (password, generated) = if password_stdin {
-                let mut text = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut text)
-                    .context("could not read the password from standard input")?;
-                // One trailing line break is how `echo` and here-strings end; it is not part of it.
-                let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
-                (NewPassword::parse(text).map_err(|e| anyhow::anyhow!("the {e}"))?, false)
-            } else {
-                (NewPassword::parse(&app::auth::generate_password()).expect("generated passwords are valid"), true)
-            };
+            let (password, generated) = new_password(password_stdin)?;
             let db = open(database_url).await?;
-            let hash = {
-                let password = password.clone();
-                tokio::task::spawn_blocking(move || app::auth::hash_password(&password)).await??
-            };
+            let hash = app::auth::hash_password_off_thread(&password).await?;
             let (partner_id, _user) = match store::accounts::create_partner_with_user(&db, &name, &email, &hash).await {
                 Ok(ids) => ids,
                 Err(CreatePartnerError::EmailTaken(email)) => {
@@ -86,18 +73,63 @@ pub async fn partner(database_url: &str, command: PartnerCommand) -> anyhow::Res
     }
 }
 
+/// The password of a new user: read from standard input, or generated (then `true`).
+fn new_password(from_stdin: bool) -> anyhow::Result<(NewPassword, bool)> {
+    if !from_stdin {
+        return Ok((app::auth::generate_new_password(), true));
+    }
+    let mut text = String::new();
+    std::io::stdin().read_to_string(&mut text).context("could not read the password from standard input")?;
+    // One trailing line break is how `echo` and here-strings end; it is not part of it.
+    let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+    Ok((NewPassword::parse(text).map_err(|e| anyhow::anyhow!("the {e}"))?, false))
+}
+
+/// `portal user …`.
+pub async fn user(database_url: &str, command: UserCommand) -> anyhow::Result<()> {
+    let UserCommand::Add { partner, email, role, password_stdin, json } = command;
+    let partner = PartnerId::parse(&partner).map_err(|e| anyhow::anyhow!("--partner {e}"))?;
+    let email = EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let (password, generated) = new_password(password_stdin)?;
+    let db = open(database_url).await?;
+    let hash = app::auth::hash_password_off_thread(&password).await?;
+    let user = match store::accounts::add_user(&db, &partner, &email, role, &hash).await {
+        Ok(Some(user)) => user,
+        Ok(None) => bail!("--partner {partner}: no such partner (see `portal partner list`)"),
+        Err(CreatePartnerError::EmailTaken(email)) => bail!("--email `{email}` is already used by another user"),
+        Err(CreatePartnerError::Other(e)) => return Err(e),
+    };
+    let shown_password = generated.then(|| password.expose().to_owned());
+    if json {
+        println!(
+            "{}",
+            json!({ "id": user, "partnerId": partner, "email": email, "role": role, "password": shown_password })
+        );
+    } else {
+        println!("Added {email} ({}) to partner {partner}.", role.as_str());
+        match shown_password {
+            Some(password) => println!("  password: {password}"),
+            None => println!("  password: the one you gave"),
+        }
+    }
+    Ok(())
+}
+
 /// `portal api-key …`.
 pub async fn api_key(database_url: &str, command: ApiKeyCommand) -> anyhow::Result<()> {
-    let ApiKeyCommand::Create { partner, name, json } = command;
+    let ApiKeyCommand::Create { partner, name, role, json } = command;
     let partner = PartnerId::parse(&partner).map_err(|e| anyhow::anyhow!("--partner {e}"))?;
     let name = ApiKeyName::parse(&name).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let db = open(database_url).await?;
     if store::accounts::partner_name(&db, &partner).await?.is_none() {
         bail!("--partner {partner}: no such partner (see `portal partner list`)");
     }
     let key = app::auth::generate_api_key();
     let summary =
-        store::api_keys::create(&db, &partner, &name, &key.display_prefix(), &app::auth::hash_api_key(&key)).await?;
+        store::api_keys::create(&db, &partner, &name, role, &key.display_prefix(), &app::auth::hash_api_key(&key))
+            .await?;
     if json {
         println!("{}", json!({ "id": summary.id, "partnerId": partner, "key": key.expose() }));
     } else {

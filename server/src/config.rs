@@ -26,6 +26,7 @@ pub struct Cli {
 
 /// The portal's commands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at start; boxing buys nothing")]
 pub enum Command {
     /// Serve the portal, the REST API and the dispatcher (the default).
     Serve(ServeArgs),
@@ -34,6 +35,9 @@ pub enum Command {
     /// Manage partners (the tenants).
     #[command(subcommand)]
     Partner(PartnerCommand),
+    /// Manage partners' users.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Manage partners' API keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
@@ -94,6 +98,29 @@ pub enum PartnerCommand {
     },
 }
 
+/// `portal user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user to a partner; prints the password (generated unless given).
+    Add {
+        /// The partner's id (`ptn_…`).
+        #[arg(long)]
+        partner: String,
+        /// The user's sign-in email.
+        #[arg(long)]
+        email: String,
+        /// `admin` (changes webhooks, keys and users) or `viewer` (reads webhooks and logs).
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Print one JSON object: {"id", "partnerId", "email", "role", "password"}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// `portal api-key …`
 #[derive(Debug, Subcommand)]
 pub enum ApiKeyCommand {
@@ -105,6 +132,9 @@ pub enum ApiKeyCommand {
         /// A label for the key.
         #[arg(long, default_value = "Created from the command line")]
         name: String,
+        /// `admin` (may change webhooks) or `viewer` (reads webhooks and logs only).
+        #[arg(long, default_value = "admin")]
+        role: String,
         /// Print one JSON object: {"id", "partnerId", "key"}.
         #[arg(long)]
         json: bool,
@@ -143,6 +173,52 @@ pub struct ServeArgs {
     /// Deactivate a webhook at once when its endpoint answers `410 Gone` (instead of retrying).
     #[arg(long, env = "PORTAL_DEACTIVATE_ON_GONE", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub deactivate_on_gone: bool,
+
+    /// Let a `Retry-After` on a 429 or 503 answer put the next attempt later than the schedule
+    /// (up to an hour).
+    #[arg(long, env = "PORTAL_HONOR_RETRY_AFTER", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub honor_retry_after: bool,
+
+    /// Also serve `/metrics`, `/healthz` and `/readyz` on this address, without the operator
+    /// token (for a private network; the only way to reach them with `--no-web`).
+    #[arg(long, env = "PORTAL_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// The portal's address as partners reach it, for links in emails (e.g.
+    /// `https://webhooks.example.com`); `http://` and the listen address when unset.
+    #[arg(long, env = "PORTAL_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<url::Url>,
+
+    /// SMTP server for deactivation emails: `smtp://host:25` (plain, local relays),
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or `smtps://user:pass@host:465`.
+    /// No emails when unset.
+    #[arg(long, env = "PORTAL_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The sender of deactivation emails.
+    #[arg(long, env = "PORTAL_SMTP_FROM", default_value = "Partner Webhook Portal <portal@localhost>", value_parser = parse_mailbox)]
+    pub smtp_from: lettre::message::Mailbox,
+
+    /// Where the operator receives `webhook.deactivated` events, signed like partners'
+    /// deliveries (needs `--alert-webhook-secret`).
+    #[arg(long, env = "PORTAL_ALERT_WEBHOOK_URL", value_parser = parse_public_url, requires = "alert_webhook_secret")]
+    pub alert_webhook_url: Option<url::Url>,
+
+    /// The signing secret of the operator's alert webhook, `whsec_` and base64 (at least 24
+    /// bytes), as receivers of Standard Webhooks expect.
+    #[arg(long, env = "PORTAL_ALERT_WEBHOOK_SECRET", hide_env_values = true, value_parser = parse_alert_secret)]
+    pub alert_webhook_secret: Option<AlertSecret>,
+
+    /// Behind a reverse proxy: take the client's address from the last `X-Forwarded-For`
+    /// entry (the proxy's) for sign-in throttling. Leave off when clients connect directly, or
+    /// they could pick their own address.
+    #[arg(long, env = "PORTAL_TRUST_FORWARDED_FOR", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
+
+    /// How long a sign-in lasts at most, however active (e.g. `7d`, `12h`); sessions also end
+    /// after 12 hours without use.
+    #[arg(long, env = "PORTAL_SESSION_LIFETIME", default_value = "7d", value_parser = parse_lifetime)]
+    pub session_lifetime: std::time::Duration,
 
     /// Mark the session cookie `Secure` (set it when the portal is served over HTTPS).
     #[arg(long, env = "PORTAL_SECURE_COOKIES", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
@@ -184,6 +260,13 @@ impl OperatorToken {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether `given` is this token, compared in constant time (a length difference tells
+    /// nothing useful).
+    pub fn matches(&self, given: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        given.len() == self.0.len() && bool::from(given.as_bytes().ct_eq(self.0.as_bytes()))
+    }
 }
 
 impl std::fmt::Debug for OperatorToken {
@@ -205,12 +288,65 @@ fn parse_operator_token(value: &str) -> Result<OperatorToken, String> {
     Ok(OperatorToken(value.to_owned()))
 }
 
-fn parse_timeout(value: &str) -> Result<std::time::Duration, String> {
-    let timeout = humantime::parse_duration(value.trim()).map_err(|e| format!("is not a duration like `10s` ({e})"))?;
-    if timeout < std::time::Duration::from_millis(100) || timeout > std::time::Duration::from_secs(60) {
-        return Err("must be between 100ms and 60s".into());
+/// The secret that signs the operator's alert webhooks. Never printed.
+#[derive(Clone)]
+pub struct AlertSecret(pub app::domain::SigningSecret);
+
+impl std::fmt::Debug for AlertSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AlertSecret(********)")
     }
-    Ok(timeout)
+}
+
+fn parse_alert_secret(value: &str) -> Result<AlertSecret, String> {
+    use base64::Engine as _;
+    let encoded = value
+        .strip_prefix(app::domain::SIGNING_SECRET_PREFIX)
+        .ok_or("must start with `whsec_` followed by base64, like a webhook's signing secret")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| "is not valid base64 after `whsec_`".to_owned())?;
+    if bytes.len() < 24 {
+        return Err(format!("holds {} bytes; use at least 24 random bytes", bytes.len()));
+    }
+    Ok(AlertSecret(app::domain::SigningSecret::from_trusted(value.to_owned())))
+}
+
+fn parse_public_url(value: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(value.trim()).map_err(|e| format!("is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("must be an http:// or https:// URL with a host".into());
+    }
+    Ok(url)
+}
+
+fn parse_mailbox(value: &str) -> Result<lettre::message::Mailbox, String> {
+    value.parse().map_err(|e| format!("is not an email address like `Portal <portal@example.com>` ({e})"))
+}
+
+/// A duration like `example`, between `min` and `max` (written as `bounds` in the error).
+fn parse_duration_within(
+    value: &str,
+    example: &str,
+    (min, max): (std::time::Duration, std::time::Duration),
+    bounds: &str,
+) -> Result<std::time::Duration, String> {
+    let duration =
+        humantime::parse_duration(value.trim()).map_err(|e| format!("is not a duration like `{example}` ({e})"))?;
+    if duration < min || duration > max {
+        return Err(format!("must be between {bounds}"));
+    }
+    Ok(duration)
+}
+
+fn parse_lifetime(value: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    parse_duration_within(value, "7d", (Duration::from_secs(1), Duration::from_secs(90 * 86_400)), "1s and 90d")
+}
+
+fn parse_timeout(value: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    parse_duration_within(value, "10s", (Duration::from_millis(100), Duration::from_secs(60)), "100ms and 60s")
 }
 
 fn parse_retry_schedule(value: &str) -> Result<RetrySchedule, String> {

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use app::delivery::{self, AttemptResult, Sender};
-use app::domain::{RetrySchedule, WebhookId};
-use app::store::deliveries::{self, AttemptRecord, Claimed, Next};
+use app::domain::{EventBody, PartnerId, RetrySchedule, WebhookId};
+use app::store::deliveries::{self, Claimed, FinishedAttempt, Next};
 use app::store::{Db, now_ms, webhooks};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
 /// Deliveries in flight at once, all webhooks together.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -21,6 +21,39 @@ pub const MAX_IN_FLIGHT_PER_WEBHOOK: usize = 4;
 /// Longest sleep: wakes and due times drive the loop in this process; this picks up work that
 /// another process queued (`portal event publish`, a second portal on PostgreSQL) within a second.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Most attempts the recorder writes in one transaction.
+const MAX_BATCH: usize = 128;
+
+/// An attempt for the recorder, and where to say it is written.
+type RecordJob = (FinishedAttempt, oneshot::Sender<anyhow::Result<()>>);
+
+/// What the batch load found for one delivery; `None` parts are loaded on their own.
+struct Loaded {
+    webhook: Option<webhooks::WebhookRecord>,
+    event: Option<EventBody>,
+}
+
+/// One of a webhook's in-flight places ([`MAX_IN_FLIGHT_PER_WEBHOOK`]), held while a request
+/// to it is under way and given back (waking the loop) when dropped.
+struct WebhookSlot {
+    webhook: WebhookId,
+    counts: Arc<Mutex<HashMap<WebhookId, usize>>>,
+    wake: Arc<Notify>,
+}
+
+impl Drop for WebhookSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().expect("not poisoned");
+        if let Some(n) = counts.get_mut(&self.webhook) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.webhook);
+            }
+        }
+        drop(counts);
+        self.wake.notify_one();
+    }
+}
 
 /// The running dispatcher's parts.
 pub struct Dispatcher {
@@ -31,7 +64,12 @@ pub struct Dispatcher {
     worker: String,
     lease_ms: i64,
     gone_deactivates: bool,
+    honor_retry_after: bool,
     heartbeat: Arc<AtomicI64>,
+    /// Hands finished attempts to the recorder task, which writes them in batches.
+    recorder: mpsc::Sender<RecordJob>,
+    /// The recorder's end, until `run` starts it.
+    recorder_rx: Mutex<Option<mpsc::Receiver<RecordJob>>>,
 }
 
 /// On PostgreSQL: wakes this process's dispatcher whenever any process announces new due
@@ -71,13 +109,33 @@ impl Dispatcher {
     pub fn new(db: Db, sender: Sender, schedule: RetrySchedule, wake: Arc<Notify>, timeout: Duration) -> Self {
         let worker = format!("{}-{}", std::process::id(), ulid::Ulid::new());
         let lease_ms = (timeout.as_millis() as i64) * 3 + 5_000;
-        Self { db, sender, schedule, wake, worker, lease_ms, gone_deactivates: true, heartbeat: Arc::default() }
+        let (recorder, recorder_rx) = mpsc::channel(MAX_IN_FLIGHT * 2);
+        Self {
+            db,
+            sender,
+            schedule,
+            wake,
+            worker,
+            lease_ms,
+            gone_deactivates: true,
+            honor_retry_after: true,
+            heartbeat: Arc::default(),
+            recorder,
+            recorder_rx: Mutex::new(Some(recorder_rx)),
+        }
     }
 
     /// Whether a `410 Gone` answer deactivates the webhook at once (the default) rather than
     /// being retried like any other failure.
     pub fn gone_deactivates(mut self, yes: bool) -> Self {
         self.gone_deactivates = yes;
+        self
+    }
+
+    /// Whether a `Retry-After` on a 429 or 503 answer can move the next attempt later than the
+    /// schedule would (the default; capped at an hour).
+    pub fn honor_retry_after(mut self, yes: bool) -> Self {
+        self.honor_retry_after = yes;
         self
     }
 
@@ -88,6 +146,8 @@ impl Dispatcher {
 
     /// Runs until `stop` turns true, then waits for the attempts under way.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let jobs = self.recorder_rx.lock().expect("not poisoned").take().expect("run is called once");
+        let recorder = tokio::spawn(record_batches(self.db.clone(), jobs));
         let this = Arc::new(self);
         let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         let per_webhook: Arc<Mutex<HashMap<WebhookId, usize>>> = Arc::default();
@@ -114,21 +174,30 @@ impl Dispatcher {
                 }
             };
             let got = claimed.len();
+            // The batch's webhooks and events in two queries, not two per delivery.
+            let (hooks, events) = match this.load_batch(&claimed).await {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    // Each delivery loads its own below.
+                    tracing::warn!(error = format!("{e:#}"), "could not load the claimed batch");
+                    Default::default()
+                }
+            };
             for delivery in claimed {
+                let loaded = Loaded {
+                    webhook: hooks.get(&delivery.webhook).filter(|w| w.partner_id == delivery.partner).cloned(),
+                    event: events
+                        .get(&delivery.event_id)
+                        .filter(|(p, _)| *p == delivery.partner)
+                        .map(|(_, e)| e.clone()),
+                };
                 let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
                 *per_webhook.lock().expect("not poisoned").entry(delivery.webhook.clone()).or_default() += 1;
                 let (this, per_webhook) = (this.clone(), per_webhook.clone());
+                let slot =
+                    WebhookSlot { webhook: delivery.webhook.clone(), counts: per_webhook, wake: this.wake.clone() };
                 tokio::spawn(async move {
-                    let webhook = delivery.webhook.clone();
-                    this.deliver(delivery).await;
-                    let mut counts = per_webhook.lock().expect("not poisoned");
-                    if let Some(n) = counts.get_mut(&webhook) {
-                        *n -= 1;
-                        if *n == 0 {
-                            counts.remove(&webhook);
-                        }
-                    }
-                    drop(counts);
+                    this.deliver(delivery, loaded, slot).await;
                     drop(permit);
                     this.wake.notify_one();
                 });
@@ -160,31 +229,63 @@ impl Dispatcher {
         }
         // Let the attempts under way finish and be logged.
         let _ = permits.acquire_many(MAX_IN_FLIGHT as u32).await;
+        drop(this); // the last sender: the recorder ends once it has written everything
+        let _ = recorder.await;
         tracing::info!("dispatcher stopped");
+    }
+
+    /// The webhooks and events of a claimed batch, by id.
+    async fn load_batch(
+        &self,
+        claimed: &[Claimed],
+    ) -> anyhow::Result<(HashMap<WebhookId, webhooks::WebhookRecord>, HashMap<String, (PartnerId, EventBody)>)> {
+        let mut hook_ids: Vec<&WebhookId> = claimed.iter().map(|c| &c.webhook).collect();
+        hook_ids.sort();
+        hook_ids.dedup();
+        let mut event_ids: Vec<&str> = claimed.iter().map(|c| c.event_id.as_str()).collect();
+        event_ids.sort_unstable();
+        event_ids.dedup();
+        Ok((webhooks::records_by_id(&self.db, &hook_ids).await?, deliveries::event_bodies(&self.db, &event_ids).await?))
     }
 
     /// One attempt of a claimed delivery, logged, with its next step decided.
     #[tracing::instrument(skip_all, fields(delivery = %claimed.id, webhook = %claimed.webhook))]
-    async fn deliver(&self, claimed: Claimed) {
-        if let Err(e) = self.try_deliver(&claimed).await {
+    async fn deliver(&self, claimed: Claimed, loaded: Loaded, slot: WebhookSlot) {
+        if let Err(e) = self.try_deliver(&claimed, loaded, slot).await {
             // The lease runs out and the delivery is tried again: at least once, never lost.
             tracing::error!(error = format!("{e:#}"), "delivery step failed");
         }
     }
 
-    async fn try_deliver(&self, claimed: &Claimed) -> anyhow::Result<()> {
-        let Some(webhook) = webhooks::record(&self.db, &claimed.partner, &claimed.webhook).await? else {
+    async fn try_deliver(&self, claimed: &Claimed, loaded: Loaded, slot: WebhookSlot) -> anyhow::Result<()> {
+        let webhook = match loaded.webhook {
+            Some(webhook) => Some(webhook),
+            None => webhooks::record(&self.db, &claimed.partner, &claimed.webhook).await?,
+        };
+        let Some(webhook) = webhook else {
             return Ok(()); // deleted since: its deliveries went with it
         };
         if !webhook.settings.active {
             return deliveries::hold(&self.db, &claimed.id).await;
         }
-        let Some(event) = deliveries::event_body(&self.db, &claimed.partner, &claimed.event_id).await? else {
+        if let Some(per_second) = webhook.settings.rate_limit
+            && let Err(at) = webhooks::take_send_slot(&self.db, &webhook.id, per_second).await?
+        {
+            // Its turn comes later; the wait is no failure and no attempt.
+            return deliveries::defer(&self.db, &claimed.id, at).await;
+        }
+        let event = match loaded.event {
+            Some(event) => Some(event),
+            None => deliveries::event_body(&self.db, &claimed.partner, &claimed.event_id).await?,
+        };
+        let Some(event) = event else {
             return Ok(());
         };
         let number = claimed.attempts + 1;
-        let (request, result) = delivery::attempt(&self.sender, &webhook, &event).await;
-        let next = self.next_step(number, &result, &event.id);
+        let (request, mut result) = delivery::attempt(&self.sender, &webhook, &event).await;
+        // The webhook's request is done: another may go to it while this one is written.
+        drop(slot);
+        let next = self.next_step(number, &mut result, &event.id);
         // One line per attempt, with what an operator searches by; never a secret (the body,
         // the headers and the URL's secrets stay in the database).
         tracing::info!(
@@ -192,27 +293,32 @@ impl Dispatcher {
             event = %event.id,
             attempt = number,
             outcome = if result.success { "success" } else { "failure" },
+            class = result.class(),
             status = result.status_code,
             latency_ms = result.latency_ms,
             error = result.error.as_deref(),
             ?next,
             "attempt"
         );
-        let log = AttemptRecord {
-            delivery: Some(&claimed.id),
-            partner: &claimed.partner,
-            webhook: &claimed.webhook,
-            event: &event,
+        let finished = FinishedAttempt {
+            delivery: Some(claimed.id.clone()),
+            partner: claimed.partner.clone(),
+            webhook: claimed.webhook.clone(),
+            event,
             number,
-            request: request.as_ref(),
-            result: &result,
+            request,
+            result,
             origin: claimed.origin,
+            next,
         };
-        deliveries::record(&self.db, &log, &next).await
+        let (written, reply) = oneshot::channel();
+        self.recorder.send((finished, written)).await.map_err(|_| anyhow::anyhow!("the recorder stopped"))?;
+        reply.await.map_err(|_| anyhow::anyhow!("the recorder stopped"))?
     }
 
-    /// After attempt `number`: done, retry after the schedule's wait, or give up.
-    fn next_step(&self, number: i64, result: &AttemptResult, event_id: &str) -> Next {
+    /// After attempt `number`: done, retry after the schedule's wait (or the longer one the
+    /// receiver asked for, which the attempt's error then mentions), or give up.
+    fn next_step(&self, number: i64, result: &mut AttemptResult, event_id: &str) -> Next {
         if result.success {
             return Next::Succeeded;
         }
@@ -224,13 +330,62 @@ impl Dispatcher {
             };
         }
         match self.schedule.delay_before_retry(number as usize) {
-            Some(delay) => Next::RetryAt(now_ms() + delay.as_millis() as i64),
+            Some(scheduled) => {
+                let asked = result.retry_after_secs.filter(|_| self.honor_retry_after).map(Duration::from_secs);
+                let delay = match asked {
+                    Some(asked) if asked > scheduled => {
+                        if let Some(error) = result.error.as_mut() {
+                            error.push_str(&format!(
+                                "; the next attempt waits {} as asked, not the scheduled {}",
+                                humantime::format_duration(asked),
+                                humantime::format_duration(scheduled)
+                            ));
+                        }
+                        asked
+                    }
+                    _ => scheduled,
+                };
+                Next::RetryAt(now_ms() + delay.as_millis() as i64)
+            }
             None => Next::GiveUp {
                 reason: format!(
                     "{number} attempts in a row failed to deliver event {event_id}; the last: {}",
                     result.error.as_deref().unwrap_or("failed")
                 ),
             },
+        }
+    }
+}
+
+/// The recorder: writes finished attempts (the log, the counters, the delivery's next step) in
+/// one transaction per batch of whatever has queued up, up to [`MAX_BATCH`], and tells each
+/// attempt's task when it is written. When a batch fails, its attempts are written one by one,
+/// so one bad attempt can't hold up the rest.
+async fn record_batches(db: app::store::Db, mut jobs: mpsc::Receiver<RecordJob>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (attempts, replies): (Vec<FinishedAttempt>, Vec<_>) = batch.drain(..).unzip();
+        match deliveries::record_many(&db, &attempts).await {
+            Ok(()) => {
+                for reply in replies {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Err(e) if attempts.len() > 1 => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    n = attempts.len(),
+                    "a batch of attempts failed; writing them one by one"
+                );
+                for (attempt, reply) in attempts.iter().zip(replies) {
+                    let _ = reply.send(deliveries::record_many(&db, std::slice::from_ref(attempt)).await);
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(anyhow::anyhow!("{e:#}")));
+                }
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ fn is_public(path: &str) -> bool {
         || path == "/favicon.svg"
         || path == "/healthz"
         || path == "/readyz"
+        || path == "/metrics"
         || path.starts_with("/pkg/")
         || path.starts_with("/api/")
 }
@@ -33,7 +34,7 @@ pub async fn require_sign_in(
     if !page_load || (is_public(path) && path != "/login") {
         return next.run(request).await;
     }
-    let signed_in = match session_user(&session, &state.db).await {
+    let signed_in = match session_user(&session, &state.db, state.settings.session_lifetime).await {
         Ok(user) => user.is_some(),
         Err(_) => false,
     };

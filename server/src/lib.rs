@@ -6,8 +6,11 @@ pub mod config;
 pub mod dispatcher;
 pub mod guard;
 pub mod health;
+pub mod metrics;
+pub mod notifier;
 pub mod rest;
 pub mod retention;
+pub mod security;
 pub mod startup;
 pub mod telemetry;
 
@@ -20,6 +23,7 @@ pub async fn run(database_url: &str, command: Command) -> anyhow::Result<()> {
         Command::Migrate => cli::migrate(database_url).await,
         Command::Partner(command) => cli::partner(database_url, command).await,
         Command::ApiKey(command) => cli::api_key(database_url, command).await,
+        Command::User(command) => cli::user(database_url, command).await,
         Command::Event(command) => cli::event(database_url, command).await,
     }
 }

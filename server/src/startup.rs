@@ -42,6 +42,10 @@ pub struct Application {
     listen_url: Option<(String, Arc<Notify>)>,
     /// The database and the days of log to keep, for the pruner.
     retention: (Db, u32),
+    /// `--metrics-addr`: metrics and health without the token, bound.
+    admin: Option<(TcpListener, Router)>,
+    /// Sends deactivation alerts.
+    notifier: crate::notifier::Notifier,
 }
 
 /// What the REST API needs besides the database.
@@ -54,6 +58,7 @@ pub struct ApiSettings {
 impl Application {
     /// Connects to the database, applies migrations, builds the router and binds the address.
     pub async fn build(database_url: &str, args: ServeArgs) -> anyhow::Result<Self> {
+        crate::metrics::handle();
         let db = Db::connect(database_url).await?;
         db.migrate().await?;
         let sessions = SessionBackend::connect(database_url).await?;
@@ -75,6 +80,8 @@ impl Application {
             retry_schedule: args.retry_schedule.clone(),
             log_retention_days: args.log_retention_days,
             delivery_timeout: args.delivery_timeout,
+            trust_forwarded_for: args.trust_forwarded_for,
+            session_lifetime: args.session_lifetime,
         });
         let sender = Sender::new(args.allow_private_targets, args.delivery_timeout)?;
         let wake = Arc::new(Notify::new());
@@ -87,14 +94,38 @@ impl Application {
                 args.delivery_timeout,
             )
             .gone_deactivates(args.deactivate_on_gone)
+            .honor_retry_after(args.honor_retry_after)
         });
         let readiness = crate::health::Readiness { dispatcher: dispatcher.as_ref().map(Dispatcher::heartbeat) };
         let listen_url = (dispatcher.is_some() && db.backend() == Backend::Postgres)
             .then(|| (database_url.to_owned(), wake.clone()));
         let db_for_retention = db.clone();
+        let mailer = args
+            .smtp_url
+            .as_deref()
+            .map(|url| crate::notifier::Mailer::new(url, args.smtp_from.clone()))
+            .transpose()?;
+        let alert_hook = match (&args.alert_webhook_url, &args.alert_webhook_secret) {
+            (Some(url), Some(secret)) => Some(crate::notifier::AlertHook::new(url.clone(), secret.0.clone())?),
+            _ => None,
+        };
+        let db_for_notifier = db.clone();
         let state = AppState { leptos_options, db, settings, sender, wake };
         let api = Arc::new(ApiSettings { operator_token: args.operator_token.clone() });
-        let router = sessions.layer(router(state, api, readiness), args.secure_cookies);
+        let admin = match args.metrics_addr {
+            Some(addr) => {
+                let listener =
+                    TcpListener::bind(addr).await.with_context(|| format!("could not listen on {addr} for metrics"))?;
+                let access = Arc::new(crate::metrics::MetricsAccess::Open);
+                Some((listener, operations_routes(readiness.clone(), access).with_state(state.clone())))
+            }
+            None => None,
+        };
+        let https = args.public_url.as_ref().is_some_and(|u| u.scheme() == "https");
+        let site = Arc::new(crate::security::SiteOrigin::of(args.public_url.as_ref()));
+        // Secure cookies when asked, or when the public URL says the portal is behind HTTPS.
+        let router = sessions.layer(router(state, api, readiness, site), args.secure_cookies || https);
+        let router = crate::security::headers(crate::security::body_limits(router), https);
 
         let (listener, port) = if args.no_web {
             (None, 0)
@@ -104,6 +135,12 @@ impl Application {
             let port = listener.local_addr()?.port();
             (Some(listener), port)
         };
+        let public_url = match args.public_url.clone() {
+            Some(url) => url,
+            None => url::Url::parse(&format!("http://{}:{}/", args.addr.ip(), port.max(args.addr.port())))
+                .context("the listen address makes no URL; set PORTAL_PUBLIC_URL")?,
+        };
+        let notifier = crate::notifier::Notifier::new(db_for_notifier, mailer, alert_hook, public_url);
         Ok(Self {
             listener,
             router,
@@ -111,6 +148,8 @@ impl Application {
             dispatcher,
             listen_url,
             retention: (db_for_retention, args.log_retention_days),
+            admin,
+            notifier,
         })
     }
 
@@ -118,6 +157,11 @@ impl Application {
     /// `--no-web`).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the `--metrics-addr` listener, when there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.admin.as_ref().and_then(|(listener, _)| listener.local_addr().ok()).map(|a| a.port())
     }
 
     /// Serves and delivers until `shutdown` completes, then finishes the requests and the
@@ -129,6 +173,22 @@ impl Application {
             .listen_url
             .map(|(url, wake)| tokio::spawn(crate::dispatcher::listen_for_work(url, wake, stopped.clone())));
         let (db, retention_days) = self.retention;
+        let admin = self.admin.map(|(listener, router)| {
+            let mut stopped = stopped.clone();
+            tracing::info!(
+                "serving metrics and health on http://{}",
+                listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string())
+            );
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            })
+        });
+        let notifier = tokio::spawn(self.notifier.run(stopped.clone()));
         let pruner = tokio::spawn(crate::retention::run(db, retention_days, stopped));
         let served = match self.listener {
             Some(listener) => {
@@ -140,7 +200,9 @@ impl Application {
                         tracing::debug!(error = %e, "could not set TCP_NODELAY");
                     }
                 });
-                axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await
+                // The peer's address reaches handlers (sign-in throttling per client).
+                let service = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                axum::serve(listener, service).with_graceful_shutdown(shutdown).await
             }
             None => {
                 tracing::info!("delivering only (--no-web): no pages, no API");
@@ -156,6 +218,10 @@ impl Application {
             let _ = task.await;
         }
         let _ = pruner.await;
+        let _ = notifier.await;
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
         served.context("the server failed")
     }
 }
@@ -176,12 +242,27 @@ fn leptos_options(args: &ServeArgs) -> LeptosOptions {
         .build()
 }
 
-/// Pages, server functions, the REST API and static files, behind the sign-in guard.
-fn router(state: AppState, api: Arc<ApiSettings>, readiness: crate::health::Readiness) -> Router {
-    let routes = generate_route_list(App);
+/// `/healthz`, `/readyz` and `/metrics` (who may read the metrics: `access`).
+fn operations_routes(
+    readiness: crate::health::Readiness,
+    access: Arc<crate::metrics::MetricsAccess>,
+) -> Router<AppState> {
     Router::new()
         .route("/healthz", axum::routing::get(crate::health::healthz))
         .route("/readyz", axum::routing::get(crate::health::readyz).layer(axum::Extension(readiness)))
+        .route("/metrics", axum::routing::get(crate::metrics::serve).layer(axum::Extension(access)))
+}
+
+/// Pages, server functions, the REST API and static files, behind the sign-in guard.
+fn router(
+    state: AppState,
+    api: Arc<ApiSettings>,
+    readiness: crate::health::Readiness,
+    site: Arc<crate::security::SiteOrigin>,
+) -> Router {
+    let routes = generate_route_list(App);
+    let access = Arc::new(crate::metrics::MetricsAccess::Operator(api.operator_token.clone()));
+    operations_routes(readiness, access)
         .leptos_routes(&state, routes, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
@@ -189,6 +270,8 @@ fn router(state: AppState, api: Arc<ApiSettings>, readiness: crate::health::Read
         .nest("/api/v1", rest::router(api))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::require_sign_in))
+        .layer(axum::middleware::from_fn_with_state(site, crate::security::refuse_cross_site))
+        .layer(axum::middleware::from_fn(crate::metrics::track_requests))
         // The wasm shrinks from 1.1 MB to about 0.4 MB on the wire.
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)

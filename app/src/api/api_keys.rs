@@ -5,24 +5,32 @@ use leptos::prelude::*;
 use super::AppError;
 use crate::domain::{ApiKeySummary, CreatedApiKey};
 
-/// The signed-in partner's keys, newest first.
+/// The signed-in partner's keys, newest first (admins only: keys are settings).
 #[server(endpoint = "api_keys/list")]
 pub async fn list_api_keys() -> Result<Vec<ApiKeySummary>, AppError> {
-    let (user, state) = super::require_user().await?;
+    let (user, state) = super::require_admin().await?;
     Ok(crate::store::api_keys::list(&state.db, &user.partner_id).await?)
 }
 
 /// Makes a key for the signed-in partner. The answer is the only place the key ever appears.
 #[server(endpoint = "api_keys/create")]
-pub async fn create_api_key(name: String) -> Result<CreatedApiKey, AppError> {
-    use crate::{auth, domain::ApiKeyName, store};
+pub async fn create_api_key(name: String, role: Option<String>) -> Result<CreatedApiKey, AppError> {
+    use crate::domain::{ApiKeyName, Role};
+    use crate::{auth, store};
 
-    let (user, state) = super::require_user().await?;
+    let (user, state) = super::require_admin().await?;
     let name = ApiKeyName::parse(&name)?;
+    let role = role.as_deref().map(Role::parse).transpose()?.unwrap_or_default();
     let key = auth::generate_api_key();
-    let summary =
-        store::api_keys::create(&state.db, &user.partner_id, &name, &key.display_prefix(), &auth::hash_api_key(&key))
-            .await?;
+    let summary = store::api_keys::create(
+        &state.db,
+        &user.partner_id,
+        &name,
+        role,
+        &key.display_prefix(),
+        &auth::hash_api_key(&key),
+    )
+    .await?;
     tracing::info!(partner = %user.partner_id, key = %summary.id, "API key created");
     Ok(CreatedApiKey { summary, key: key.expose().to_owned() })
 }
@@ -32,7 +40,7 @@ pub async fn create_api_key(name: String) -> Result<CreatedApiKey, AppError> {
 pub async fn revoke_api_key(id: String) -> Result<ApiKeySummary, AppError> {
     use crate::{domain::ApiKeyId, store};
 
-    let (user, state) = super::require_user().await?;
+    let (user, state) = super::require_admin().await?;
     // A malformed id is treated like a missing key: neither exists for this partner.
     let id = ApiKeyId::parse(&id).map_err(|_| AppError::NotFound)?;
     let revoked = store::api_keys::revoke(&state.db, &user.partner_id, &id).await?.ok_or(AppError::NotFound)?;

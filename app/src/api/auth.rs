@@ -19,6 +19,8 @@ mod ssr {
 
     /// The session key that holds the signed-in user's id.
     pub const SESSION_USER_KEY: &str = "user_id";
+    /// The session key that holds when the user signed in (ms), for the absolute lifetime.
+    pub const SESSION_SIGNED_IN_AT_KEY: &str = "signed_in_at";
 
     /// The server's state, as server functions see it.
     pub fn app_state() -> Result<AppState, AppError> {
@@ -36,16 +38,26 @@ mod ssr {
         })
     }
 
-    /// The user a session belongs to, if it has one and the user still exists.
-    pub async fn session_user(session: &Session, db: &Db) -> Result<Option<SignedInUser>, AppError> {
-        let user_id: Option<UserId> = session.get(SESSION_USER_KEY).await.map_err(|e| {
+    /// The user a session belongs to, if it has one, it is younger than the absolute session
+    /// lifetime (an older one is ended here), and the user still exists.
+    pub async fn session_user(
+        session: &Session,
+        db: &Db,
+        lifetime: std::time::Duration,
+    ) -> Result<Option<SignedInUser>, AppError> {
+        let unreadable = |e: tower_sessions::session::Error| {
             tracing::warn!(error = %e, "unreadable session");
             AppError::Unauthorized
-        })?;
-        match user_id {
-            Some(user_id) => Ok(store::accounts::signed_in_user(db, &user_id).await?),
-            None => Ok(None),
+        };
+        let user_id: Option<UserId> = session.get(SESSION_USER_KEY).await.map_err(unreadable)?;
+        let Some(user_id) = user_id else { return Ok(None) };
+        let signed_in_at: Option<i64> = session.get(SESSION_SIGNED_IN_AT_KEY).await.map_err(unreadable)?;
+        if signed_in_at.is_none_or(|at| store::now_ms() - at > lifetime.as_millis() as i64) {
+            tracing::info!(user = %user_id, "session past its lifetime: signed out");
+            session.flush().await.map_err(anyhow::Error::from)?;
+            return Ok(None);
         }
+        Ok(store::accounts::signed_in_user(db, &user_id).await?)
     }
 
     /// The signed-in user, or `Unauthorized`. Every server function that reads or changes a
@@ -53,7 +65,19 @@ mod ssr {
     pub async fn require_user() -> Result<(SignedInUser, AppState), AppError> {
         let state = app_state()?;
         let session = current_session().await?;
-        let user = session_user(&session, &state.db).await?.ok_or(AppError::Unauthorized)?;
+        let user =
+            session_user(&session, &state.db, state.settings.session_lifetime).await?.ok_or(AppError::Unauthorized)?;
+        Ok((user, state))
+    }
+
+    /// The signed-in user if their role may change things (webhooks, keys, users), or
+    /// `Forbidden`. Every server function that changes something starts here.
+    pub async fn require_admin() -> Result<(SignedInUser, AppState), AppError> {
+        let (user, state) = require_user().await?;
+        if !user.role.can_change() {
+            tracing::info!(user = %user.user_id, role = user.role.as_str(), "refused: the role may not change things");
+            return Err(AppError::Forbidden(user.role.as_str().to_owned()));
+        }
         Ok((user, state))
     }
 }
@@ -62,16 +86,48 @@ mod ssr {
 #[cfg(feature = "ssr")]
 const MAX_LOGIN_PASSWORD_BYTES: usize = 4 * crate::domain::MAX_PASSWORD_CHARS;
 
+/// The client's address: the connection's peer, or the last `X-Forwarded-For` entry (the one
+/// the operator's proxy added) when the operator said to trust it.
+#[cfg(feature = "ssr")]
+async fn client_address(trust_forwarded_for: bool) -> Option<String> {
+    if trust_forwarded_for
+        && let Ok(headers) = leptos_axum::extract::<axum::http::HeaderMap>().await
+        && let Some(last) =
+            headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next())
+    {
+        return Some(last.trim().to_owned());
+    }
+    let peer = leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>().await.ok()?;
+    Some(peer.0.ip().to_string())
+}
+
 /// Signs a user in: checks the password, gives the browser a new session id, and sends it to
-/// the webhooks page. A wrong email and a wrong password get the same answer.
+/// the webhooks page. A wrong email and a wrong password get the same answer, and take as long
+/// (argon2 runs either way). Failures are counted per email and per client address; past a
+/// few, sign-ins there wait, longer each time, whether the email exists or not.
 #[server(endpoint = "login")]
 pub async fn login(email: String, password: String) -> Result<(), AppError> {
+    use crate::store::throttle::{self, ThrottleKey};
     use crate::{auth, domain::EmailAddress, store};
 
     let state = app_state()?;
-    let email = EmailAddress::parse(&email).map_err(|_| AppError::WrongCredentials)?;
+    let mut keys = vec![ThrottleKey::Email(email.trim().to_lowercase())];
+    if let Some(address) = client_address(state.settings.trust_forwarded_for).await {
+        keys.push(ThrottleKey::Client(address));
+    }
+    if let Some(until) = throttle::locked_until(&state.db, &keys).await? {
+        let wait = (until - store::now_ms()).max(1000) as u64 / 1000;
+        tracing::info!(wait_s = wait, "sign-in refused: too many failures");
+        return Err(AppError::TooManyAttempts(wait));
+    }
+    let refuse = || async {
+        tracing::info!("failed login");
+        throttle::record_failure(&state.db, &keys).await?;
+        Err::<(), AppError>(AppError::WrongCredentials)
+    };
+    let Ok(email) = EmailAddress::parse(&email) else { return refuse().await };
     if password.len() > MAX_LOGIN_PASSWORD_BYTES {
-        return Err(AppError::WrongCredentials);
+        return refuse().await;
     }
     let record = store::accounts::find_login(&state.db, &email).await?;
     let stored_hash = record.as_ref().map(|r| r.password_hash.clone());
@@ -79,14 +135,15 @@ pub async fn login(email: String, password: String) -> Result<(), AppError> {
         .await
         .map_err(anyhow::Error::from)?;
     let Some(record) = record.filter(|_| matches) else {
-        tracing::info!("failed login");
-        return Err(AppError::WrongCredentials);
+        return refuse().await;
     };
+    throttle::clear(&state.db, &keys[0]).await?;
 
     let session = current_session().await?;
     // A new id at login, so a session id planted before it is worth nothing after.
     session.cycle_id().await.map_err(anyhow::Error::from)?;
     session.insert(SESSION_USER_KEY, &record.user_id).await.map_err(anyhow::Error::from)?;
+    session.insert(SESSION_SIGNED_IN_AT_KEY, store::now_ms()).await.map_err(anyhow::Error::from)?;
     tracing::info!(user = %record.user_id, "signed in");
     leptos_axum::redirect("/webhooks");
     Ok(())
@@ -106,5 +163,5 @@ pub async fn logout() -> Result<(), AppError> {
 pub async fn current_user() -> Result<Option<SignedInUser>, AppError> {
     let state = app_state()?;
     let session = current_session().await?;
-    session_user(&session, &state.db).await
+    session_user(&session, &state.db, state.settings.session_lifetime).await
 }

@@ -16,6 +16,13 @@ pub enum AppError {
     /// The email and password don't match a user. Same words for both, on purpose.
     #[error("Wrong email or password.")]
     WrongCredentials,
+    /// Too many failed sign-ins for this email or from this address; the same answer whether
+    /// the email belongs to a user or not.
+    #[error("Too many failed sign-ins. Please wait {} and try again.", wait_words(*.0))]
+    TooManyAttempts(u64),
+    /// The signed-in user's role may not do this.
+    #[error("Your role ({0}) lets you read webhooks and delivery logs, not change them. Ask an admin of your team.")]
+    Forbidden(String),
     /// The thing asked for does not exist for this partner.
     #[error("Not found.")]
     NotFound,
@@ -34,6 +41,15 @@ pub enum AppError {
     /// The call did not reach the server or its answer did not come back whole.
     #[error("Could not reach the portal: {0}")]
     Transport(String),
+}
+
+/// "45 seconds", "3 minutes".
+fn wait_words(seconds: u64) -> String {
+    match seconds {
+        0..=1 => "a second".into(),
+        2..=90 => format!("{seconds} seconds"),
+        _ => format!("{} minutes", seconds.div_ceil(60)),
+    }
 }
 
 impl AppError {

@@ -43,7 +43,7 @@ pub async fn webhook_hourly(webhook: String) -> Result<Vec<HourBar>, AppError> {
 /// Sends a delivery's event again to the same webhook (a new delivery, logged as a resend).
 #[server(endpoint = "logs/resend")]
 pub async fn resend_delivery(delivery: String) -> Result<String, AppError> {
-    let (user, state) = super::require_user().await?;
+    let (user, state) = super::require_admin().await?;
     let delivery = crate::domain::DeliveryId::parse(&delivery).map_err(|_| AppError::NotFound)?;
     let id = resend(&state, &user.partner_id, &delivery).await?;
     Ok(id.to_string())
@@ -108,7 +108,7 @@ pub async fn plan_replay(webhook: String, since: Option<String>) -> Result<Repla
 /// Starts "Replay missed events" from `since` (default: the webhook's last deactivation).
 #[server(endpoint = "logs/replay")]
 pub async fn start_replay(webhook: String, since: Option<String>) -> Result<ReplayView, AppError> {
-    let (user, state) = super::require_user().await?;
+    let (user, state) = super::require_admin().await?;
     let webhook = crate::domain::WebhookId::parse(&webhook).map_err(|_| AppError::NotFound)?;
     replay(&state, &user.partner_id, &webhook, since.as_deref()).await
 }

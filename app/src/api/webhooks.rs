@@ -45,11 +45,12 @@ pub async fn save_webhook(
     type_verification_expired: Option<String>,
     type_review_completed: Option<String>,
     payload_template: Option<String>,
+    rate_limit: Option<String>,
 ) -> Result<WebhookView, AppError> {
     use crate::domain::{EventType, WebhookInput};
     use crate::store::webhooks;
 
-    let (user, state) = super::require_user().await?;
+    let (user, state) = super::require_admin().await?;
     let existing = match id.as_deref().filter(|id| !id.is_empty()) {
         Some(id) => {
             Some(webhooks::record(&state.db, &user.partner_id, &webhook_id(id)?).await?.ok_or(AppError::NotFound)?)
@@ -73,6 +74,7 @@ pub async fn save_webhook(
         auth_header_value: auth_header_value.unwrap_or_default(),
         event_types: (event_types_mode.as_deref() == Some("selected")).then_some(selected),
         payload_template: payload_template.unwrap_or_default(),
+        rate_limit: rate_limit.unwrap_or_default(),
     };
     let saved_header = existing.as_ref().and_then(|r| r.settings.auth_header.as_ref());
     let settings = input.parse(state.settings.url_policy, saved_header)?;
@@ -94,7 +96,7 @@ pub async fn save_webhook(
 /// Switches a webhook on or off.
 #[server(endpoint = "webhooks/set_active")]
 pub async fn set_webhook_active(id: String, active: bool) -> Result<WebhookView, AppError> {
-    let (user, state) = super::require_user().await?;
+    let (user, state) = super::require_admin().await?;
     let view = crate::store::webhooks::set_active(&state.db, &user.partner_id, &webhook_id(&id)?, active)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -108,7 +110,7 @@ pub async fn set_webhook_active(id: String, active: bool) -> Result<WebhookView,
 /// Deletes a webhook and goes back to the list.
 #[server(endpoint = "webhooks/delete")]
 pub async fn delete_webhook(id: String) -> Result<(), AppError> {
-    let (user, state) = super::require_user().await?;
+    let (user, state) = super::require_admin().await?;
     let id = webhook_id(&id)?;
     if !crate::store::webhooks::delete(&state.db, &user.partner_id, &id).await? {
         return Err(AppError::NotFound);
@@ -121,7 +123,7 @@ pub async fn delete_webhook(id: String) -> Result<(), AppError> {
 /// The webhook's signing secret, on explicit request.
 #[server(endpoint = "webhooks/secret")]
 pub async fn reveal_signing_secret(id: String) -> Result<String, AppError> {
-    let (user, state) = super::require_user().await?;
+    let (user, state) = super::require_admin().await?;
     let record = crate::store::webhooks::record(&state.db, &user.partner_id, &webhook_id(&id)?)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -131,7 +133,7 @@ pub async fn reveal_signing_secret(id: String) -> Result<String, AppError> {
 /// A new signing secret; the old one keeps signing for 24 hours beside it.
 #[server(endpoint = "webhooks/rotate_secret")]
 pub async fn rotate_signing_secret(id: String) -> Result<String, AppError> {
-    let (user, state) = super::require_user().await?;
+    let (user, state) = super::require_admin().await?;
     let secret = crate::store::webhooks::rotate_secret(&state.db, &user.partner_id, &webhook_id(&id)?)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -142,7 +144,7 @@ pub async fn rotate_signing_secret(id: String) -> Result<String, AppError> {
 /// "Test Webhook": sends a sample event now and says what the receiver answered.
 #[server(endpoint = "webhooks/test")]
 pub async fn test_webhook(id: String) -> Result<crate::domain::AttemptResult, AppError> {
-    let (user, state) = super::require_user().await?;
+    let (user, state) = super::require_admin().await?;
     let record = crate::store::webhooks::record(&state.db, &user.partner_id, &webhook_id(&id)?)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -163,4 +165,24 @@ pub async fn preview_template(template: String) -> Result<String, AppError> {
     };
     let value: serde_json::Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
     Ok(serde_json::to_string_pretty(&value).map_err(anyhow::Error::from)?)
+}
+
+/// The banners to show: webhooks the dispatcher switched off that are still off, until someone
+/// of the partner dismisses them.
+#[server(endpoint = "alerts/open")]
+pub async fn open_alerts() -> Result<Vec<crate::domain::AlertView>, AppError> {
+    let (user, state) = super::require_user().await?;
+    Ok(crate::store::alerts::open(&state.db, &user.partner_id).await?)
+}
+
+/// Hides an alert's banner for everyone of the partner.
+#[server(endpoint = "alerts/dismiss")]
+pub async fn dismiss_alert(id: String) -> Result<(), AppError> {
+    let (user, state) = super::require_user().await?;
+    let id = crate::domain::AlertId::parse(&id).map_err(|_| AppError::NotFound)?;
+    if crate::store::alerts::dismiss(&state.db, &user.partner_id, &id).await? {
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
+    }
 }

@@ -6,7 +6,20 @@ use leptos_meta::Title;
 use leptos_router::components::{A, Redirect};
 
 use crate::PRODUCT_NAME;
-use crate::api::{AppError, Logout, current_user};
+use crate::api::{AppError, DismissAlert, Logout, current_user, open_alerts};
+
+/// Bumped when a webhook is switched on or off, so the deactivation banners look again.
+#[derive(Clone, Copy, Debug)]
+pub struct AlertsRefresh(pub RwSignal<usize>);
+
+impl AlertsRefresh {
+    /// Makes the banners look again (a page that switched a webhook on calls this).
+    pub fn bump() {
+        if let Some(refresh) = use_context::<Self>() {
+            refresh.0.update(|n| *n += 1);
+        }
+    }
+}
 
 /// Wraps a signed-in page. Sends the browser to `/login` when no one is signed in (the server
 /// already does so for a page load; this covers a session that ends while the page is open).
@@ -32,6 +45,7 @@ pub fn SignedIn(
                 <A href="/webhooks">"Webhooks"</A>
                 <A href="/logs">"Delivery logs"</A>
                 <A href="/settings/api-keys">"API keys"</A>
+                <A href="/settings/team">"Team"</A>
             </nav>
             <div class="account">
                 <Transition fallback=|| ()>
@@ -44,6 +58,7 @@ pub fn SignedIn(
                                             {user.partner_name}
                                         </span>
                                         <span class="user-email">{user.email}</span>
+                                        <span class="badge grey" data-testid="role">{user.role.as_str()}</span>
                                     }
                                         .into_any()
                                 }
@@ -62,7 +77,52 @@ pub fn SignedIn(
             </div>
         </header>
         <main id="main" class="page">
+            <DeactivationBanners />
             {children()}
         </main>
     }
+}
+
+/// One banner per webhook the dispatcher switched off, until someone dismisses it or the
+/// webhook is active again.
+#[component]
+fn DeactivationBanners() -> impl IntoView {
+    let refresh = use_context::<AlertsRefresh>().map(|r| r.0);
+    let dismiss = ServerAction::<DismissAlert>::new();
+    let alerts = Resource::new(move || (refresh.map(|r| r.get()), dismiss.version().get()), |_| open_alerts());
+    view! {
+        <Transition fallback=|| ()>
+            {move || {
+                alerts
+                    .get()
+                    .and_then(Result::ok)
+                    .map(|alerts| {
+                        alerts
+                            .into_iter()
+                            .map(|alert| {
+                                let href = format!("/webhooks/{}", alert.webhook_id);
+                                let at = crate::components::format_time(&alert.deactivated_at);
+                                view! {
+                                    <div class="banner card" role="alert" data-testid="deactivation-banner">
+                                        <p>
+                                            <strong>"Webhook deactivated: "</strong>
+                                            <a href=href>{alert.url}</a>
+                                            {format!(" was switched off on {at} after its deliveries kept failing. ")}
+                                            <span class="reason">{alert.reason}</span>
+                                        </p>
+                                        <ActionForm action=dismiss>
+                                            <input type="hidden" name="id" value=alert.id.to_string() />
+                                            <button type="submit" class="secondary">
+                                                "Dismiss"
+                                            </button>
+                                        </ActionForm>
+                                    </div>
+                                }
+                            })
+                            .collect_view()
+                    })
+            }}
+        </Transition>
+    }
+    .into_any()
 }

@@ -4,7 +4,7 @@ mod chart;
 mod layout;
 
 pub use chart::{HourlyChart, hourly_svg};
-pub use layout::SignedIn;
+pub use layout::{AlertsRefresh, SignedIn};
 
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
@@ -55,4 +55,25 @@ pub fn format_time(time: &DateTime<Utc>) -> String {
 /// A time in the machine-readable form of `<time datetime=…>`.
 pub fn machine_time(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// "Admin" or "Viewer", as a form's `role` field.
+#[component]
+pub fn RoleSelect(
+    /// The select's id.
+    id: &'static str,
+    /// Its label.
+    label: &'static str,
+) -> impl IntoView {
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <select id=id name="role">
+                <option value="admin" selected>
+                    "Admin: changes webhooks, keys and users"
+                </option>
+                <option value="viewer">"Viewer: reads webhooks and logs only"</option>
+            </select>
+        </div>
+    }
 }

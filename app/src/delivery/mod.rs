@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 pub use crate::domain::AttemptResult;
-use crate::domain::{EventBody, is_private_ip};
+use crate::domain::{ALLOW_PRIVATE_HINT, EventBody, FailureCause, is_private_ip, private_kind};
 use crate::store::webhooks::WebhookRecord;
 
 /// `User-Agent` of every delivery.
@@ -20,6 +20,8 @@ pub const USER_AGENT: &str = concat!("PartnerWebhookPortal/", env!("CARGO_PKG_VE
 pub const RESPONSE_BODY_LIMIT: usize = 4096;
 /// How long a receiver has to answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait a `Retry-After` answer can ask for; longer asks are cut to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// A request ready to send: exactly these bytes, these headers.
 #[derive(Debug, Clone)]
@@ -106,14 +108,33 @@ impl reqwest::dns::Resolve for CheckedResolver {
             let allowed: Vec<SocketAddr> =
                 addrs.iter().copied().filter(|a| allow_private || !is_private_ip(a.ip())).collect();
             if allowed.is_empty() {
-                let reason =
-                    if addrs.is_empty() { "resolves to no address" } else { "resolves only to private addresses" };
-                return Err(format!("{host} {reason}").into());
+                if addrs.is_empty() {
+                    return Err(format!("{host} resolves to no address").into());
+                }
+                let first = addrs[0].ip();
+                let kind = private_kind(first).unwrap_or("private");
+                let refused: Box<dyn std::error::Error + Send + Sync> = Box::new(RefusedTarget(format!(
+                    "{host} resolves to {first}, which is {kind}, and to no public address; {ALLOW_PRIVATE_HINT}"
+                )));
+                return Err(refused);
             }
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }
+
+/// A connection refused because its target is private; told apart from other connection
+/// errors so the log and the metrics can say so.
+#[derive(Debug)]
+struct RefusedTarget(String);
+
+impl std::fmt::Display for RefusedTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RefusedTarget {}
 
 impl Sender {
     /// A sender with the given time limit per attempt.
@@ -131,13 +152,7 @@ impl Sender {
     /// Sends one request and describes what happened; never fails itself.
     pub async fn send(&self, request: &OutgoingRequest) -> AttemptResult {
         let started = Instant::now();
-        let failed = |error: String, status: Option<u16>, body: Option<String>| AttemptResult {
-            success: false,
-            status_code: status,
-            latency_ms: started.elapsed().as_millis() as i64,
-            response_body: body,
-            error: Some(error),
-        };
+        let elapsed = || started.elapsed().as_millis() as i64;
         // An IP literal never reaches the resolver: check it here.
         if let Ok(url) = url::Url::parse(&request.url) {
             let literal = match url.host() {
@@ -145,8 +160,12 @@ impl Sender {
                 Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
                 _ => None,
             };
-            if literal.is_some_and(|ip| !self.allow_private && is_private_ip(ip)) {
-                return failed("the URL points at a private address, which is not allowed".into(), None, None);
+            if let Some(why) = literal.filter(|_| !self.allow_private).and_then(crate::domain::refused_address) {
+                return AttemptResult::failed(
+                    FailureCause::RefusedTarget,
+                    format!("refused: {why}; {ALLOW_PRIVATE_HINT}"),
+                    elapsed(),
+                );
             }
         }
         let mut builder = self.client.post(&request.url).body(request.body.clone());
@@ -155,36 +174,63 @@ impl Sender {
         }
         let response = match builder.send().await {
             Ok(response) => response,
-            Err(e) => return failed(describe(&e), None, None),
+            Err(e) => {
+                let (cause, error) = describe(&e);
+                return AttemptResult::failed(cause, error, elapsed());
+            }
         };
         let status = response.status();
+        let retry_after = if matches!(status.as_u16(), 429 | 503) {
+            response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, Utc::now()))
+        } else {
+            None
+        };
         let body = read_start(response).await;
-        let latency_ms = started.elapsed().as_millis() as i64;
+        let latency_ms = elapsed();
         match body {
-            Err(e) => failed(describe(&e), Some(status.as_u16()), None),
-            Ok(body) if status.is_success() => AttemptResult {
-                success: true,
-                status_code: Some(status.as_u16()),
-                latency_ms,
-                response_body: Some(body),
-                error: None,
-            },
+            Err(e) => {
+                let (cause, error) = describe(&e);
+                AttemptResult { status_code: Some(status.as_u16()), ..AttemptResult::failed(cause, error, latency_ms) }
+            }
             Ok(body) => {
-                let error = if status.is_redirection() {
-                    format!("answered {status}: redirects are not followed")
+                let error = if status.is_success() {
+                    None
+                } else if status.is_redirection() {
+                    Some(format!("answered {status}: redirects are not followed"))
+                } else if let Some(wait) = retry_after {
+                    Some(format!("answered {status} and asked to wait {}", humantime::format_duration(wait)))
                 } else {
-                    format!("answered {status}")
+                    Some(format!("answered {status}"))
                 };
                 AttemptResult {
-                    success: false,
+                    success: status.is_success(),
                     status_code: Some(status.as_u16()),
                     latency_ms,
                     response_body: Some(body),
-                    error: Some(error),
+                    error,
+                    cause: None,
+                    retry_after_secs: retry_after.map(|d| d.as_secs()),
                 }
             }
         }
     }
+}
+
+/// A `Retry-After` value (seconds, or an HTTP date) as a wait from `now`, capped at
+/// [`MAX_RETRY_AFTER`]; `None` when it can't be read or asks for no wait.
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    let wait = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+        (at - now).to_std().ok()?
+    };
+    (!wait.is_zero()).then(|| wait.min(MAX_RETRY_AFTER))
 }
 
 /// The first 4 KiB of a body, read no further.
@@ -200,23 +246,26 @@ async fn read_start(mut response: reqwest::Response) -> Result<String, reqwest::
     Ok(String::from_utf8_lossy(&kept).into_owned())
 }
 
-/// A failure in words a partner can act on.
-fn describe(e: &reqwest::Error) -> String {
+/// A failure in words a partner can act on, and its kind.
+fn describe(e: &reqwest::Error) -> (FailureCause, String) {
     use std::error::Error as _;
-    let mut text = if e.is_timeout() {
-        "timed out: no answer within the time limit".to_owned()
+    let (mut cause, mut text) = if e.is_timeout() {
+        (FailureCause::Timeout, "timed out: no answer within the time limit".to_owned())
     } else if e.is_connect() {
-        "could not connect".to_owned()
+        (FailureCause::ConnectError, "could not connect".to_owned())
     } else {
-        "request failed".to_owned()
+        (FailureCause::RequestError, "request failed".to_owned())
     };
     let mut source = e.source();
-    while let Some(cause) = source {
+    while let Some(inner) = source {
+        if inner.is::<RefusedTarget>() {
+            cause = FailureCause::RefusedTarget;
+        }
         text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+        text.push_str(&inner.to_string());
+        source = inner.source();
     }
-    text
+    (cause, text)
 }
 
 /// "Test Webhook": sends a sample `verification.completed` event to the webhook at once,
@@ -254,13 +303,21 @@ pub async fn attempt(
     match build_request(webhook, event, Utc::now()) {
         Ok(request) => {
             let result = sender.send(&request).await;
+            count(&result);
             (Some(request), result)
         }
-        Err(error) => (
-            None,
-            AttemptResult { success: false, status_code: None, latency_ms: 0, response_body: None, error: Some(error) },
-        ),
+        Err(error) => {
+            let result = AttemptResult::failed(FailureCause::InvalidRequest, error, 0);
+            count(&result);
+            (None, result)
+        }
     }
+}
+
+/// Every attempt in the metrics: by outcome class, and how long it took.
+fn count(result: &AttemptResult) {
+    metrics::counter!("portal_attempts_total", "outcome" => result.class()).increment(1);
+    metrics::histogram!("portal_attempt_duration_seconds").record(result.latency_ms as f64 / 1000.0);
 }
 
 #[cfg(test)]
@@ -284,11 +341,37 @@ mod tests {
         let strict = Sender::new(false, Duration::from_secs(2)).unwrap();
         // An IP literal never reaches the resolver; it is checked before connecting.
         let result = strict.send(&request(format!("http://127.0.0.1:{port}/hook"))).await;
-        assert!(!result.success && result.error.as_deref().unwrap().contains("private address"), "{result:?}");
+        assert_eq!(
+            result.error.as_deref(),
+            Some("refused: address 127.0.0.1, which is loopback; set PORTAL_ALLOW_PRIVATE_TARGETS for development")
+        );
+        let result = strict.send(&request("http://169.254.169.254/latest/meta-data/".into())).await;
+        assert!(result.error.as_deref().unwrap().contains("169.254.169.254, which is the cloud metadata service"));
+        let result = strict.send(&request("http://10.0.0.5/hook".into())).await;
+        assert!(result.error.as_deref().unwrap().contains("address 10.0.0.5, which is private"), "{result:?}");
+        assert_eq!(result.class(), "refused_target");
         // A name is checked for every address it resolves to.
+        // (A rebinding name does the same: whatever it resolves to is checked, and the
+        // connection goes only to a checked address.)
         let result = strict.send(&request(format!("http://localhost:{port}/hook"))).await;
-        assert!(!result.success && result.error.as_deref().unwrap().contains("private addresses"), "{result:?}");
+        let error = result.error.as_deref().unwrap();
+        assert!(!result.success && error.contains("localhost resolves to") && error.contains("loopback"), "{result:?}");
+        assert!(error.contains("PORTAL_ALLOW_PRIVATE_TARGETS"), "{error}");
         assert_eq!(result.status_code, None, "nothing was sent");
+        assert_eq!(result.class(), "refused_target", "told apart from other connection errors");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates_and_is_capped() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(parse_retry_after("30", now), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Sun, 22 Nov 2026 10:01:30 GMT", now), Some(Duration::from_secs(90)));
+        assert_eq!(parse_retry_after("86400", now), Some(MAX_RETRY_AFTER), "capped at an hour");
+        assert_eq!(parse_retry_after("0", now), None);
+        assert_eq!(parse_retry_after("Sun, 22 Nov 2026 09:00:00 GMT", now), None, "a past date asks for nothing");
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
     }
 
     #[test]

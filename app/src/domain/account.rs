@@ -203,6 +203,58 @@ pub struct SignedInUser {
     pub user_id: UserId,
     /// The user's sign-in address.
     pub email: String,
+    /// What the user may do.
+    pub role: Role,
+}
+
+/// What a user (or an API key) may do inside its partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads and changes webhooks, API keys and users.
+    #[default]
+    Admin,
+    /// Reads webhooks and delivery logs only.
+    Viewer,
+}
+
+impl Role {
+    /// `admin` or `viewer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Viewer => "viewer",
+        }
+    }
+
+    /// A role as typed or stored.
+    pub fn parse(value: &str) -> Result<Self, FieldError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "admin" => Ok(Self::Admin),
+            "viewer" => Ok(Self::Viewer),
+            _ => Err(FieldError::new("role", "must be `admin` or `viewer`")),
+        }
+    }
+
+    /// Whether this role may change things (webhooks, keys, users).
+    pub fn can_change(self) -> bool {
+        self == Self::Admin
+    }
+}
+
+/// A user of the partner, as the team page lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamMember {
+    /// The user.
+    pub id: UserId,
+    /// Sign-in address.
+    pub email: String,
+    /// What they may do.
+    pub role: Role,
+    /// When they were added.
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// An API key as lists show it: never the key itself.
@@ -215,6 +267,8 @@ pub struct ApiKeySummary {
     pub name: String,
     /// `whp_` and the next four characters of the key.
     pub prefix: String,
+    /// What the key may do.
+    pub role: Role,
     /// When it was made.
     pub created_at: DateTime<Utc>,
     /// When it last authenticated a request, if ever.

@@ -135,6 +135,75 @@ pub struct AttemptResult {
     pub response_body: Option<String>,
     /// Why it failed, in words.
     pub error: Option<String>,
+    /// What kind of failure it was when no usable answer came (timeout, connection, refused
+    /// target, request not built), for metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<FailureCause>,
+    /// How long the receiver asked to be left alone (`Retry-After` on a 429 or 503), seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
+}
+
+impl AttemptResult {
+    /// A failure before any answer came.
+    pub fn failed(cause: FailureCause, error: String, latency_ms: i64) -> Self {
+        Self {
+            success: false,
+            status_code: None,
+            latency_ms,
+            response_body: None,
+            error: Some(error),
+            cause: Some(cause),
+            retry_after_secs: None,
+        }
+    }
+
+    /// The outcome's class, as metrics count it: `2xx`, `3xx`, `4xx`, `5xx`, or the kind of
+    /// failure when there was no answer (`timeout`, `connect_error`, `refused_target`,
+    /// `request_error`, `invalid_request`).
+    pub fn class(&self) -> &'static str {
+        if let Some(cause) = self.cause {
+            return cause.as_str();
+        }
+        match self.status_code {
+            Some(200..=299) => "2xx",
+            Some(300..=399) => "3xx",
+            Some(400..=499) => "4xx",
+            Some(500..=599) => "5xx",
+            Some(_) => "other_status",
+            None => "request_error",
+        }
+    }
+}
+
+/// Why an attempt got no usable answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCause {
+    /// No answer within the time limit.
+    Timeout,
+    /// The connection could not be made (refused, unreachable, TLS, DNS).
+    ConnectError,
+    /// The target is a loopback, private or metadata address, which deliveries may not reach.
+    RefusedTarget,
+    /// The request failed another way (the answer broke off, a protocol error).
+    RequestError,
+    /// The request could not be built (the payload template failed).
+    InvalidRequest,
+}
+
+impl FailureCause {
+    /// The name metrics and the API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::ConnectError => "connect_error",
+            Self::RefusedTarget => "refused_target",
+            Self::RequestError => "request_error",
+            Self::InvalidRequest => "invalid_request",
+        }
+    }
 }
 
 /// Longest template accepted, in bytes.

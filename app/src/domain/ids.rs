@@ -121,6 +121,10 @@ prefixed_id!(
     /// One "Replay missed events" run.
     ReplayId, "rpl_", "replay"
 );
+prefixed_id!(
+    /// A notice that the dispatcher switched a webhook off.
+    AlertId, "alr_", "alert"
+);
 
 #[cfg(test)]
 mod tests {

@@ -160,10 +160,10 @@ impl LogQuery {
                     .ok_or_else(|| FieldError::new("limit", format!("must be a whole number from 1 to {MAX_PAGE}"))),
             ),
         };
-        if let (Some(from), Some(to)) = (from, to) {
-            if from >= to {
-                errors.push(FieldError::new("to", "must be later than from"));
-            }
+        if let (Some(from), Some(to)) = (from, to)
+            && from >= to
+        {
+            errors.push(FieldError::new("to", "must be later than from"));
         }
         if !errors.is_empty() {
             return Err(errors);

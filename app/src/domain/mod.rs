@@ -9,6 +9,9 @@ mod log;
 mod policy;
 mod webhook;
 
+#[cfg(all(test, feature = "ssr"))]
+mod fuzz;
+
 use serde::{Deserialize, Serialize};
 
 pub use account::*;

@@ -60,16 +60,17 @@ impl WebhookUrl {
         }
         let host = url.host().ok_or_else(|| err("must name a host".into()))?;
         if !policy.allow_private {
-            let private = match host {
+            let refused = match host {
                 url::Host::Domain(domain) => {
                     let domain = domain.trim_end_matches('.');
-                    domain == "localhost" || domain.ends_with(".localhost")
+                    (domain == "localhost" || domain.ends_with(".localhost"))
+                        .then(|| format!("must not point at {domain}, which is this machine (loopback)"))
                 }
-                url::Host::Ipv4(ip) => is_private_ip(IpAddr::V4(ip)),
-                url::Host::Ipv6(ip) => is_private_ip(IpAddr::V6(ip)),
+                url::Host::Ipv4(ip) => refused_address(IpAddr::V4(ip)).map(|why| format!("must not point at {why}")),
+                url::Host::Ipv6(ip) => refused_address(IpAddr::V6(ip)).map(|why| format!("must not point at {why}")),
             };
-            if private {
-                return Err(err("must not point at a loopback, private or link-local address".into()));
+            if let Some(message) = refused {
+                return Err(err(message));
             }
         }
         let normalized = url.as_str();
@@ -100,41 +101,76 @@ impl fmt::Display for WebhookUrl {
 /// lives at 169.254.169.254), carrier-grade NAT, unspecified, multicast, broadcast and the
 /// documentation ranges, in IPv4, IPv6 and IPv4 mapped into IPv6.
 pub fn is_private_ip(ip: IpAddr) -> bool {
+    private_kind(ip).is_some()
+}
+
+/// What kind of address deliveries must stay away from `ip` is, in words; `None` for a public one.
+pub fn private_kind(ip: IpAddr) -> Option<&'static str> {
     match ip {
-        IpAddr::V4(v4) => is_private_v4(v4),
+        IpAddr::V4(v4) => private_kind_v4(v4),
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private_v4(v4);
+                return private_kind_v4(v4);
             }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
-                || (first & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated, still routed by some)
-                || (first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
-                || (first == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64 may reach private v4
-                || v6 == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254) // AWS metadata over IPv6
+            let [first, second, ..] = v6.segments();
+            if v6.is_loopback() {
+                Some("loopback")
+            } else if v6.is_unspecified() {
+                Some("unspecified")
+            } else if v6.is_multicast() {
+                Some("multicast")
+            } else if v6 == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254) {
+                Some("the cloud metadata service")
+            } else if (first & 0xfe00) == 0xfc00 {
+                Some("private (unique local)")
+            } else if (first & 0xffc0) == 0xfe80 || (first & 0xffc0) == 0xfec0 {
+                Some("link-local")
+            } else if first == 0x2001 && second == 0x0db8 {
+                Some("reserved for documentation")
+            } else if first == 0x0064 && second == 0xff9b {
+                Some("NAT64, which may reach private IPv4 addresses")
+            } else {
+                None
+            }
         }
     }
 }
 
-fn is_private_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || a == 0 // "this network"
-        || (a == 100 && (64..=127).contains(&b)) // carrier-grade NAT
-        || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking
-        || a >= 240 // reserved
+fn private_kind_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, c, _] = ip.octets();
+    Some(if ip.is_loopback() {
+        "loopback"
+    } else if ip.is_private() {
+        "private"
+    } else if ip.octets() == [169, 254, 169, 254] {
+        "the cloud metadata service"
+    } else if ip.is_link_local() {
+        "link-local"
+    } else if ip.is_unspecified() || a == 0 {
+        "unspecified (\"this network\")"
+    } else if ip.is_broadcast() {
+        "broadcast"
+    } else if ip.is_multicast() {
+        "multicast"
+    } else if a == 100 && (64..=127).contains(&b) {
+        "carrier-grade NAT (shared, private)"
+    } else if ip.is_documentation() || (a == 192 && b == 0 && c == 0) || (a == 198 && (b == 18 || b == 19)) {
+        "reserved (documentation, protocol or benchmarking)"
+    } else if a >= 240 {
+        "reserved"
+    } else {
+        return None;
+    })
 }
+
+/// Why deliveries may not go to `ip`, as a sentence part ("address 10.0.0.5, which is
+/// private"); `None` for a public address.
+pub fn refused_address(ip: IpAddr) -> Option<String> {
+    private_kind(ip).map(|kind| format!("address {ip}, which is {kind}"))
+}
+
+/// What the operator can do about a refused private target.
+pub const ALLOW_PRIVATE_HINT: &str = "set PORTAL_ALLOW_PRIVATE_TARGETS for development";
 
 /// Header names the dispatcher sets itself, or that would break the HTTP exchange.
 const RESERVED_HEADERS: &[&str] = &[
@@ -437,18 +473,21 @@ mod tests {
 
     #[test]
     fn refuses_private_hosts_unless_allowed() {
-        for text in [
-            "https://127.0.0.1/hook",
-            "https://10.1.2.3/hook",
-            "https://192.168.0.10/hook",
-            "https://172.16.5.4/hook",
-            "https://169.254.169.254/latest/meta-data",
-            "https://100.64.0.1/hook",
-            "https://0.0.0.0/hook",
-            "https://localhost/hook",
-            "https://api.localhost./hook",
+        for (text, why) in [
+            ("https://127.0.0.1/hook", "address 127.0.0.1, which is loopback"),
+            ("https://10.1.2.3/hook", "address 10.1.2.3, which is private"),
+            ("https://192.168.0.10/hook", "which is private"),
+            ("https://172.16.5.4/hook", "which is private"),
+            ("https://169.254.169.254/latest/meta-data", "which is the cloud metadata service"),
+            ("https://169.254.1.1/hook", "which is link-local"),
+            ("https://100.64.0.1/hook", "which is carrier-grade NAT"),
+            ("https://0.0.0.0/hook", "which is unspecified"),
+            ("https://224.0.0.1/hook", "which is multicast"),
+            ("https://localhost/hook", "localhost, which is this machine"),
+            ("https://api.localhost./hook", "api.localhost, which is this machine"),
         ] {
-            assert!(url_error(text, STRICT).contains("private"), "{text}");
+            let error = url_error(text, STRICT);
+            assert!(error.starts_with("must not point at") && error.contains(why), "{text}: {error}");
             assert!(WebhookUrl::parse(text, DEV).is_ok(), "{text}");
         }
     }
@@ -668,6 +707,8 @@ pub struct WebhookView {
     pub success_rate: Option<f64>,
     /// Failed attempts since the last success (tests left out).
     pub failures_in_a_row: i64,
+    /// Most requests per second the dispatcher sends it; `null` for no limit.
+    pub rate_limit: Option<u32>,
     /// The badge.
     pub health: Health,
 }
@@ -715,6 +756,27 @@ pub struct WebhookInput {
     pub event_types: Option<Vec<String>>,
     /// The template; blank for none.
     pub payload_template: String,
+    /// Most requests per second, as typed; blank for no limit.
+    pub rate_limit: String,
+}
+
+/// Highest per-webhook rate limit, requests per second (the dispatcher spaces requests by
+/// whole milliseconds).
+pub const MAX_RATE_LIMIT: u32 = 1000;
+
+/// A rate limit as typed: blank for none, else a whole number of requests per second.
+pub fn parse_rate_limit(text: &str) -> Result<Option<u32>, FieldError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<u32>() {
+        Ok(n) if (1..=MAX_RATE_LIMIT).contains(&n) => Ok(Some(n)),
+        _ => Err(FieldError::new(
+            "rateLimit",
+            format!("must be a whole number of requests per second from 1 to {MAX_RATE_LIMIT}, or empty for no limit"),
+        )),
+    }
 }
 
 /// Checked settings, ready to store.
@@ -730,6 +792,8 @@ pub struct WebhookSettings {
     pub event_filter: EventFilter,
     /// How the body is shaped, if not by default.
     pub payload_template: Option<super::PayloadTemplate>,
+    /// Most requests per second, if limited.
+    pub rate_limit: Option<u32>,
 }
 
 #[cfg(feature = "ssr")]
@@ -758,9 +822,19 @@ impl WebhookInput {
         } else {
             super::PayloadTemplate::parse(&self.payload_template).map(Some).map_err(|e| errors.push(e)).ok()
         };
-        match (url, auth_header, event_filter, payload_template) {
-            (Some(url), Some(auth_header), Some(event_filter), Some(payload_template)) if errors.is_empty() => {
-                Ok(WebhookSettings { url, active: self.active, auth_header, event_filter, payload_template })
+        let rate_limit = parse_rate_limit(&self.rate_limit).map_err(|e| errors.push(e)).ok();
+        match (url, auth_header, event_filter, payload_template, rate_limit) {
+            (Some(url), Some(auth_header), Some(event_filter), Some(payload_template), Some(rate_limit))
+                if errors.is_empty() =>
+            {
+                Ok(WebhookSettings {
+                    url,
+                    active: self.active,
+                    auth_header,
+                    event_filter,
+                    payload_template,
+                    rate_limit,
+                })
             }
             _ => Err(errors),
         }
@@ -790,11 +864,12 @@ mod input_tests {
             auth_header_value: "v".into(),
             event_types: Some(vec!["nope".into()]),
             payload_template: "{{".into(),
+            rate_limit: "0".into(),
             ..input()
         };
         let fields: Vec<String> =
             bad.parse(UrlPolicy::default(), None).unwrap_err().into_iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["url", "authHeader.name", "eventTypes", "payloadTemplate"]);
+        assert_eq!(fields, ["url", "authHeader.name", "eventTypes", "payloadTemplate", "rateLimit"]);
     }
 
     #[test]
@@ -810,4 +885,32 @@ mod input_tests {
         // Both blank removes it.
         assert!(input().parse(UrlPolicy::default(), Some(&saved)).unwrap().auth_header.is_none());
     }
+
+    #[test]
+    fn rate_limits_are_whole_numbers_in_range_or_blank() {
+        assert_eq!(parse_rate_limit("").unwrap(), None);
+        assert_eq!(parse_rate_limit(" 25 ").unwrap(), Some(25));
+        assert_eq!(parse_rate_limit("1000").unwrap(), Some(1000));
+        for bad in ["0", "1001", "-1", "2.5", "ten", "１０"] {
+            let err = parse_rate_limit(bad).unwrap_err();
+            assert_eq!(err.field, "rateLimit", "{bad}");
+            assert!(err.message.contains("1 to 1000"), "{bad}: {}", err.message);
+        }
+    }
+}
+
+/// A banner's worth: the dispatcher switched one of the partner's webhooks off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertView {
+    /// `alr_…`, to dismiss it.
+    pub id: super::AlertId,
+    /// The webhook that was switched off.
+    pub webhook_id: super::WebhookId,
+    /// Its URL at the time.
+    pub url: String,
+    /// Why, with the last error.
+    pub reason: String,
+    /// When.
+    pub deactivated_at: chrono::DateTime<chrono::Utc>,
 }

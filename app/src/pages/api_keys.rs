@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use crate::api::{CreateApiKey, RevokeApiKey, list_api_keys};
-use crate::components::{ErrorAlert, SignedIn, format_time, machine_time};
+use crate::components::{ErrorAlert, RoleSelect, SignedIn, format_time, machine_time};
 use crate::domain::ApiKeySummary;
 
 /// Lists the partner's keys; a new key is shown once, right after it is made.
@@ -27,6 +27,7 @@ pub fn ApiKeysPage() -> impl IntoView {
                     <label for="key-name">"Key name"</label>
                     <input id="key-name" name="name" maxlength="100" placeholder="Backend" required />
                 </div>
+                <RoleSelect id="key-role" label="Key role" />
                 <button type="submit" disabled=move || create.pending().get()>
                     "Create API key"
                 </button>
@@ -80,6 +81,7 @@ fn KeyTable(keys: Vec<ApiKeySummary>, revoke: ServerAction<RevokeApiKey>) -> imp
             view! {
                 <tr>
                     <td>{key.name.clone()}</td>
+                    <td>{key.role.as_str()}</td>
                     <td>
                         <code>{format!("{}…", key.prefix)}</code>
                     </td>
@@ -119,6 +121,7 @@ fn KeyTable(keys: Vec<ApiKeySummary>, revoke: ServerAction<RevokeApiKey>) -> imp
             <thead>
                 <tr>
                     <th scope="col">"Name"</th>
+                    <th scope="col">"Role"</th>
                     <th scope="col">"Key"</th>
                     <th scope="col">"Created"</th>
                     <th scope="col">"Last used"</th>

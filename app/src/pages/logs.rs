@@ -74,12 +74,11 @@ fn Log(webhook: Option<String>) -> impl IntoView {
     let resend = ServerAction::<ResendDelivery>::new();
     // The newest page looks for new attempts while it is open; older pages stay put.
     Effect::new(move |_| {
-        if query.get().cursor.is_none() {
-            if let Ok(handle) =
+        if query.get().cursor.is_none()
+            && let Ok(handle) =
                 set_interval_with_handle(move || page.refetch(), std::time::Duration::from_millis(REFRESH_MS))
-            {
-                on_cleanup(move || handle.clear());
-            }
+        {
+            on_cleanup(move || handle.clear());
         }
     });
     let base = match &webhook {

@@ -3,6 +3,7 @@
 mod api_keys;
 mod login;
 mod logs;
+mod team;
 mod webhook_detail;
 mod webhook_form;
 mod webhooks;
@@ -10,6 +11,7 @@ mod webhooks;
 pub use api_keys::ApiKeysPage;
 pub use login::LoginPage;
 pub use logs::{AttemptPage, LogsPage, WebhookLogsPage};
+pub use team::TeamPage;
 pub use webhook_detail::WebhookDetailPage;
 pub use webhook_form::{EditWebhookPage, NewWebhookPage};
 pub use webhooks::WebhooksPage;

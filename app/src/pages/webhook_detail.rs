@@ -18,6 +18,12 @@ pub fn WebhookDetailPage() -> impl IntoView {
     let set_active = ServerAction::<SetWebhookActive>::new();
     let webhook = Resource::new(move || (id(), set_active.version().get()), |(id, _)| get_webhook(id));
     let action_error = move || set_active.value().get().and_then(Result::err).map(|e| e.to_string());
+    // Switching it on or off may end (or, never, start) a deactivation banner.
+    Effect::new(move |_| {
+        if set_active.version().get() > 0 {
+            crate::components::AlertsRefresh::bump();
+        }
+    });
     view! {
         <SignedIn title="Webhook">
             <Transition fallback=|| view! { <p>"Loading…"</p> }>
@@ -89,6 +95,10 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
                     .clone()
                     .map(|t| view! { <pre>{t}</pre> }.into_any())
                     .unwrap_or_else(|| "None: the event is sent as it is".into_any())}
+            </dd>
+            <dt>"Rate limit"</dt>
+            <dd data-testid="rate-limit">
+                {webhook.rate_limit.map(|n| format!("{n} requests per second")).unwrap_or_else(|| "None".into())}
             </dd>
             <dt>"Created"</dt>
             <dd>{format_time(&webhook.created_at)}</dd>

@@ -53,6 +53,7 @@ fn WebhookForm(existing: Option<WebhookView>) -> impl IntoView {
     let selected = existing.as_ref().and_then(|w| w.event_types.clone());
     let template = RwSignal::new(existing.as_ref().and_then(|w| w.payload_template.clone()).unwrap_or_default());
     let only_some = RwSignal::new(selected.is_some());
+    let rate_limit = existing.as_ref().and_then(|w| w.rate_limit).map(|n| n.to_string()).unwrap_or_default();
     let is_edit = existing.is_some();
     let cancel_href = if is_edit { format!("/webhooks/{id}") } else { "/webhooks".to_owned() };
 
@@ -194,6 +195,24 @@ fn WebhookForm(existing: Option<WebhookView>) -> impl IntoView {
                         }}
                     </Transition>
                 </div>
+            </div>
+            <div class="field">
+                <label for="rate-limit">"Rate limit (optional)"</label>
+                <p class="hint" id="rate-limit-hint">
+                    "Most requests per second we send to this URL, from 1 to 1000. Events over the limit wait their turn; waiting never counts as a failure. Leave it empty for no limit."
+                </p>
+                <input
+                    id="rate-limit"
+                    name="rate_limit"
+                    type="number"
+                    min="1"
+                    max="1000"
+                    step="1"
+                    inputmode="numeric"
+                    value=rate_limit
+                    aria-describedby="rate-limit-hint rate-limit-error"
+                />
+                <FieldError id="rate-limit-error" message=field_error("rateLimit") />
             </div>
             <ErrorAlert message=general_error />
             <Show when=move || matches!(error(), Some(AppError::Invalid(_) | AppError::InvalidFields(_)))>

@@ -4,7 +4,7 @@ use anyhow::Context;
 use sqlx::Row;
 
 use super::{Db, is_unique_violation, now_ms};
-use crate::domain::{EmailAddress, PartnerId, PartnerName, SignedInUser, UserId};
+use crate::domain::{EmailAddress, PartnerId, PartnerName, Role, SignedInUser, TeamMember, UserId};
 
 /// Why a partner could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +83,7 @@ pub async fn find_login(db: &Db, email: &EmailAddress) -> anyhow::Result<Option<
 #[tracing::instrument(skip_all, fields(user = %user_id))]
 pub async fn signed_in_user(db: &Db, user_id: &UserId) -> anyhow::Result<Option<SignedInUser>> {
     let row = sqlx::query(
-        "SELECT u.email, p.id AS partner_id, p.name AS partner_name \
+        "SELECT u.email, u.role, p.id AS partner_id, p.name AS partner_name \
          FROM users u JOIN partners p ON p.id = u.partner_id WHERE u.id = $1",
     )
     .bind(user_id.as_str())
@@ -96,9 +96,60 @@ pub async fn signed_in_user(db: &Db, user_id: &UserId) -> anyhow::Result<Option<
             partner_name: row.try_get("partner_name")?,
             user_id: user_id.clone(),
             email: row.try_get("email")?,
+            // An unknown stored role grants the least.
+            role: Role::parse(&row.try_get::<String, _>("role")?).unwrap_or(Role::Viewer),
         })
     })
     .transpose()
+}
+
+/// Adds a user to an existing partner. `Ok(None)` when the partner does not exist.
+#[tracing::instrument(skip_all, fields(partner = %partner, email = %email))]
+pub async fn add_user(
+    db: &Db,
+    partner: &PartnerId,
+    email: &EmailAddress,
+    role: Role,
+    password_hash: &str,
+) -> Result<Option<UserId>, CreatePartnerError> {
+    let user_id = UserId::generate();
+    let inserted = sqlx::query(
+        "INSERT INTO users (id, partner_id, email, password_hash, role, created_at) \
+         SELECT $1, id, $2, $3, $4, $5 FROM partners WHERE id = $6",
+    )
+    .bind(user_id.as_str())
+    .bind(email.as_str())
+    .bind(password_hash)
+    .bind(role.as_str())
+    .bind(now_ms())
+    .bind(partner.as_str())
+    .execute(db.pool())
+    .await;
+    match inserted {
+        Err(e) if is_unique_violation(&e) => Err(CreatePartnerError::EmailTaken(email.clone())),
+        Err(e) => Err(anyhow::Error::from(e).context("could not insert the user").into()),
+        Ok(done) => Ok((done.rows_affected() > 0).then_some(user_id)),
+    }
+}
+
+/// The partner's users, oldest first.
+pub async fn team(db: &Db, partner: &PartnerId) -> anyhow::Result<Vec<TeamMember>> {
+    let rows =
+        sqlx::query("SELECT id, email, role, created_at FROM users WHERE partner_id = $1 ORDER BY created_at, id")
+            .bind(partner.as_str())
+            .fetch_all(db.pool())
+            .await
+            .context("could not list the users")?;
+    rows.iter()
+        .map(|row| {
+            Ok(TeamMember {
+                id: UserId::parse(&row.try_get::<String, _>("id")?)?,
+                email: row.try_get("email")?,
+                role: Role::parse(&row.try_get::<String, _>("role")?).unwrap_or(Role::Viewer),
+                created_at: super::from_ms(row.try_get("created_at")?),
+            })
+        })
+        .collect()
 }
 
 /// A partner as the operator's `portal partner list` shows it.

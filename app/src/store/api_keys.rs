@@ -5,15 +5,16 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, from_ms, now_ms};
-use crate::domain::{ApiKeyId, ApiKeyName, ApiKeySummary, PartnerId};
+use crate::domain::{ApiKeyId, ApiKeyName, ApiKeySummary, PartnerId, Role};
 
-const COLUMNS: &str = "id, name, prefix, created_at, last_used_at, revoked_at";
+const COLUMNS: &str = "id, name, prefix, role, created_at, last_used_at, revoked_at";
 
 fn summary(row: &AnyRow) -> anyhow::Result<ApiKeySummary> {
     Ok(ApiKeySummary {
         id: ApiKeyId::parse(&row.try_get::<String, _>("id")?)?,
         name: row.try_get("name")?,
         prefix: row.try_get("prefix")?,
+        role: Role::parse(&row.try_get::<String, _>("role")?).unwrap_or(Role::Viewer),
         created_at: from_ms(row.try_get("created_at")?),
         last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(from_ms),
         revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_ms),
@@ -26,13 +27,14 @@ pub async fn create(
     db: &Db,
     partner: &PartnerId,
     name: &ApiKeyName,
+    role: Role,
     prefix: &str,
     key_hash: &str,
 ) -> anyhow::Result<ApiKeySummary> {
     let id = ApiKeyId::generate();
     let row = sqlx::query(&format!(
-        "INSERT INTO api_keys (id, partner_id, name, prefix, key_hash, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+        "INSERT INTO api_keys (id, partner_id, name, prefix, key_hash, created_at, role) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
     ))
     .bind(id.as_str())
     .bind(partner.as_str())
@@ -40,6 +42,7 @@ pub async fn create(
     .bind(prefix)
     .bind(key_hash)
     .bind(now_ms())
+    .bind(role.as_str())
     .fetch_one(db.pool())
     .await
     .context("could not store the API key")?;
@@ -79,17 +82,20 @@ pub async fn revoke(db: &Db, partner: &PartnerId, id: &ApiKeyId) -> anyhow::Resu
 /// turn every API read into a database write.
 const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
-/// The partner a live key belongs to, by the key's hash; notes the time of use (to the minute).
+/// The partner a live key belongs to and the key's role, by the key's hash; notes the time of
+/// use (to the minute).
 #[tracing::instrument(skip_all)]
-pub async fn authenticate(db: &Db, key_hash: &str) -> anyhow::Result<Option<PartnerId>> {
-    let row =
-        sqlx::query("SELECT id, partner_id, last_used_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-            .bind(key_hash)
-            .fetch_optional(db.pool())
-            .await
-            .context("could not check the API key")?;
+pub async fn authenticate(db: &Db, key_hash: &str) -> anyhow::Result<Option<(PartnerId, Role)>> {
+    let row = sqlx::query(
+        "SELECT id, partner_id, role, last_used_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(key_hash)
+    .fetch_optional(db.pool())
+    .await
+    .context("could not check the API key")?;
     let Some(row) = row else { return Ok(None) };
     let partner = PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?;
+    let role = Role::parse(&row.try_get::<String, _>("role")?).unwrap_or(Role::Viewer);
     let now = now_ms();
     let last_used: Option<i64> = row.try_get("last_used_at")?;
     if last_used.is_none_or(|t| now - t >= LAST_USED_RESOLUTION_MS) {
@@ -100,5 +106,5 @@ pub async fn authenticate(db: &Db, key_hash: &str) -> anyhow::Result<Option<Part
             .await
             .context("could not note the API key's use")?;
     }
-    Ok(Some(partner))
+    Ok(Some((partner, role)))
 }

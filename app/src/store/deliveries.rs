@@ -92,6 +92,7 @@ pub async fn publish(db: &Db, event: &NewEvent) -> anyhow::Result<Published> {
         db.announce_work(&mut tx).await?;
     }
     tx.commit().await.context("could not commit the event")?;
+    metrics::counter!("portal_events_published_total").increment(1);
     Ok(Published::New { deliveries })
 }
 
@@ -196,17 +197,43 @@ pub async fn event_body(db: &Db, partner: &PartnerId, event_id: &str) -> anyhow:
         .fetch_optional(db.pool())
         .await
         .context("could not load the event")?;
-    row.map(|row| {
-        Ok(EventBody {
-            id: row.try_get("id")?,
-            event_type: EventType::parse(&row.try_get::<String, _>("type")?)
-                .map_err(|e| anyhow::anyhow!("stored {e}"))?,
-            status: row.try_get("status")?,
-            created_at: super::from_ms(row.try_get("created_at")?),
-            data: serde_json::from_str(&row.try_get::<String, _>("data")?)?,
+    row.as_ref().map(body_of).transpose()
+}
+
+/// The events with these ids, as receivers see them, by id (one query for a claimed batch).
+pub async fn event_bodies(
+    db: &Db,
+    ids: &[&str],
+) -> anyhow::Result<std::collections::HashMap<String, (PartnerId, EventBody)>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = format!(
+        "SELECT id, partner_id, type, status, data, created_at FROM events WHERE id IN ({})",
+        super::placeholders(1, ids.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let rows = query.fetch_all(db.pool()).await.context("could not load the events")?;
+    rows.iter()
+        .map(|row| {
+            let partner = PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?;
+            Ok((row.try_get::<String, _>("id")?, (partner, body_of(row)?)))
         })
+        .collect()
+}
+
+/// An `events` row as receivers see it.
+fn body_of(row: &sqlx::any::AnyRow) -> anyhow::Result<EventBody> {
+    Ok(EventBody {
+        id: row.try_get("id")?,
+        event_type: EventType::parse(&row.try_get::<String, _>("type")?).map_err(|e| anyhow::anyhow!("stored {e}"))?,
+        status: row.try_get("status")?,
+        created_at: super::from_ms(row.try_get("created_at")?),
+        data: serde_json::from_str(&row.try_get::<String, _>("data")?)?,
     })
-    .transpose()
 }
 
 /// Puts a claimed delivery on hold (its webhook is inactive); reactivation releases it.
@@ -234,6 +261,7 @@ pub enum Next {
 }
 
 /// One attempt to log.
+#[derive(Clone)]
 pub struct AttemptRecord<'a> {
     /// The delivery it belongs to (`None` for a test).
     pub delivery: Option<&'a DeliveryId>,
@@ -254,76 +282,187 @@ pub struct AttemptRecord<'a> {
     pub origin: Origin,
 }
 
+/// An attempt to log that owns its parts, to hand to another task (the dispatcher's
+/// recorder, which writes many in one transaction).
+#[derive(Debug, Clone)]
+pub struct FinishedAttempt {
+    /// The delivery it belongs to (`None` for a test).
+    pub delivery: Option<DeliveryId>,
+    /// Its partner.
+    pub partner: PartnerId,
+    /// Its webhook.
+    pub webhook: WebhookId,
+    /// The event sent.
+    pub event: EventBody,
+    /// 1 for the first attempt.
+    pub number: i64,
+    /// The request as sent.
+    pub request: Option<OutgoingRequest>,
+    /// What happened.
+    pub result: AttemptResult,
+    /// Why the delivery exists.
+    pub origin: Origin,
+    /// What comes next.
+    pub next: Next,
+}
+
+impl FinishedAttempt {
+    /// The attempt as [`record`] takes it.
+    pub fn as_record(&self) -> AttemptRecord<'_> {
+        AttemptRecord {
+            delivery: self.delivery.as_ref(),
+            partner: &self.partner,
+            webhook: &self.webhook,
+            event: &self.event,
+            number: self.number,
+            request: self.request.as_ref(),
+            result: &self.result,
+            origin: self.origin,
+        }
+    }
+}
+
 /// Logs an attempt and moves its delivery on, in one transaction: done, retry later, or failed
 /// (then the webhook is deactivated with the reason and its other waiting deliveries held).
 #[tracing::instrument(skip_all, fields(webhook = %attempt.webhook))]
 pub async fn record(db: &Db, attempt: &AttemptRecord<'_>, next: &Next) -> anyhow::Result<()> {
+    let mut tx = db.pool().begin().await.context("could not start a transaction")?;
+    let deactivated = record_in(&mut tx, &[(attempt.clone(), next)], now_ms()).await?;
+    tx.commit().await.context("could not commit the attempt")?;
+    count_deactivations(deactivated);
+    Ok(())
+}
+
+/// Logs many attempts in one transaction (what [`record`] does for one): one multi-row insert
+/// for the log, one counter update per webhook and minute, then each delivery's next step. A
+/// busy dispatcher pays one commit and a few statements per batch. All or nothing.
+pub async fn record_many(db: &Db, attempts: &[FinishedAttempt]) -> anyhow::Result<()> {
     let now = now_ms();
     let mut tx = db.pool().begin().await.context("could not start a transaction")?;
-    let headers = attempt.request.map(|r| r.logged_headers()).unwrap_or_default();
-    sqlx::query(
-        "INSERT INTO attempts (id, partner_id, webhook_id, delivery_id, event_id, event_type, attempt_number, outcome, \
-         status_code, latency_ms, error, request_headers, request_body, response_body, test, origin, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
-    .bind(AttemptId::generate().as_str())
-    .bind(attempt.partner.as_str())
-    .bind(attempt.webhook.as_str())
-    .bind(attempt.delivery.map(|d| d.as_str().to_owned()))
-    .bind(&attempt.event.id)
-    .bind(attempt.event.event_type.as_str())
-    .bind(attempt.number)
-    .bind(if attempt.result.success { "success" } else { "failure" })
-    .bind(attempt.result.status_code.map(i64::from))
-    .bind(attempt.result.latency_ms)
-    .bind(attempt.result.error.clone())
-    .bind(serde_json::to_string(&headers)?)
-    .bind(attempt.request.map(|r| r.body.clone()).unwrap_or_default())
-    .bind(attempt.result.response_body.clone())
-    .bind(flag(attempt.origin == Origin::Test))
-    .bind(attempt.origin.as_str())
-    .bind(now)
-    .execute(&mut *tx)
-    .await
-    .context("could not log the attempt")?;
-    if attempt.origin != Origin::Test {
-        super::log::count_attempt(&mut tx, attempt.partner, attempt.webhook, attempt.result.success, now).await?;
-    }
-    if let Some(delivery) = attempt.delivery {
-        let (state, next_at) = match next {
-            Next::Succeeded => ("succeeded", now),
-            Next::RetryAt(at) => ("pending", *at),
-            Next::GiveUp { .. } => ("failed", now),
-        };
-        sqlx::query(
-            "UPDATE deliveries SET state = $1, attempts = $2, next_attempt_at = $3, locked_until = NULL, locked_by = NULL, \
-             updated_at = $4 WHERE id = $5",
-        )
-        .bind(state)
-        .bind(attempt.number)
-        .bind(next_at)
-        .bind(now)
-        .bind(delivery.as_str())
-        .execute(&mut *tx)
-        .await
-        .context("could not update the delivery")?;
-        if let Next::GiveUp { reason } = next {
-            sqlx::query(
-                "UPDATE webhooks SET active = 0, deactivated_at = $1, last_deactivated_at = $1, deactivated_reason = $2, \
-                 updated_at = $1 \
-                 WHERE id = $3 AND active = 1",
-            )
-            .bind(now)
-            .bind(reason)
-            .bind(attempt.webhook.as_str())
+    if db.backend() == super::Backend::Postgres {
+        // The commit needn't wait for the disk: if a crash loses it, the deliveries are still
+        // pending under their lease and are sent again (at least once), as with a crash just
+        // before the commit. Publishing an event, which the API acknowledges, still waits.
+        sqlx::query("SET LOCAL synchronous_commit = off")
             .execute(&mut *tx)
             .await
-            .context("could not deactivate the webhook")?;
-            hold_waiting(&mut tx, attempt.webhook, now).await?;
-        }
+            .context("could not relax the commit")?;
     }
-    tx.commit().await.context("could not commit the attempt")?;
+    let records: Vec<(AttemptRecord<'_>, &Next)> = attempts.iter().map(|a| (a.as_record(), &a.next)).collect();
+    let deactivated = record_in(&mut tx, &records, now).await?;
+    tx.commit().await.context("could not commit the attempts")?;
+    count_deactivations(deactivated);
     Ok(())
+}
+
+fn count_deactivations(n: u64) {
+    if n > 0 {
+        metrics::counter!("portal_webhooks_deactivated_total").increment(n);
+    }
+}
+
+/// Columns of one attempt row.
+const ATTEMPT_COLUMNS: usize = 17;
+
+/// The statements of a batch of attempts, inside the caller's transaction; answers how many
+/// webhooks they switched off.
+async fn record_in(
+    conn: &mut sqlx::AnyConnection,
+    attempts: &[(AttemptRecord<'_>, &Next)],
+    now: i64,
+) -> anyhow::Result<u64> {
+    if attempts.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<String> = (0..attempts.len())
+        .map(|i| format!("({})", super::placeholders(i * ATTEMPT_COLUMNS + 1, ATTEMPT_COLUMNS)))
+        .collect();
+    let sql = format!(
+        "INSERT INTO attempts (id, partner_id, webhook_id, delivery_id, event_id, event_type, attempt_number, outcome, \
+         status_code, latency_ms, error, request_headers, request_body, response_body, test, origin, created_at) \
+         VALUES {}",
+        rows.join(", ")
+    );
+    let mut insert = sqlx::query(&sql);
+    for (attempt, _) in attempts {
+        let headers = attempt.request.map(|r| r.logged_headers()).unwrap_or_default();
+        insert = insert
+            .bind(AttemptId::generate().as_str().to_owned())
+            .bind(attempt.partner.as_str())
+            .bind(attempt.webhook.as_str())
+            .bind(attempt.delivery.map(|d| d.as_str().to_owned()))
+            .bind(&attempt.event.id)
+            .bind(attempt.event.event_type.as_str())
+            .bind(attempt.number)
+            .bind(if attempt.result.success { "success" } else { "failure" })
+            .bind(attempt.result.status_code.map(i64::from))
+            .bind(attempt.result.latency_ms)
+            .bind(attempt.result.error.clone())
+            .bind(serde_json::to_string(&headers)?)
+            .bind(attempt.request.map(|r| r.body.clone()).unwrap_or_default())
+            .bind(attempt.result.response_body.clone())
+            .bind(flag(attempt.origin == Origin::Test))
+            .bind(attempt.origin.as_str())
+            .bind(now);
+    }
+    insert.execute(&mut *conn).await.context("could not log the attempts")?;
+    let counted: Vec<(&PartnerId, &WebhookId, bool)> = attempts
+        .iter()
+        .filter(|(a, _)| a.origin != Origin::Test)
+        .map(|(a, _)| (a.partner, a.webhook, a.result.success))
+        .collect();
+    super::log::count_attempts(&mut *conn, &counted, now).await?;
+    let mut deactivated = 0;
+    for (attempt, next) in attempts {
+        deactivated += u64::from(advance(&mut *conn, attempt, next, now).await?);
+    }
+    Ok(deactivated)
+}
+
+/// Moves an attempt's delivery on; `true` when it switched the webhook off.
+async fn advance(
+    conn: &mut sqlx::AnyConnection,
+    attempt: &AttemptRecord<'_>,
+    next: &Next,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let Some(delivery) = attempt.delivery else { return Ok(false) };
+    let (state, next_at) = match next {
+        Next::Succeeded => ("succeeded", now),
+        Next::RetryAt(at) => ("pending", *at),
+        Next::GiveUp { .. } => ("failed", now),
+    };
+    sqlx::query(
+        "UPDATE deliveries SET state = $1, attempts = $2, next_attempt_at = $3, locked_until = NULL, locked_by = NULL, \
+         updated_at = $4 WHERE id = $5",
+    )
+    .bind(state)
+    .bind(attempt.number)
+    .bind(next_at)
+    .bind(now)
+    .bind(delivery.as_str())
+    .execute(&mut *conn)
+    .await
+    .context("could not update the delivery")?;
+    let Next::GiveUp { reason } = next else { return Ok(false) };
+    let deactivated = sqlx::query(
+        "UPDATE webhooks SET active = 0, deactivated_at = $1, last_deactivated_at = $1, deactivated_reason = $2, \
+         updated_at = $1 \
+         WHERE id = $3 AND active = 1",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(attempt.webhook.as_str())
+    .execute(&mut *conn)
+    .await
+    .context("could not deactivate the webhook")?
+    .rows_affected()
+        > 0;
+    hold_waiting(&mut *conn, attempt.webhook, now).await?;
+    if deactivated {
+        super::alerts::record(&mut *conn, attempt.webhook, reason, now).await?;
+    }
+    Ok(deactivated)
 }
 
 /// Holds a webhook's waiting deliveries (it was switched off).
@@ -346,4 +485,56 @@ pub async fn release_held(conn: &mut sqlx::AnyConnection, webhook: &WebhookId, n
         .await
         .context("could not release the webhook's deliveries")?;
     Ok(done.rows_affected())
+}
+
+/// The queue at a glance, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Pending deliveries due now (or overdue).
+    pub due: i64,
+    /// Pending deliveries waiting for a later attempt.
+    pub scheduled: i64,
+    /// Deliveries held because their webhook is inactive.
+    pub held: i64,
+    /// How long the oldest due delivery has waited past its time (ms; 0 when none is due).
+    pub oldest_due_ms: i64,
+}
+
+/// Counts the deliveries that wait, by kind, and how late the oldest due one is.
+pub async fn backlog(db: &Db) -> anyhow::Result<Backlog> {
+    let now = now_ms();
+    let row = sqlx::query(
+        "SELECT \
+           COALESCE(SUM(CASE WHEN state = 'pending' AND next_attempt_at <= $1 THEN 1 ELSE 0 END), 0) AS due, \
+           COALESCE(SUM(CASE WHEN state = 'pending' AND next_attempt_at > $1 THEN 1 ELSE 0 END), 0) AS scheduled, \
+           COALESCE(SUM(CASE WHEN state = 'held' THEN 1 ELSE 0 END), 0) AS held, \
+           MIN(CASE WHEN state = 'pending' AND next_attempt_at <= $1 THEN next_attempt_at END) AS oldest \
+         FROM deliveries WHERE state IN ('pending', 'held')",
+    )
+    .bind(now)
+    .fetch_one(db.pool())
+    .await
+    .context("could not count the waiting deliveries")?;
+    let oldest: Option<i64> = row.try_get("oldest")?;
+    Ok(Backlog {
+        due: row.try_get("due")?,
+        scheduled: row.try_get("scheduled")?,
+        held: row.try_get("held")?,
+        oldest_due_ms: oldest.map_or(0, |at| (now - at).max(0)),
+    })
+}
+
+/// Gives a claimed delivery back, due at `at`, without counting an attempt: its webhook's rate
+/// limit asked it to wait.
+pub async fn defer(db: &Db, delivery: &DeliveryId, at: i64) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE deliveries SET next_attempt_at = $1, locked_until = NULL, locked_by = NULL, updated_at = $2 WHERE id = $3",
+    )
+    .bind(at)
+    .bind(now_ms())
+    .bind(delivery.as_str())
+    .execute(db.pool())
+    .await
+    .context("could not defer the delivery")?;
+    Ok(())
 }

@@ -153,37 +153,70 @@ pub async fn detail(db: &Db, partner: &PartnerId, id: &AttemptId) -> anyhow::Res
     .transpose()
 }
 
-/// Counts one non-test attempt in its webhook's counters: the minute's bucket, the newest
-/// attempt and the failures in a row. Runs in the transaction that logs the attempt.
-pub async fn count_attempt(
+/// Counts attempts (in order) in the running counters, inside the caller's transaction: one
+/// upsert per webhook and minute, one update per webhook (its newest attempt, and the failures
+/// in a row: those after the batch's last success, or added to the count when none succeeded).
+pub async fn count_attempts(
     conn: &mut sqlx::AnyConnection,
-    partner: &PartnerId,
-    webhook: &WebhookId,
-    success: bool,
+    attempts: &[(&PartnerId, &WebhookId, bool)],
     at: i64,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO webhook_minutes (webhook_id, partner_id, minute, attempts, failures) VALUES ($1, $2, $3, 1, $4) \
-         ON CONFLICT (webhook_id, minute) DO UPDATE SET attempts = webhook_minutes.attempts + 1, \
-         failures = webhook_minutes.failures + excluded.failures",
-    )
-    .bind(webhook.as_str())
-    .bind(partner.as_str())
-    .bind(at / MINUTE_MS)
-    .bind(i64::from(!success))
-    .execute(&mut *conn)
-    .await
-    .context("could not count the attempt")?;
-    sqlx::query(
-        "UPDATE webhooks SET last_attempt_at = $1, last_attempt_ok = $2, \
-         failures_in_a_row = CASE WHEN $2 = 1 THEN 0 ELSE failures_in_a_row + 1 END WHERE id = $3",
-    )
-    .bind(at)
-    .bind(i64::from(success))
-    .bind(webhook.as_str())
-    .execute(&mut *conn)
-    .await
-    .context("could not note the last attempt")?;
+    /// One webhook's share of the batch.
+    struct Tally<'a> {
+        webhook: &'a WebhookId,
+        partner: &'a PartnerId,
+        attempts: i64,
+        failures: i64,
+        any_success: bool,
+        /// Failures since the batch's last success (all of them when none succeeded).
+        trailing: i64,
+    }
+    let mut tallies: Vec<Tally<'_>> = Vec::new();
+    for &(partner, webhook, success) in attempts {
+        let tally = match tallies.iter().position(|t| t.webhook == webhook) {
+            Some(at) => &mut tallies[at],
+            None => {
+                tallies.push(Tally { webhook, partner, attempts: 0, failures: 0, any_success: false, trailing: 0 });
+                tallies.last_mut().expect("just pushed")
+            }
+        };
+        tally.attempts += 1;
+        if success {
+            tally.any_success = true;
+            tally.trailing = 0;
+        } else {
+            tally.failures += 1;
+            tally.trailing += 1;
+        }
+    }
+    for Tally { webhook, partner, attempts: count, failures, any_success, trailing } in tallies {
+        sqlx::query(
+            "INSERT INTO webhook_minutes (webhook_id, partner_id, minute, attempts, failures) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (webhook_id, minute) DO UPDATE SET attempts = webhook_minutes.attempts + excluded.attempts, \
+             failures = webhook_minutes.failures + excluded.failures",
+        )
+        .bind(webhook.as_str())
+        .bind(partner.as_str())
+        .bind(at / MINUTE_MS)
+        .bind(count)
+        .bind(failures)
+        .execute(&mut *conn)
+        .await
+        .context("could not count the attempts")?;
+        let last_ok = trailing == 0;
+        sqlx::query(
+            "UPDATE webhooks SET last_attempt_at = $1, last_attempt_ok = $2, \
+             failures_in_a_row = CASE WHEN $3 = 1 THEN $4 ELSE failures_in_a_row + $4 END WHERE id = $5",
+        )
+        .bind(at)
+        .bind(i64::from(last_ok))
+        .bind(i64::from(any_success))
+        .bind(trailing)
+        .bind(webhook.as_str())
+        .execute(&mut *conn)
+        .await
+        .context("could not note the last attempt")?;
+    }
     Ok(())
 }
 

@@ -5,9 +5,11 @@
 //! touches a partner's rows takes the [`PartnerId`](crate::domain::PartnerId) first.
 
 pub mod accounts;
+pub mod alerts;
 pub mod api_keys;
 pub mod deliveries;
 pub mod log;
+pub mod throttle;
 pub mod webhooks;
 
 use std::str::FromStr;
@@ -46,6 +48,8 @@ impl Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// Seals webhook secrets before they are stored and opens them when read.
+    secrets: crate::crypto::SecretBox,
 }
 
 impl Db {
@@ -77,12 +81,24 @@ impl Db {
             .connect_with(options)
             .await
             .context("could not open the database")?;
-        Ok(Self { pool, backend })
+        let secrets = crate::crypto::SecretBox::for_database(&url)?;
+        Ok(Self { pool, backend, secrets })
     }
 
-    /// Brings the schema up to date; safe to run at every start.
+    /// Brings the schema up to date, and seals any webhook secret stored in the clear (by a
+    /// version from before secrets were sealed); safe to run at every start.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR.run(&self.pool).await.context("could not apply the database migrations")
+        MIGRATOR.run(&self.pool).await.context("could not apply the database migrations")?;
+        let sealed = webhooks::seal_plain_secrets(self).await?;
+        if sealed > 0 {
+            tracing::info!(webhooks = sealed, "sealed webhook secrets that were stored in the clear");
+        }
+        Ok(())
+    }
+
+    /// Seals and opens webhook secrets.
+    pub fn secrets(&self) -> &crate::crypto::SecretBox {
+        &self.secrets
     }
 
     /// The pool, for the store's queries.
@@ -109,19 +125,28 @@ impl Db {
     }
 }
 
+/// The file a SQLite URL names; `None` for an in-memory database (or a URL naming no file).
+pub fn sqlite_file(url: &str) -> Option<&std::path::Path> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| std::path::Path::new(path))
+}
+
+/// `$first, $first+1, …`: `count` numbered placeholders, for a list bound one value each.
+pub fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
 /// The PostgreSQL channel on which new due deliveries are announced.
 pub const WORK_CHANNEL: &str = "portal_work";
 
 /// Makes a SQLite URL open-or-create (`mode=rwc`) unless it names a mode, and creates the
 /// file's folder, so a first start needs nothing prepared.
 fn prepare_sqlite_file(url: &str) -> anyhow::Result<String> {
-    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if !path.is_empty() && path != ":memory:" {
-        if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("could not create the database folder {}", dir.display()))?;
-        }
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    if let Some(dir) = sqlite_file(url).and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create the database folder {}", dir.display()))?;
     }
     Ok(if query.split('&').any(|p| p.starts_with("mode=")) {
         url.to_owned()
@@ -140,6 +165,22 @@ pub fn now_ms() -> i64 {
 /// A stored time back as a date.
 pub fn from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// A flag as the store keeps it: BIGINT 0 or 1 (see the first migration for why).
+pub fn flag(value: bool) -> i64 {
+    i64::from(value)
+}
+
+/// A stored flag back as a bool.
+pub fn get_flag(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    use sqlx::Row;
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}
+
+/// Whether an error is the database refusing a duplicate in a UNIQUE column.
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 #[cfg(test)]
@@ -167,20 +208,4 @@ mod tests {
         assert_eq!(prepare_sqlite_file(&read_only).unwrap(), read_only);
         std::fs::remove_dir_all(dir).unwrap();
     }
-}
-
-/// A flag as the store keeps it: BIGINT 0 or 1 (see the first migration for why).
-pub fn flag(value: bool) -> i64 {
-    i64::from(value)
-}
-
-/// A stored flag back as a bool.
-pub fn get_flag(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, sqlx::Error> {
-    use sqlx::Row;
-    Ok(row.try_get::<i64, _>(column)? != 0)
-}
-
-/// Whether an error is the database refusing a duplicate in a UNIQUE column.
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }

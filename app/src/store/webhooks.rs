@@ -6,6 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, flag, from_ms, get_flag, log, now_ms};
+use crate::crypto::SecretBox;
 use crate::domain::{
     AuthHeader, EventFilter, Health, PartnerId, PayloadTemplate, SigningSecret, WebhookId, WebhookInput,
     WebhookSettings, WebhookUrl, WebhookView,
@@ -17,7 +18,7 @@ pub const PREVIOUS_SECRET_GRACE_MS: i64 = 24 * 3600 * 1000;
 const COLUMNS: &str = "id, partner_id, url, active, deactivated_at, deactivated_reason, event_types, \
     auth_header_name, auth_header_value, payload_template, signing_secret, previous_secret, \
     previous_secret_expires_at, created_at, updated_at, last_attempt_at, last_attempt_ok, failures_in_a_row, \
-    last_deactivated_at";
+    last_deactivated_at, rate_limit";
 
 /// A webhook row with its secrets: for the server's own use (delivery, signing), never sent.
 #[derive(Debug, Clone)]
@@ -49,7 +50,8 @@ pub struct WebhookRecord {
 }
 
 impl WebhookRecord {
-    fn from_row(row: &AnyRow) -> anyhow::Result<Self> {
+    /// The row with its secrets opened by `secrets`.
+    fn from_row(row: &AnyRow, secrets: &SecretBox) -> anyhow::Result<Self> {
         let event_types: Option<String> = row.try_get("event_types")?;
         let event_filter = match event_types {
             None => EventFilter::All,
@@ -62,7 +64,7 @@ impl WebhookRecord {
             row.try_get::<Option<String>, _>("auth_header_name")?,
             row.try_get::<Option<String>, _>("auth_header_value")?,
         ) {
-            (Some(name), Some(value)) => Some(AuthHeader::from_trusted(name, value)),
+            (Some(name), Some(value)) => Some(AuthHeader::from_trusted(name, secrets.open(&value)?)),
             _ => None,
         };
         let now = now_ms();
@@ -70,7 +72,7 @@ impl WebhookRecord {
             row.try_get::<Option<String>, _>("previous_secret")?,
             row.try_get::<Option<i64>, _>("previous_secret_expires_at")?,
         ) {
-            (Some(secret), Some(expires)) if expires > now => Some(SigningSecret::from_trusted(secret)),
+            (Some(secret), Some(expires)) if expires > now => Some(SigningSecret::from_trusted(secrets.open(&secret)?)),
             _ => None,
         };
         Ok(Self {
@@ -84,10 +86,11 @@ impl WebhookRecord {
                 payload_template: row
                     .try_get::<Option<String>, _>("payload_template")?
                     .map(PayloadTemplate::from_trusted),
+                rate_limit: row.try_get::<Option<i64>, _>("rate_limit")?.and_then(|n| u32::try_from(n).ok()),
             },
             deactivated_at: row.try_get("deactivated_at")?,
             deactivated_reason: row.try_get("deactivated_reason")?,
-            signing_secret: SigningSecret::from_trusted(row.try_get("signing_secret")?),
+            signing_secret: SigningSecret::from_trusted(secrets.open(&row.try_get::<String, _>("signing_secret")?)?),
             previous_secret,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
@@ -113,6 +116,7 @@ impl WebhookRecord {
             auth_header_value: String::new(),
             event_types: s.event_filter.names(),
             payload_template: s.payload_template.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+            rate_limit: s.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
         }
     }
 }
@@ -165,6 +169,7 @@ fn view(record: &WebhookRecord, success_rate: Option<f64>) -> WebhookView {
         last_delivery_ok: stats.last_attempt.map(|(_, ok)| ok),
         success_rate: stats.success_rate,
         failures_in_a_row: stats.failures_in_a_row,
+        rate_limit: s.rate_limit,
         health: stats.health(s.active, record.deactivated_reason.is_some()),
     }
 }
@@ -191,8 +196,8 @@ pub async fn create(
     let now = now_ms();
     let row = sqlx::query(&format!(
         "INSERT INTO webhooks (id, partner_id, url, active, deactivated_at, event_types, auth_header_name, \
-         auth_header_value, payload_template, signing_secret, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {COLUMNS}"
+         auth_header_value, payload_template, signing_secret, created_at, updated_at, rate_limit) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) RETURNING {COLUMNS}"
     ))
     .bind(id.as_str())
     .bind(partner.as_str())
@@ -201,14 +206,15 @@ pub async fn create(
     .bind((!settings.active).then_some(now))
     .bind(event_types_column(&settings.event_filter))
     .bind(settings.auth_header.as_ref().map(|h| h.name().to_owned()))
-    .bind(settings.auth_header.as_ref().map(|h| h.expose_value().to_owned()))
+    .bind(settings.auth_header.as_ref().map(|h| db.secrets().seal(h.expose_value())))
     .bind(settings.payload_template.as_ref().map(|t| t.as_str().to_owned()))
-    .bind(secret.expose())
+    .bind(db.secrets().seal(secret.expose()))
     .bind(now)
+    .bind(settings.rate_limit.map(i64::from))
     .fetch_one(db.pool())
     .await
     .context("could not store the webhook")?;
-    let record = WebhookRecord::from_row(&row)?;
+    let record = WebhookRecord::from_row(&row, db.secrets())?;
     Ok((view(&record, None), secret))
 }
 
@@ -224,7 +230,7 @@ pub async fn list(db: &Db, partner: &PartnerId) -> anyhow::Result<Vec<WebhookVie
     let rates = log::success_rates(db, partner, None).await?;
     rows.iter()
         .map(|row| {
-            let record = WebhookRecord::from_row(row)?;
+            let record = WebhookRecord::from_row(row, db.secrets())?;
             Ok(view(&record, rates.get(record.id.as_str()).copied()))
         })
         .collect()
@@ -239,7 +245,7 @@ pub async fn record(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyhow::Res
         .fetch_optional(db.pool())
         .await
         .context("could not load the webhook")?;
-    row.as_ref().map(WebhookRecord::from_row).transpose()
+    row.as_ref().map(|row| WebhookRecord::from_row(row, db.secrets())).transpose()
 }
 
 /// One of the partner's webhooks, as it may be shown.
@@ -276,32 +282,31 @@ pub async fn update(
          deactivated_at = CASE WHEN $7 = 1 THEN NULL WHEN active = 1 THEN $6 ELSE deactivated_at END, \
          last_deactivated_at = CASE WHEN $7 = 0 AND active = 1 THEN $6 ELSE last_deactivated_at END, \
          deactivated_reason = CASE WHEN $7 = 1 THEN NULL ELSE deactivated_reason END, \
-         active = $7 \
+         active = $7, rate_limit = $10 \
          WHERE partner_id = $8 AND id = $9 RETURNING {COLUMNS}"
     ))
     .bind(settings.url.as_str())
     .bind(event_types_column(&settings.event_filter))
     .bind(settings.auth_header.as_ref().map(|h| h.name().to_owned()))
-    .bind(settings.auth_header.as_ref().map(|h| h.expose_value().to_owned()))
+    .bind(settings.auth_header.as_ref().map(|h| db.secrets().seal(h.expose_value())))
     .bind(settings.payload_template.as_ref().map(|t| t.as_str().to_owned()))
     .bind(now)
     .bind(flag(settings.active))
     .bind(partner.as_str())
     .bind(id.as_str())
+    .bind(settings.rate_limit.map(i64::from))
     .fetch_one(&mut *tx)
     .await
     .context("could not update the webhook")?;
     match (was_active, settings.active) {
-        (false, true) => {
-            if super::deliveries::release_held(&mut tx, id, now).await? > 0 {
-                db.announce_work(&mut tx).await?;
-            }
+        (false, true) if super::deliveries::release_held(&mut tx, id, now).await? > 0 => {
+            db.announce_work(&mut tx).await?;
         }
         (true, false) => super::deliveries::hold_waiting(&mut tx, id, now).await?,
         _ => {}
     }
     tx.commit().await.context("could not commit the webhook")?;
-    Ok(Some(view_one(db, &WebhookRecord::from_row(&row)?).await?))
+    Ok(Some(view_one(db, &WebhookRecord::from_row(&row, db.secrets())?).await?))
 }
 
 /// Switches a webhook on or off, keeping its other settings.
@@ -339,7 +344,7 @@ pub async fn rotate_secret(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyh
          signing_secret = $2, updated_at = $3 WHERE partner_id = $4 AND id = $5",
     )
     .bind(now + PREVIOUS_SECRET_GRACE_MS)
-    .bind(secret.expose())
+    .bind(db.secrets().seal(secret.expose()))
     .bind(now)
     .bind(partner.as_str())
     .bind(id.as_str())
@@ -347,4 +352,79 @@ pub async fn rotate_secret(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyh
     .await
     .context("could not rotate the signing secret")?;
     Ok((done.rows_affected() > 0).then_some(secret))
+}
+
+/// Takes the webhook's next send slot under its rate limit of `per_second`: `Ok(())` when this
+/// send may go now (the next slot moves one interval on), `Err(at)` with the time (ms) the next
+/// slot opens. One statement, so dispatchers in several processes share the limit.
+pub async fn take_send_slot(db: &Db, id: &WebhookId, per_second: u32) -> anyhow::Result<Result<(), i64>> {
+    let now = now_ms();
+    let interval = (1000 / i64::from(per_second.max(1))).max(1);
+    let taken = sqlx::query(
+        "UPDATE webhooks SET rate_next_at = $1 WHERE id = $2 AND (rate_next_at IS NULL OR rate_next_at <= $3)",
+    )
+    .bind(now + interval)
+    .bind(id.as_str())
+    .bind(now)
+    .execute(db.pool())
+    .await
+    .context("could not take a send slot")?
+    .rows_affected();
+    if taken > 0 {
+        return Ok(Ok(()));
+    }
+    let next: Option<i64> = sqlx::query("SELECT rate_next_at FROM webhooks WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(db.pool())
+        .await
+        .context("could not read the send slot")?
+        .map(|row| row.try_get::<Option<i64>, _>("rate_next_at"))
+        .transpose()?
+        .flatten();
+    Ok(Err(next.unwrap_or(now + interval)))
+}
+
+/// Seals every webhook secret still stored in the clear; answers how many webhooks it changed.
+pub async fn seal_plain_secrets(db: &Db) -> anyhow::Result<u64> {
+    let rows = sqlx::query(
+        "SELECT id, signing_secret, previous_secret, auth_header_value FROM webhooks \
+         WHERE signing_secret NOT LIKE 'enc:%' OR previous_secret NOT LIKE 'enc:%' OR auth_header_value NOT LIKE 'enc:%'",
+    )
+    .fetch_all(db.pool())
+    .await
+    .context("could not look for secrets stored in the clear")?;
+    let seal = |value: Option<String>| value.map(|v| if SecretBox::is_sealed(&v) { v } else { db.secrets().seal(&v) });
+    for row in &rows {
+        sqlx::query(
+            "UPDATE webhooks SET signing_secret = $1, previous_secret = $2, auth_header_value = $3 WHERE id = $4",
+        )
+        .bind(seal(row.try_get("signing_secret")?))
+        .bind(seal(row.try_get("previous_secret")?))
+        .bind(seal(row.try_get("auth_header_value")?))
+        .bind(row.try_get::<String, _>("id")?)
+        .execute(db.pool())
+        .await
+        .context("could not seal a webhook's secrets")?;
+    }
+    Ok(rows.len() as u64)
+}
+
+/// The webhooks with these ids, with their secrets, by id (the dispatcher loads a claimed
+/// batch's webhooks in one query; each delivery then checks the partner matches).
+pub async fn records_by_id(
+    db: &Db,
+    ids: &[&WebhookId],
+) -> anyhow::Result<std::collections::HashMap<WebhookId, WebhookRecord>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE id IN ({})", super::placeholders(1, ids.len()));
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(id.as_str());
+    }
+    let rows = query.fetch_all(db.pool()).await.context("could not load the webhooks")?;
+    rows.iter()
+        .map(|row| WebhookRecord::from_row(row, db.secrets()).map(|record| (record.id.clone(), record)))
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! Bearer authentication for partners' API keys.
 
 use app::auth::hash_api_key;
-use app::domain::{ApiKeyToken, PartnerId};
+use app::domain::{ApiKeyToken, PartnerId, Role};
 use app::state::AppState;
 use app::store;
 use axum::extract::FromRequestParts;
@@ -15,24 +15,47 @@ use super::ApiError;
 #[derive(Debug, Clone)]
 pub struct ApiPartner(pub PartnerId);
 
+/// An [`ApiPartner`] whose key may change things (an `admin` key); a `viewer` key gets 403.
+/// Every route that changes something takes this.
+#[derive(Debug, Clone)]
+pub struct ApiAdmin(pub ApiPartner);
+
+impl FromRequestParts<AppState> for ApiAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let (partner, role) = authenticate(parts, state).await?;
+        if !role.can_change() {
+            return Err(ApiError::Forbidden(
+                "this API key is a viewer key: it reads webhooks and logs, and changes nothing",
+            ));
+        }
+        Ok(Self(ApiPartner(partner)))
+    }
+}
+
 impl FromRequestParts<AppState> for ApiPartner {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized("send your API key as `Authorization: Bearer <key>`"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .ok_or(ApiError::Unauthorized("the Authorization header must be `Bearer <key>`"))?;
-        let token = ApiKeyToken::parse(token).ok_or(ApiError::Unauthorized("the API key is not valid"))?;
-        store::api_keys::authenticate(&state.db, &hash_api_key(&token))
-            .await?
-            .map(ApiPartner)
-            .ok_or(ApiError::Unauthorized("the API key is not valid or was revoked"))
+        Ok(Self(authenticate(parts, state).await?.0))
     }
+}
+
+/// The partner and role of the request's API key.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<(PartnerId, Role), ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized("send your API key as `Authorization: Bearer <key>`"))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized("the Authorization header must be `Bearer <key>`"))?;
+    let token = ApiKeyToken::parse(token).ok_or(ApiError::Unauthorized("the API key is not valid"))?;
+    store::api_keys::authenticate(&state.db, &hash_api_key(&token))
+        .await?
+        .ok_or(ApiError::Unauthorized("the API key is not valid or was revoked"))
 }

@@ -14,7 +14,7 @@ pub struct ErrorBody {
 /// `{code, message}`, with `field` and `errors` when fields were refused.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `validation_failed` or `internal`.
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `too_large`, `validation_failed` or `internal`.
     code: String,
     /// What was wrong, in words.
     message: String,
@@ -49,6 +49,9 @@ pub enum ApiError {
     /// The call clashes with what exists.
     #[error("{0}")]
     Conflict(String),
+    /// The body is larger than the portal takes.
+    #[error("{0}")]
+    TooLarge(String),
     /// Fields broke rules; nothing was changed. Never empty.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<app::domain::FieldError>),
@@ -66,6 +69,7 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, ApiPartner, ErrorBody};
+use super::{ApiAdmin, ApiError, ApiPartner, ErrorBody};
 
 /// Log filters and paging, as query parameters.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -95,7 +95,7 @@ pub async fn attempt(
 #[utoipa::path(post, path = "/api/v1/deliveries/{id}/resend", tag = "logs", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 202, body = ResentBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn resend(
     State(state): State<AppState>,
-    partner: ApiPartner,
+    ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<ResentBody>), ApiError> {
     let not_found = || ApiError::NotFound(format!("no delivery with id `{}`", id.chars().take(64).collect::<String>()));
@@ -112,7 +112,7 @@ pub async fn resend(
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/replay", tag = "logs", security(("apiKey" = [])), params(("id" = String, Path)), request_body(content = Option<ReplayBody>), responses((status = 202, body = ReplayView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn replay(
     State(state): State<AppState>,
-    partner: ApiPartner,
+    ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<ReplayView>), ApiError> {

@@ -16,7 +16,7 @@ use app::state::AppState;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 
-pub use auth::ApiPartner;
+pub use auth::{ApiAdmin, ApiPartner};
 pub use error::{ApiError, ErrorBody};
 pub use json::ApiJson;
 

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiError, ApiJson, ApiPartner, ErrorBody};
+use super::{ApiAdmin, ApiError, ApiJson, ApiPartner, ErrorBody};
 
 /// An auth header as a request body gives it.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -40,6 +40,9 @@ pub struct CreateBody {
     /// A Jinja template that must render JSON; left out for the default body.
     #[serde(default)]
     payload_template: Option<String>,
+    /// Most requests per second the dispatcher sends it (1 to 1000); left out for no limit.
+    #[serde(default)]
+    rate_limit: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -67,6 +70,10 @@ pub struct PatchBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, nullable)]
     payload_template: Option<Option<String>>,
+    /// Requests per second (1 to 1000); `null` removes the limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, nullable)]
+    rate_limit: Option<Option<u32>>,
 }
 
 /// Tells `null` (Some(None)) from a missing field (None, by `default`).
@@ -119,7 +126,7 @@ pub async fn list(State(state): State<AppState>, partner: ApiPartner) -> Result<
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", security(("apiKey" = [])), request_body = CreateBody, responses((status = 201, body = CreatedBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    partner: ApiPartner,
+    ApiAdmin(partner): ApiAdmin,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (auth_header_name, auth_header_value) = match body.auth_header {
@@ -133,6 +140,7 @@ pub async fn create(
         auth_header_value,
         event_types: body.event_types,
         payload_template: body.payload_template.unwrap_or_default(),
+        rate_limit: body.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
     };
     let settings = input.parse(state.settings.url_policy, None).map_err(ApiError::Invalid)?;
     let (webhook, secret) = webhooks::create(&state.db, &partner.0, &settings).await?;
@@ -155,7 +163,7 @@ pub async fn show(
 #[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), request_body = PatchBody, responses((status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
-    partner: ApiPartner,
+    ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PatchBody>,
 ) -> Result<Json<WebhookView>, ApiError> {
@@ -178,6 +186,9 @@ pub async fn update(
     if let Some(template) = body.payload_template {
         input.payload_template = template.unwrap_or_default();
     }
+    if let Some(limit) = body.rate_limit {
+        input.rate_limit = limit.map(|n| n.to_string()).unwrap_or_default();
+    }
     let settings =
         input.parse(state.settings.url_policy, record.settings.auth_header.as_ref()).map_err(ApiError::Invalid)?;
     let webhook =
@@ -192,7 +203,7 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
-    partner: ApiPartner,
+    ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if !webhooks::delete(&state.db, &partner.0, &parse_id(&id)?).await? {
@@ -214,7 +225,7 @@ async fn switch(state: AppState, partner: ApiPartner, id: String, active: bool) 
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = AttemptResult), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn test(
     State(state): State<AppState>,
-    partner: ApiPartner,
+    ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<AttemptResult>, ApiError> {
     let record = load(&state, &partner, &id).await?;
@@ -225,7 +236,7 @@ pub async fn test(
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/activate", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = WebhookView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn activate(
     State(state): State<AppState>,
-    partner: ApiPartner,
+    ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
     switch(state, partner, id, true).await
@@ -235,7 +246,7 @@ pub async fn activate(
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/deactivate", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = WebhookView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn deactivate(
     State(state): State<AppState>,
-    partner: ApiPartner,
+    ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
     switch(state, partner, id, false).await
@@ -245,7 +256,7 @@ pub async fn deactivate(
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/secret", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = SecretBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn secret(
     State(state): State<AppState>,
-    partner: ApiPartner,
+    ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<SecretBody>, ApiError> {
     let record = load(&state, &partner, &id).await?;
@@ -256,7 +267,7 @@ pub async fn secret(
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/secret/rotate", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = SecretBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
-    partner: ApiPartner,
+    ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<SecretBody>, ApiError> {
     let secret =

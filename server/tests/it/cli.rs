@@ -177,3 +177,34 @@ async fn the_operator_publishes_from_the_command_line() {
     let err = stderr(&bad);
     assert!(err.contains("--type has `nope`") && err.contains("--data must be a JSON object"), "{err}");
 }
+
+#[tokio::test]
+async fn users_are_added_to_a_partner_with_a_role() {
+    let app = spawn_app().await;
+    let created = stdout_json(&portal(
+        &app.database_url,
+        &["partner", "create", "--name", "Acme", "--email", "ann@acme.test", "--json"],
+        None,
+    ));
+    let partner = created["id"].as_str().unwrap();
+    let added = stdout_json(&portal(
+        &app.database_url,
+        &["user", "add", "--partner", partner, "--email", "vic@acme.test", "--role", "viewer", "--json"],
+        None,
+    ));
+    assert_eq!(added["role"], "viewer");
+    assert_eq!(added["partnerId"], partner);
+    let client = crate::helpers::browser();
+    let response = app.login(&client, "vic@acme.test", added["password"].as_str().unwrap()).await;
+    assert_eq!(crate::helpers::location(&response).as_deref(), Some("/webhooks"), "the new user signs in");
+
+    for (args, expected) in [
+        (vec!["--partner", partner, "--email", "vic@acme.test"], "--email `vic@acme.test` is already used"),
+        (vec!["--partner", partner, "--email", "x@acme.test", "--role", "owner"], "--role must be `admin` or `viewer`"),
+        (vec!["--partner", "ptn_01KAQ3M7A8Q9XKJ2V5T6N4B0CD", "--email", "x@acme.test"], "no such partner"),
+    ] {
+        let output = portal(&app.database_url, &[&["user", "add"][..], &args].concat(), None);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&output).contains(expected), "{}", stderr(&output));
+    }
+}

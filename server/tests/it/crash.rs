@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
@@ -14,30 +15,46 @@ use crate::receiver::{Receiver, Reply};
 /// Starts `portal serve` with `args`, waits until its log has a line with `ready`, and answers
 /// the child and what follows `ready` on that line.
 pub fn spawn_portal(database_url: &str, args: &[&str], ready: &'static str) -> (Child, String) {
+    let (child, rest, _) = spawn_portal_logged(database_url, args, &[], ready);
+    (child, rest)
+}
+
+/// [`spawn_portal`] with extra environment variables, also answering every log line so far
+/// and to come.
+pub fn spawn_portal_logged(
+    database_url: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    ready: &'static str,
+) -> (Child, String, Arc<Mutex<Vec<String>>>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_portal"))
         .arg("serve")
         .args(args)
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
     let (tx, rx) = std::sync::mpsc::channel();
+    let kept = lines.clone();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent {
-                if let Some(at) = line.find(ready) {
-                    let _ = tx.send(line[at + ready.len()..].trim().to_owned());
-                    sent = true;
-                }
+            if !sent && let Some(at) = line.find(ready) {
+                // The word after `ready`: a text line ends there, a JSON line goes on with `"`.
+                let rest = line[at + ready.len()..].split(['"', ' ']).next().unwrap_or_default();
+                let _ = tx.send(rest.to_owned());
+                sent = true;
             }
+            kept.lock().unwrap().push(line);
         }
     });
     let rest = rx.recv_timeout(Duration::from_secs(30)).expect("the portal starts");
-    (child, rest)
+    (child, rest, lines)
 }
 
 /// Starts `portal serve` on a free port; answers the child and its address.
@@ -62,20 +79,11 @@ async fn a_kill_in_the_middle_of_a_burst_loses_no_event() {
     let (mut child, address) = start_portal(&database_url);
     let db = app::store::Db::connect(&database_url).await.unwrap();
     let partner = insert_partner(&db, "Acme", "ann@acme.test").await.id;
-    let key = app::auth::generate_api_key();
-    app::store::api_keys::create(
-        &db,
-        &partner,
-        &app::domain::ApiKeyName::parse("k").unwrap(),
-        &key.display_prefix(),
-        &app::auth::hash_api_key(&key),
-    )
-    .await
-    .unwrap();
+    let key = crate::helpers::insert_api_key(&db, &partner).await;
     let client = reqwest::Client::new();
     let created = client
         .post(format!("{address}/api/v1/webhooks"))
-        .bearer_auth(key.expose())
+        .bearer_auth(&key)
         .json(&json!({"url": receiver.url}))
         .send()
         .await

@@ -17,6 +17,8 @@ pub struct TestApp {
     pub database_url: String,
     /// Its own connection to that database, for arranging data.
     pub db: Db,
+    /// `http://127.0.0.1:PORT` of the `--metrics-addr` listener, when asked for.
+    pub metrics_address: Option<String>,
     _dir: TempDir,
 }
 
@@ -43,9 +45,10 @@ pub async fn spawn_app_with(flags: &[&str]) -> TestApp {
     let Some(Command::Serve(args)) = cli.command else { unreachable!() };
     let application = Application::build(&database_url, args).await.expect("the portal starts");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let metrics_address = application.metrics_port().map(|port| format!("http://127.0.0.1:{port}"));
     tokio::spawn(application.run_until(std::future::pending()));
     let db = Db::connect(&database_url).await.expect("test connection");
-    TestApp { address, database_url, db, _dir: dir }
+    TestApp { address, database_url, db, metrics_address, _dir: dir }
 }
 
 /// The environment variable that runs the suite on PostgreSQL: a URL of a server and a
@@ -121,18 +124,29 @@ impl TestApp {
 
     /// Makes an API key for `partner` with the CLI's code path and returns the key.
     pub async fn create_api_key(&self, partner: &PartnerId) -> String {
-        let key = app::auth::generate_api_key();
-        app::store::api_keys::create(
-            &self.db,
-            partner,
-            &app::domain::ApiKeyName::parse("test").unwrap(),
-            &key.display_prefix(),
-            &app::auth::hash_api_key(&key),
-        )
-        .await
-        .unwrap();
-        key.expose().to_owned()
+        insert_api_key(&self.db, partner).await
     }
+}
+
+/// Makes an admin API key for `partner` in `db` with the CLI's code path and returns the key.
+pub async fn insert_api_key(db: &Db, partner: &PartnerId) -> String {
+    insert_api_key_with_role(db, partner, app::domain::Role::Admin).await
+}
+
+/// Makes an API key with `role` for `partner` in `db` and returns the key.
+pub async fn insert_api_key_with_role(db: &Db, partner: &PartnerId, role: app::domain::Role) -> String {
+    let key = app::auth::generate_api_key();
+    app::store::api_keys::create(
+        db,
+        partner,
+        &app::domain::ApiKeyName::parse("test").unwrap(),
+        role,
+        &key.display_prefix(),
+        &app::auth::hash_api_key(&key),
+    )
+    .await
+    .unwrap();
+    key.expose().to_owned()
 }
 
 /// Makes a partner with one user (password "correct horse battery staple") in `db`.

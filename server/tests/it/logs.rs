@@ -485,3 +485,53 @@ async fn retention_prunes_old_attempts_and_leaves_the_counters_right() {
         assert_eq!(after[field], before[field], "{field} unchanged by pruning");
     }
 }
+
+#[tokio::test]
+async fn a_batch_of_attempts_to_one_webhook_counts_like_one_at_a_time() {
+    use app::domain::{AttemptResult, EventBody, Origin};
+    use app::store::deliveries::{FinishedAttempt, Next, record_many};
+    use sqlx::Row;
+    let app = crate::helpers::spawn_app().await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await.id;
+    crate::helpers::insert_webhooks(&app.db, &partner, "https://example.com/hook", 1).await;
+    let webhook: String = sqlx::query("SELECT id FROM webhooks").fetch_one(app.db.pool()).await.unwrap().get("id");
+    let webhook = app::domain::WebhookId::parse(&webhook).unwrap();
+    let attempt = |success: bool| FinishedAttempt {
+        delivery: None,
+        partner: partner.clone(),
+        webhook: webhook.clone(),
+        event: EventBody::sample(),
+        number: 1,
+        request: None,
+        result: AttemptResult {
+            success,
+            status_code: Some(if success { 200 } else { 500 }),
+            latency_ms: 1,
+            response_body: None,
+            error: None,
+            cause: None,
+            retry_after_secs: None,
+        },
+        origin: Origin::Event,
+        next: Next::Succeeded,
+    };
+    // Failed, succeeded, failed, failed: two failures in a row at the end, the last one failed.
+    record_many(&app.db, &[attempt(false), attempt(true), attempt(false), attempt(false)]).await.unwrap();
+    let row =
+        sqlx::query("SELECT failures_in_a_row, last_attempt_ok FROM webhooks").fetch_one(app.db.pool()).await.unwrap();
+    assert_eq!((row.get::<i64, _>("failures_in_a_row"), row.get::<i64, _>("last_attempt_ok")), (2, 0));
+    let minute = sqlx::query(
+        "SELECT CAST(SUM(attempts) AS BIGINT) AS a, CAST(SUM(failures) AS BIGINT) AS f FROM webhook_minutes",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!((minute.get::<i64, _>("a"), minute.get::<i64, _>("f")), (4, 3));
+    // Two more failures with no success add to the count.
+    record_many(&app.db, &[attempt(false), attempt(false)]).await.unwrap();
+    let row = sqlx::query("SELECT failures_in_a_row FROM webhooks").fetch_one(app.db.pool()).await.unwrap();
+    assert_eq!(row.get::<i64, _>("failures_in_a_row"), 4);
+    let logged: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM attempts").fetch_one(app.db.pool()).await.unwrap().get("n");
+    assert_eq!(logged, 6);
+}

@@ -1,6 +1,7 @@
 //! Black-box tests: each starts a portal on port 0 with a fresh database and talks HTTP to it,
 //! or runs the `portal` binary.
 
+mod alerts;
 mod api;
 mod bench_logs;
 mod cli;
@@ -11,6 +12,8 @@ mod logs;
 mod operations;
 mod portal_webhooks;
 mod receiver;
+mod roles;
 mod scale;
+mod security;
 mod sessions;
 mod webhooks;

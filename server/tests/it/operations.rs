@@ -146,3 +146,234 @@ async fn sigterm_mid_burst_finishes_what_is_in_flight_and_loses_nothing() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// The value of the sample `series` (name and labels exactly as exported) in a metrics page.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Metrics pages that read gauges are taken one at a time: the recorder is shared by every
+/// portal in this test process, and each scrape sets the gauges from its own database.
+static SCRAPES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn scrape(url: String, token: Option<&str>) -> (StatusCode, String) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn metrics_need_the_operator_token_and_count_attempts_queue_and_requests() {
+    use crate::helpers::OPERATOR_TOKEN;
+    let s = setup(&["--retry-schedule", "1h"]).await;
+    let (status, _) = scrape(s.app.url("/metrics"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = scrape(s.app.url("/metrics"), Some(&"x".repeat(OPERATOR_TOKEN.len()))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a wrong token of the right length");
+
+    let receiver = Receiver::start(Reply::Status(200, "ok")).await;
+    let good = s.create_webhook(json!({"url": receiver.url})).await;
+    // Nothing listens there: the attempt fails to connect and waits an hour for its retry.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed_url = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let bad = s.create_webhook(json!({"url": closed_url})).await;
+    let bad_id = bad["id"].as_str().unwrap().to_owned();
+    s.publish_event("evt_metrics_1").await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    eventually("the failing attempt is logged", Duration::from_secs(10), || async {
+        s.attempts(&bad_id).await.len() == 1
+    })
+    .await;
+    s.webhook(good["id"].as_str().unwrap()).await;
+
+    let _one_at_a_time = SCRAPES.lock().await;
+    let (status, page) = scrape(s.app.url("/metrics"), Some(OPERATOR_TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(sample(&page, r#"portal_attempts_total{outcome="2xx"}"#).unwrap() >= 1.0, "{page}");
+    assert!(sample(&page, r#"portal_attempts_total{outcome="connect_error"}"#).unwrap() >= 1.0, "{page}");
+    assert!(sample(&page, "portal_attempt_duration_seconds_count").unwrap() >= 2.0, "{page}");
+    assert!(page.contains(r#"portal_attempt_duration_seconds_bucket{le="0.01"}"#), "a histogram with buckets");
+    assert!(sample(&page, "portal_events_published_total").unwrap() >= 1.0);
+    assert_eq!(sample(&page, r#"portal_deliveries_waiting{state="scheduled"}"#), Some(1.0), "{page}");
+    assert_eq!(sample(&page, r#"portal_deliveries_waiting{state="due"}"#), Some(0.0));
+    assert_eq!(sample(&page, r#"portal_deliveries_waiting{state="held"}"#), Some(0.0));
+    assert_eq!(sample(&page, "portal_oldest_due_delivery_age_seconds"), Some(0.0));
+    // Requests are counted by route pattern, never by the ids in the path.
+    assert!(
+        sample(&page, r#"portal_http_requests_total{method="POST",route="/api/v1/events",status="202"}"#).unwrap()
+            >= 1.0,
+        "{page}"
+    );
+    assert!(
+        sample(&page, r#"portal_http_requests_total{method="GET",route="/api/v1/webhooks/{id}",status="200"}"#)
+            .unwrap()
+            >= 1.0
+    );
+    assert!(!page.contains(&bad_id), "no id becomes a label");
+    assert!(page.contains("# HELP portal_attempts_total"), "every metric is described");
+
+    // Switched off, its waiting retry is held, and the gauge says so.
+    s.post(&format!("/api/v1/webhooks/{bad_id}/deactivate")).await;
+    let (_, page) = scrape(s.app.url("/metrics"), Some(OPERATOR_TOKEN)).await;
+    assert_eq!(sample(&page, r#"portal_deliveries_waiting{state="held"}"#), Some(1.0), "{page}");
+    assert_eq!(sample(&page, r#"portal_deliveries_waiting{state="scheduled"}"#), Some(0.0));
+}
+
+#[tokio::test]
+async fn the_metrics_address_serves_metrics_and_health_without_the_token() {
+    let app = spawn_app_with(&["--no-web", "--metrics-addr", "127.0.0.1:0"]).await;
+    let admin = app.metrics_address.clone().expect("a metrics listener");
+    let (status, body) = get_json(format!("{admin}/healthz")).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    eventually("the delivering process is ready", Duration::from_secs(10), || async {
+        get_json(format!("{admin}/readyz")).await.0 == StatusCode::OK
+    })
+    .await;
+    let _one_at_a_time = SCRAPES.lock().await;
+    let (status, page) = scrape(format!("{admin}/metrics"), None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(sample(&page, r#"portal_deliveries_waiting{state="due"}"#), Some(0.0), "{page}");
+}
+
+#[tokio::test]
+async fn retry_after_on_429_moves_the_retry_later_and_the_log_says_so() {
+    let s = setup(&["--retry-schedule", "100ms,100ms"]).await;
+    let receiver = Receiver::start(Reply::Status(200, "ok")).await;
+    receiver.script([Reply::RetryAfter(429, "2")]);
+    let webhook = s.create_webhook(json!({"url": receiver.url})).await;
+    let id = webhook["id"].as_str().unwrap().to_owned();
+    s.publish_event("evt_retry_after").await;
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    let gap = got[1].at - got[0].at;
+    assert!(gap >= Duration::from_millis(1_950), "the retry waited as asked, not 100 ms: {gap:?}");
+    assert!(gap < Duration::from_secs(4), "and not much longer: {gap:?}");
+    eventually("both attempts are logged", Duration::from_secs(10), || async { s.attempts(&id).await.len() == 2 })
+        .await;
+    let attempts = s.attempts(&id).await;
+    let error = attempts[0].3.as_deref().unwrap();
+    assert!(error.contains("429") && error.contains("asked to wait 2s"), "{error}");
+    assert!(error.contains("the next attempt waits 2s as asked, not the scheduled 100ms"), "{error}");
+    assert_eq!(attempts[1].2, "success");
+}
+
+#[tokio::test]
+async fn with_retry_after_ignored_the_schedule_rules() {
+    let s = setup(&["--retry-schedule", "100ms", "--honor-retry-after", "false"]).await;
+    let receiver = Receiver::start(Reply::Status(200, "ok")).await;
+    receiver.script([Reply::RetryAfter(503, "30")]);
+    s.create_webhook(json!({"url": receiver.url})).await;
+    s.publish_event("evt_retry_after_off").await;
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert!(got[1].at - got[0].at < Duration::from_secs(5), "the 30 s ask was not followed");
+}
+
+#[tokio::test]
+async fn a_rate_limited_webhook_gets_events_spaced_out_and_waiting_is_no_failure() {
+    let s = setup(&[]).await;
+    let receiver = Receiver::start(Reply::Status(200, "ok")).await;
+    // The limit is checked like every other field.
+    let response = reqwest::Client::new()
+        .post(s.app.url("/api/v1/webhooks"))
+        .bearer_auth(&s.key)
+        .json(&json!({"url": receiver.url, "rateLimit": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    assert!(body.to_string().contains("rateLimit"), "{body}");
+
+    let webhook = s.create_webhook(json!({"url": receiver.url, "rateLimit": 5})).await;
+    assert_eq!(webhook["rateLimit"], 5);
+    let id = webhook["id"].as_str().unwrap().to_owned();
+    for i in 0..6 {
+        s.publish_event(&format!("evt_limited_{i}")).await;
+    }
+    let got = receiver.wait_for(6, Duration::from_secs(10)).await;
+    let mut times: Vec<_> = got.iter().map(|r| r.at).collect();
+    times.sort();
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        // 5 per second is one every 200 ms; allow for scheduling jitter.
+        assert!(gap >= Duration::from_millis(170), "two requests {gap:?} apart under a 5/s limit");
+    }
+    eventually("every attempt is logged", Duration::from_secs(10), || async { s.attempts(&id).await.len() >= 6 }).await;
+    let attempts = s.attempts(&id).await;
+    assert_eq!(attempts.len(), 6, "one attempt per event: waiting is not an attempt");
+    assert!(attempts.iter().all(|a| a.1 == 1 && a.2 == "success"), "{attempts:?}");
+
+    // PATCH null lifts the limit.
+    let response = reqwest::Client::new()
+        .patch(s.app.url(&format!("/api/v1/webhooks/{id}")))
+        .bearer_auth(&s.key)
+        .json(&json!({"rateLimit": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap()["rateLimit"], Value::Null);
+}
+
+#[tokio::test]
+async fn json_logs_have_one_line_per_attempt_with_its_fields_and_no_secret() {
+    use crate::crash::spawn_portal_logged;
+    use crate::helpers::{OPERATOR_TOKEN, fresh_database_url, insert_api_key, insert_partner};
+
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database_url(dir.path()).await;
+    let receiver = Receiver::start(Reply::Status(200, "ok")).await;
+    let args = ["--addr", "127.0.0.1:0", "--allow-private-targets", "true", "--operator-token", OPERATOR_TOKEN];
+    let (mut child, address, lines) =
+        spawn_portal_logged(&database_url, &args, &[("PORTAL_LOG_FORMAT", "json")], "listening on ");
+    let db = app::store::Db::connect(&database_url).await.unwrap();
+    let partner = insert_partner(&db, "Acme", "ann@acme.test").await;
+    let api_key = insert_api_key(&db, &partner.id).await;
+    let client = reqwest::Client::new();
+    let webhook: Value = client
+        .post(format!("{address}/api/v1/webhooks"))
+        .bearer_auth(&api_key)
+        .json(&json!({"url": receiver.url, "authHeader": {"name": "X-Partner-Key", "value": "hunter2-partner-secret"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let signing_secret = webhook["secret"].as_str().unwrap().to_owned();
+    let response = client
+        .post(format!("{address}/api/v1/events"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&json!({"partnerId": partner.id.to_string(), "type": "verification.completed", "status": "success", "data": {}, "id": "evt_logged"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let attempt_line = || lines.lock().unwrap().iter().find(|l| l.contains(r#""message":"attempt""#)).cloned();
+    eventually("the attempt's log line", Duration::from_secs(10), || async { attempt_line().is_some() }).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let all = lines.lock().unwrap().clone();
+    for line in &all {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(!line.contains("hunter2-partner-secret"), "the auth header's value was logged: {line}");
+        assert!(!line.contains(&signing_secret), "the signing secret was logged: {line}");
+        assert!(!line.contains(OPERATOR_TOKEN) && !line.contains(&api_key), "a token was logged: {line}");
+    }
+    let line: Value = serde_json::from_str(&attempt_line().unwrap()).unwrap();
+    let fields = &line["fields"];
+    assert_eq!(fields["partner"], partner.id.to_string());
+    assert_eq!(fields["event"], "evt_logged");
+    assert_eq!(fields["attempt"], 1);
+    assert_eq!(fields["outcome"], "success");
+    assert_eq!(fields["class"], "2xx");
+    assert!(fields["latency_ms"].is_u64(), "{line}");
+    // The delivery and the webhook come from the span the attempt runs in.
+    assert_eq!(line["span"]["webhook"], webhook["id"], "{line}");
+    assert!(line["span"]["delivery"].as_str().unwrap().starts_with("dlv_"), "{line}");
+}

@@ -19,6 +19,8 @@ pub enum Reply {
     Redirect(&'static str),
     /// No answer for this long, then 200.
     Hang(Duration),
+    /// This status with a `Retry-After` header of this value.
+    RetryAfter(u16, &'static str),
 }
 
 /// One request as the receiver got it.
@@ -63,6 +65,9 @@ async fn handle(
     match reply {
         Reply::Status(code, body) => (StatusCode::from_u16(code).unwrap(), body).into_response(),
         Reply::Redirect(to) => (StatusCode::FOUND, [("location", to)]).into_response(),
+        Reply::RetryAfter(code, wait) => {
+            (StatusCode::from_u16(code).unwrap(), [("retry-after", wait)], "busy").into_response()
+        }
         Reply::Hang(time) => {
             tokio::time::sleep(time).await;
             (StatusCode::OK, "late").into_response()

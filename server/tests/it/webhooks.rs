@@ -166,7 +166,7 @@ async fn bad_input_is_refused_with_the_field_named_and_changes_nothing() {
         (json!({"url": "http://api.acme.test/hook"}), "url", "https://"),
         (json!({"url": "https://user:pw@api.acme.test/"}), "url", "user name or password"),
         (json!({"url": long_url}), "url", "at most 2048"),
-        (json!({"url": "https://127.0.0.1/hook"}), "url", "private"),
+        (json!({"url": "https://127.0.0.1/hook"}), "url", "127.0.0.1, which is loopback"),
         (json!({"url": "https://x.test", "authHeader": {"name": "X-Key:", "value": "v"}}), "authHeader.name", "`:`"),
         (
             json!({"url": "https://x.test", "authHeader": {"name": "Content-Type", "value": "v"}}),

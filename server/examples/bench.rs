@@ -1,0 +1,319 @@
+//! The dispatcher benchmark: drives a real `portal serve` process end to end and measures
+//! deliveries per second, publish-to-first-attempt latency, retry timing and the effect of
+//! hanging webhooks, with the portal's peak memory and CPU time.
+//!
+//! ```text
+//! cargo build --release -p server --bin portal --example bench
+//! target/release/examples/bench [throughput|latency|retries|slow|all]
+//! BENCH_DATABASE=postgres://root@127.0.0.1:5432/postgres target/release/examples/bench throughput
+//! ```
+//!
+//! Events are published through the real API (`POST /api/v1/events`, operator token) by
+//! concurrent clients; a receiver in this process (axum on 127.0.0.1) answers 200 at once, or
+//! 500, or hangs, by path, and notes when each request arrived. Each run has a fresh database:
+//! a SQLite file in a temporary folder, or a new PostgreSQL database on the server named by
+//! `BENCH_DATABASE`.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use app::domain::{PartnerId, UrlPolicy, WebhookInput};
+use app::store::Db;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::json;
+
+const TOKEN: &str = "bench-operator-token-0123456789abcdef";
+
+/// What the receiver saw: (webhook path, event id, arrival).
+type Log = Arc<Mutex<Vec<(String, String, Instant)>>>;
+
+async fn receive(State(log): State<Log>, Path((kind, hook)): Path<(String, String)>, headers: HeaderMap) -> StatusCode {
+    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    log.lock().unwrap().push((format!("{kind}/{hook}"), id, Instant::now()));
+    match kind.as_str() {
+        "fail" => StatusCode::INTERNAL_SERVER_ERROR,
+        "hang" => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::OK
+        }
+        _ => StatusCode::OK,
+    }
+}
+
+/// A receiver on 127.0.0.1; answers its base URL and its log.
+async fn receiver() -> (String, Log) {
+    let log: Log = Arc::default();
+    let app = axum::Router::new().route("/{kind}/{hook}", axum::routing::post(receive)).with_state(log.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, log)
+}
+
+/// A fresh database URL: SQLite in `dir`, or a new database on `BENCH_DATABASE`'s server.
+async fn fresh_database(dir: &std::path::Path) -> String {
+    use sqlx::{Connection, Executor};
+    match std::env::var("BENCH_DATABASE") {
+        Ok(server) if server.starts_with("postgres") => {
+            sqlx::any::install_default_drivers();
+            let name = format!("portal_bench_{}", ulid::Ulid::new().to_string().to_lowercase());
+            let mut admin = sqlx::AnyConnection::connect(&server).await.unwrap();
+            admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+            let (host, _) = server.rsplit_once('/').unwrap();
+            format!("{host}/{name}")
+        }
+        _ => format!("sqlite://{}/bench.db", dir.display()),
+    }
+}
+
+/// The portal under test, its address and its database.
+struct Portal {
+    child: Child,
+    address: String,
+    db: Db,
+    _dir: tempfile::TempDir,
+}
+
+impl Portal {
+    async fn start(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = fresh_database(dir.path()).await;
+        let db = Db::connect(&database_url).await.unwrap();
+        db.migrate().await.unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let binary = std::env::var("PORTAL_BIN").unwrap_or_else(|_| "target/release/portal".into());
+        let child = Command::new(binary)
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--operator-token", TOKEN])
+            .args(["--allow-private-targets", "true", "--site-root", dir.path().to_str().unwrap()])
+            .args(args)
+            .env("DATABASE_URL", &database_url)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("target/release/portal runs (cargo build --release -p server --bin portal)");
+        let address = format!("http://127.0.0.1:{port}");
+        let until = Instant::now() + Duration::from_secs(30);
+        while reqwest::get(format!("{address}/healthz")).await.is_err() {
+            assert!(Instant::now() < until, "the portal did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self { child, address, db, _dir: dir }
+    }
+
+    /// A partner with `urls` as its webhooks.
+    async fn partner(&self, urls: &[String]) -> PartnerId {
+        let email = format!("{}@bench.test", ulid::Ulid::new().to_string().to_lowercase());
+        let (partner, _) = app::store::accounts::create_partner_with_user(
+            &self.db,
+            &app::domain::PartnerName::parse("Bench").unwrap(),
+            &app::domain::EmailAddress::parse(&email).unwrap(),
+            "not-a-hash",
+        )
+        .await
+        .unwrap();
+        for url in urls {
+            let input = WebhookInput { url: url.clone(), active: true, ..Default::default() };
+            let settings = input.parse(UrlPolicy { allow_private: true }, None).unwrap();
+            app::store::webhooks::create(&self.db, &partner, &settings).await.unwrap();
+        }
+        partner
+    }
+
+    /// Peak resident memory (MB) and CPU time (s) of the portal so far.
+    fn resources(&self) -> (f64, f64) {
+        let pid = self.child.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let peak_kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+        let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+            + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+        (peak_kb / 1024.0, ticks / 100.0)
+    }
+}
+
+impl Drop for Portal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Publishes `count` events for each partner, `rate` per second in all (`None`: as fast as
+/// `concurrency` clients go); answers when each was accepted, by event id.
+async fn publish(
+    portal: &Portal,
+    partners: &[PartnerId],
+    count: usize,
+    rate: Option<f64>,
+    concurrency: usize,
+) -> HashMap<String, Instant> {
+    let client = reqwest::Client::new();
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let jobs: Vec<(String, PartnerId)> = (0..count)
+        .flat_map(|i| partners.iter().enumerate().map(move |(p, partner)| (format!("evt_b{i}_{p}"), partner.clone())))
+        .collect();
+    let jobs =
+        Arc::new(Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>()));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, jobs, sent, url) =
+                (client.clone(), jobs.clone(), sent.clone(), format!("{}/api/v1/events", portal.address));
+            tokio::spawn(async move {
+                loop {
+                    let Some((n, (id, partner))) = jobs.lock().unwrap().pop() else { break };
+                    if let Some(rate) = rate {
+                        let at = started + Duration::from_secs_f64(n as f64 / rate);
+                        tokio::time::sleep_until(at.into()).await;
+                    }
+                    let body = json!({"partnerId": partner, "type": "verification.completed", "status": "success", "id": id, "data": {"n": n}});
+                    let before = Instant::now();
+                    let response = client.post(&url).bearer_auth(TOKEN).json(&body).send().await.unwrap();
+                    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap_or_default());
+                    sent.lock().unwrap().insert(id, before);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    Arc::try_unwrap(sent).unwrap().into_inner().unwrap()
+}
+
+async fn wait_for(log: &Log, n: usize, deadline: Duration) {
+    let until = Instant::now() + deadline;
+    while log.lock().unwrap().len() < n {
+        assert!(Instant::now() < until, "only {} of {n} requests arrived", log.lock().unwrap().len());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn percentiles(mut ms: Vec<f64>) -> String {
+    ms.sort_by(f64::total_cmp);
+    let at = |p: f64| ms[((ms.len() as f64 - 1.0) * p).round() as usize];
+    format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n = {})", at(0.5), at(0.99), at(1.0), ms.len())
+}
+
+fn report(portal: &Portal, what: &str) {
+    let (rss, cpu) = portal.resources();
+    println!("  portal: peak RSS {rss:.1} MB, CPU {cpu:.1} s ({what})");
+}
+
+/// Sustained deliveries per second: 10 partners × 10 webhooks, events published as fast as
+/// 16 clients go, from the first publish to the last request received.
+async fn throughput() {
+    let (url, log) = receiver().await;
+    let portal = Portal::start(&[]).await;
+    let mut partners = Vec::new();
+    for p in 0..10 {
+        partners.push(portal.partner(&(0..10).map(|w| format!("{url}/ok/{p}-{w}")).collect::<Vec<_>>()).await);
+    }
+    let events = 200;
+    let total = events * partners.len() * 10;
+    let started = Instant::now();
+    publish(&portal, &partners, events, None, 16).await;
+    let published = started.elapsed();
+    wait_for(&log, total, Duration::from_secs(600)).await;
+    let seconds = started.elapsed().as_secs_f64();
+    println!("throughput: {total} deliveries in {seconds:.2} s = {:.0} per second", total as f64 / seconds);
+    println!("  publishing {} events took {:.2} s", events * partners.len(), published.as_secs_f64());
+    report(&portal, "throughput");
+}
+
+/// Publish-to-first-attempt latency at a steady 500 events per second (one webhook each).
+async fn latency() {
+    let (url, log) = receiver().await;
+    let portal = Portal::start(&[]).await;
+    let partners = vec![portal.partner(&[format!("{url}/ok/0")]).await];
+    let rate = 500.0;
+    let events = 5_000;
+    let sent = publish(&portal, &partners, events, Some(rate), 32).await;
+    wait_for(&log, events, Duration::from_secs(120)).await;
+    let ms: Vec<f64> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, id, at)| sent.get(id).map(|s| at.duration_since(*s).as_secs_f64() * 1000.0))
+        .collect();
+    println!("latency at {rate} events/s: {}", percentiles(ms));
+    report(&portal, "latency");
+}
+
+/// Retry timing with 1,000 failing deliveries in flight: the gaps between attempts of each
+/// event against the 1, 2, 4, 8, 16 s schedule.
+async fn retries() {
+    let (url, log) = receiver().await;
+    let portal = Portal::start(&[]).await;
+    // One event to 1,000 webhooks: 1,000 deliveries failing together, each tried 6 times (a
+    // webhook of its own each, so one giving up holds no other).
+    let partners = vec![portal.partner(&(0..1000).map(|w| format!("{url}/fail/{w}")).collect::<Vec<_>>()).await];
+    publish(&portal, &partners, 1, None, 1).await;
+    wait_for(&log, 1000 * 6, Duration::from_secs(120)).await;
+    let mut by_delivery: HashMap<(String, String), Vec<Instant>> = HashMap::new();
+    for (hook, id, at) in log.lock().unwrap().iter() {
+        by_delivery.entry((hook.clone(), id.clone())).or_default().push(*at);
+    }
+    let schedule = [1.0, 2.0, 4.0, 8.0, 16.0];
+    let mut late = Vec::new();
+    for times in by_delivery.values() {
+        for (i, pair) in times.windows(2).enumerate().take(schedule.len()) {
+            late.push((pair[1].duration_since(pair[0]).as_secs_f64() - schedule[i]) * 1000.0);
+        }
+    }
+    println!("retry lateness against the schedule: {}", percentiles(late));
+    report(&portal, "retries");
+}
+
+/// Healthy webhooks' latency while 10% of webhooks hang until the timeout, against the same
+/// run with none hanging.
+async fn slow() {
+    for hanging in [0, 2] {
+        let (url, log) = receiver().await;
+        let portal = Portal::start(&["--delivery-timeout", "10s"]).await;
+        let urls: Vec<String> =
+            (0..20).map(|w| if w < hanging { format!("{url}/hang/{w}") } else { format!("{url}/ok/{w}") }).collect();
+        let partners = vec![portal.partner(&urls).await];
+        let events = 250; // 50 events/s for 5 s, × 20 webhooks
+        let sent = publish(&portal, &partners, events, Some(50.0), 8).await;
+        wait_for(&log, events * (20 - hanging) + hanging, Duration::from_secs(120)).await;
+        let ms: Vec<f64> = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(hook, _, _)| hook.starts_with("ok/"))
+            .filter_map(|(_, id, at)| sent.get(id).map(|s| at.duration_since(*s).as_secs_f64() * 1000.0))
+            .collect();
+        println!("healthy webhooks with {hanging} of 20 hanging: {}", percentiles(ms));
+        report(&portal, "slow");
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    let backend = std::env::var("BENCH_DATABASE").map(|_| "PostgreSQL").unwrap_or("SQLite");
+    println!("== {which} on {backend}");
+    match which.as_str() {
+        "throughput" => throughput().await,
+        "latency" => latency().await,
+        "retries" => retries().await,
+        "slow" => slow().await,
+        "all" => {
+            throughput().await;
+            latency().await;
+            retries().await;
+            slow().await;
+        }
+        other => panic!("unknown benchmark `{other}`: throughput, latency, retries, slow or all"),
+    }
+}

@@ -1,0 +1,328 @@
+//! The protections a browser and a hostile client meet: security headers, the cross-site
+//! request check, body size limits, and cookies marked Secure behind HTTPS.
+
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, ORIGIN, REFERER};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use crate::helpers::{OPERATOR_TOKEN, TestApp, browser, location, spawn_app, spawn_app_with};
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn pages_carry_a_policy_with_their_nonce_and_every_answer_the_security_headers() {
+    let app = spawn_app().await;
+    let response = browser().get(app.url("/login")).send().await.unwrap();
+    let policy = header(&response, "content-security-policy");
+    let nosniff = header(&response, "x-content-type-options");
+    let frames = header(&response, "x-frame-options");
+    let referrer = header(&response, "referrer-policy");
+    let html = response.text().await.unwrap();
+    let nonce = html.split(r#"nonce=""#).nth(1).and_then(|rest| rest.split('"').next()).expect("scripts carry a nonce");
+    assert!(policy.contains(&format!("script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'")), "{policy}");
+    assert!(policy.contains("frame-ancestors 'none'") && policy.contains("object-src 'none'"), "{policy}");
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert_eq!((nosniff.as_str(), frames.as_str(), referrer.as_str()), ("nosniff", "DENY", "same-origin"));
+    // A fresh nonce for every page.
+    let again = browser().get(app.url("/login")).send().await.unwrap();
+    assert!(!header(&again, "content-security-policy").contains(nonce));
+
+    // Answers that are not pages allow nothing at all.
+    let response = reqwest::Client::new().get(app.url("/api/v1/partner")).send().await.unwrap();
+    assert_eq!(header(&response, "content-security-policy"), "default-src 'none'; frame-ancestors 'none'");
+    assert_eq!(header(&response, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&response, "strict-transport-security"), "", "no HSTS over plain HTTP");
+}
+
+async fn api_key_count(app: &TestApp) -> i64 {
+    sqlx::query("SELECT COUNT(*) AS n FROM api_keys").fetch_one(app.db.pool()).await.unwrap().get("n")
+}
+
+#[tokio::test]
+async fn state_changing_requests_from_another_site_are_refused_and_change_nothing() {
+    let app = spawn_app().await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    let ann = app.signed_in_client(&partner).await;
+    let create = |origin: Option<(&'static str, String)>| {
+        let mut request = ann.post(app.url("/api/api_keys/create")).form(&[("name", "from a form")]);
+        if let Some((name, value)) = origin {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+
+    for (name, value) in [
+        ("origin", "https://evil.example".to_owned()),
+        ("referer", "https://evil.example/attack.html".to_owned()),
+        ("origin", "null".to_owned()),
+        ("sec-fetch-site", "cross-site".to_owned()),
+        // The same host on another port is another origin.
+        ("origin", app.address.replace(app.address.rsplit(':').next().unwrap(), "1")),
+    ] {
+        let response = create(Some((name, value.clone()))).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{name}: {value}");
+        assert!(response.text().await.unwrap().contains("Refused"), "the answer says why");
+    }
+    assert_eq!(api_key_count(&app).await, 0, "nothing was made");
+
+    // The portal's own pages pass.
+    let response = create(Some(("origin", app.address.clone()))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(api_key_count(&app).await, 1);
+
+    // A login form posted from another site signs no one in.
+    let visitor = browser();
+    let response = visitor
+        .post(app.url("/api/login"))
+        .header(ACCEPT, "text/html")
+        .header(ORIGIN, "https://evil.example")
+        .form(&[("email", partner.email.as_str()), ("password", partner.password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let page = visitor.get(app.url("/webhooks")).send().await.unwrap();
+    assert_eq!(location(&page).as_deref(), Some("/login"), "still signed out");
+
+    // The REST API takes bearer tokens, which a browser never adds by itself: no check there.
+    let response = reqwest::Client::new()
+        .post(app.url("/api/v1/events"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .header(ORIGIN, "https://elsewhere.example")
+        .json(&json!({"partnerId": partner.id.to_string(), "type": "verification.completed", "status": "success", "data": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused_with_413_and_change_nothing() {
+    let app = spawn_app().await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    let key = app.create_api_key(&partner.id).await;
+    let big = "x".repeat(300 * 1024);
+
+    let response = reqwest::Client::new()
+        .post(app.url("/api/v1/webhooks"))
+        .bearer_auth(&key)
+        .json(&json!({"url": "https://example.com/hook", "payloadTemplate": big}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_large");
+    assert!(body["error"]["message"].as_str().unwrap().contains("256 KiB"), "{body}");
+    let webhooks: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM webhooks").fetch_one(app.db.pool()).await.unwrap().get("n");
+    assert_eq!(webhooks, 0);
+
+    let response = reqwest::Client::new()
+        .post(app.url("/api/v1/events"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&json!({"partnerId": partner.id.to_string(), "type": "verification.completed", "status": "success", "data": {"blob": big}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let events: i64 = sqlx::query("SELECT COUNT(*) AS n FROM events").fetch_one(app.db.pool()).await.unwrap().get("n");
+    assert_eq!(events, 0);
+
+    // Forms and server functions too.
+    let ann = app.signed_in_client(&partner).await;
+    let response = ann
+        .post(app.url("/api/webhooks/preview"))
+        .header(REFERER, app.url("/webhooks/new"))
+        .form(&[("template", big.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(response.text().await.unwrap().contains("256 KiB"));
+}
+
+#[tokio::test]
+async fn behind_https_the_session_cookie_is_secure_and_browsers_are_told_to_stay_on_https() {
+    let app = spawn_app_with(&["--public-url", "https://portal.example.test"]).await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    let response = app.login(&browser(), &partner.email, &partner.password).await;
+    let cookie = header(&response, "set-cookie");
+    assert!(cookie.starts_with("portal_session="), "{cookie}");
+    for attribute in ["Secure", "HttpOnly", "SameSite=Lax"] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
+    assert_eq!(header(&response, "strict-transport-security"), "max-age=31536000");
+    // The public origin is this site too.
+    let response = browser()
+        .post(app.url("/api/login"))
+        .header(ORIGIN, "https://portal.example.test")
+        .form(&[("email", partner.email.as_str()), ("password", partner.password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(response.status(), StatusCode::FORBIDDEN);
+}
+
+/// A sign-in as the hydrated page makes it; answers the status and the body.
+async fn try_login(app: &TestApp, email: &str, password: &str, forwarded_for: Option<&str>) -> (StatusCode, String) {
+    let mut request = browser().post(app.url("/api/login")).form(&[("email", email), ("password", password)]);
+    if let Some(address) = forwarded_for {
+        request = request.header("x-forwarded-for", address);
+    }
+    let response = request.send().await.unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+async fn locked_until(app: &TestApp, key: &str) -> Option<i64> {
+    sqlx::query("SELECT locked_until FROM login_throttle WHERE key = $1")
+        .bind(key)
+        .fetch_optional(app.db.pool())
+        .await
+        .unwrap()
+        .and_then(|row| row.get::<Option<i64>, _>("locked_until"))
+}
+
+#[tokio::test]
+async fn failed_sign_ins_lock_the_email_whether_or_not_it_exists() {
+    let app = spawn_app().await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    for email in [partner.email.as_str(), "nobody@acme.test"] {
+        for attempt in 1..=5 {
+            let (_, body) = try_login(&app, email, "wrong password, long enough", None).await;
+            assert!(body.contains("WrongCredentials"), "{email} attempt {attempt}: {body}");
+        }
+        // The same answer for a user and for no one: nothing tells whether the email exists.
+        let (_, body) = try_login(&app, email, "wrong password, long enough", None).await;
+        assert!(body.contains("TooManyAttempts"), "{email}: {body}");
+    }
+    // Now even the right password waits, about 30 s.
+    let (_, body) = try_login(&app, &partner.email, &partner.password, None).await;
+    assert!(body.contains("TooManyAttempts"), "{body}");
+    let wait = locked_until(&app, "email:ann@acme.test").await.unwrap() - app::store::now_ms();
+    assert!((25_000..=30_000).contains(&wait), "{wait} ms");
+    // Another user from the same address is not held up by ann's lock.
+    let bob = app.create_partner("Bobco", "bob@bobco.test").await;
+    let (status, body) = try_login(&app, &bob.email, &bob.password, None).await;
+    assert!((status.is_success() || status.is_redirection()) && !body.contains("TooMany"), "{status} {body}");
+}
+
+#[tokio::test]
+async fn one_address_guessing_many_emails_is_locked_out() {
+    let app = spawn_app_with(&["--trust-forwarded-for", "true"]).await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    for i in 0..20 {
+        let (_, body) = try_login(&app, &format!("guess{i}@acme.test"), "password123456", Some("203.0.113.9")).await;
+        assert!(body.contains("WrongCredentials"), "guess {i}: {body}");
+    }
+    let (_, body) = try_login(&app, &partner.email, &partner.password, Some("203.0.113.9")).await;
+    assert!(body.contains("TooManyAttempts"), "the guessing address waits, right password or not: {body}");
+    assert!(locked_until(&app, "ip:203.0.113.9").await.is_some());
+    // The user signs in from anywhere else.
+    let (_, body) = try_login(&app, &partner.email, &partner.password, Some("198.51.100.7")).await;
+    assert!(!body.contains("TooManyAttempts"), "{body}");
+}
+
+#[tokio::test]
+async fn a_session_ends_at_its_lifetime_however_active() {
+    let app = spawn_app_with(&["--session-lifetime", "2s"]).await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    let ann = app.signed_in_client(&partner).await;
+    let signed_in_at = std::time::Instant::now();
+    // Used all the time, it still ends.
+    crate::receiver::eventually("the session ends", std::time::Duration::from_secs(10), || async {
+        let page = ann.get(app.url("/webhooks")).send().await.unwrap();
+        location(&page).as_deref() == Some("/login")
+    })
+    .await;
+    assert!(signed_in_at.elapsed() >= std::time::Duration::from_millis(1_900), "not before its time");
+    let response = ann.post(app.url("/api/api_keys/list")).header(REFERER, app.url("/")).send().await.unwrap();
+    assert!(response.text().await.unwrap().contains("Unauthorized"), "server functions refuse it too");
+}
+
+#[tokio::test]
+async fn webhook_secrets_are_sealed_in_the_database_and_old_plain_ones_get_sealed() {
+    let app = spawn_app().await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    let key = app.create_api_key(&partner.id).await;
+    let api = reqwest::Client::new();
+    let created: Value = api
+        .post(app.url("/api/v1/webhooks"))
+        .bearer_auth(&key)
+        .json(&json!({"url": "https://example.com/hook", "authHeader": {"name": "X-Partner-Key", "value": "hunter2-partner-value"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let first_secret = created["secret"].as_str().unwrap().to_owned();
+    let rotated: Value = api
+        .post(app.url(&format!("/api/v1/webhooks/{id}/secret/rotate")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let second_secret = rotated["secret"].as_str().unwrap().to_owned();
+    let plain = [first_secret.as_str(), second_secret.as_str(), "hunter2-partner-value"];
+
+    let stored = |db: app::store::Db, id: String| async move {
+        let row = sqlx::query("SELECT signing_secret, previous_secret, auth_header_value FROM webhooks WHERE id = $1")
+            .bind(id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        ["signing_secret", "previous_secret", "auth_header_value"].map(|c| row.get::<String, _>(c))
+    };
+    for value in stored(app.db.clone(), id.clone()).await {
+        assert!(value.starts_with("enc:v1:"), "{value}");
+        assert!(plain.iter().all(|p| !value.contains(p)), "{value}");
+    }
+    // Not in the file either (nor in its write-ahead log).
+    if let Some(path) = app.database_url.strip_prefix("sqlite://") {
+        for file in [path.to_owned(), format!("{path}-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            for secret in plain {
+                assert!(!text.contains(secret), "{secret} is in {file} in the clear");
+            }
+        }
+    }
+    // The portal still reads them: the API shows the secret, the masked header's end.
+    let shown: Value = api
+        .get(app.url(&format!("/api/v1/webhooks/{id}/secret")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["secret"], second_secret.as_str());
+
+    // A database written before sealing: its plain secrets are sealed at the next start.
+    sqlx::query("UPDATE webhooks SET signing_secret = $1, auth_header_value = $2 WHERE id = $3")
+        .bind("whsec_plainOldSecret")
+        .bind("plain-old-value")
+        .bind(&id)
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    app.db.migrate().await.unwrap();
+    for value in stored(app.db.clone(), id.clone()).await {
+        assert!(value.starts_with("enc:v1:"), "{value}");
+    }
+    let record = app::store::webhooks::record(&app.db, &partner.id, &app::domain::WebhookId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.signing_secret.expose(), "whsec_plainOldSecret");
+    assert_eq!(record.settings.auth_header.unwrap().expose_value(), "plain-old-value");
+}
