@@ -37,5 +37,7 @@ fi
 
 echo "==> building the site for the browser tests"
 cargo leptos build
+# Each test has a deadline, and a file's process ends when its tests have, so a failing test
+# is reported instead of holding the run open.
 PORTAL_BIN="$PWD/target/debug/portal" LEPTOS_SITE_ROOT="$PWD/target/site" \
-  node --test --test-concurrency=1 end2end/tests/
+  node --test --test-concurrency=1 --test-timeout=300000 --test-force-exit end2end/tests/

@@ -3,44 +3,22 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { usePortal, waitForHydration, logIn } from './support.mjs';
+import { usePortal, waitForHydration, openNewWebhookForm, startReceiver, waitUntil } from './support.mjs';
 
 const shared = usePortal();
 
-/** A receiver that fails the first request for `evt_e2e_bad` and accepts everything else. */
-async function startReceiver() {
-  const received = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      const event = JSON.parse(body);
-      const firstBad = event.id === 'evt_e2e_bad' && !received.some((r) => r.id === 'evt_e2e_bad');
-      received.push({ id: event.id, headers: req.headers });
-      res.writeHead(firstBad ? 500 : 200, { 'content-type': 'text/plain' });
-      res.end(firstBad ? 'database is down' : 'ok');
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${server.address().port}/hook`, received, close: () => server.close() };
+const idOf = (request) => JSON.parse(request.body).id;
+
+/** Fails the first request for `evt_e2e_bad` and accepts everything else. */
+function failFirstBad(body, received) {
+  const firstBad = JSON.parse(body).id === 'evt_e2e_bad' && !received.some((r) => idOf(r) === 'evt_e2e_bad');
+  return firstBad ? { status: 500, text: 'database is down' } : { status: 200, text: 'ok' };
 }
 
-async function waitUntil(what, check, timeoutMs = 15_000) {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`waited ${timeoutMs} ms for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-test('View Logs, filter failures, open an attempt and resend it', async () => {
-  const receiver = await startReceiver();
+test('View Logs, filter failures, open an attempt and resend it', async (t) => {
+  const receiver = await startReceiver(t, failFirstBad);
   const page = await shared.browser.newPage();
-  await logIn(page, shared.portal);
-  await page.waitForURL('**/webhooks', { timeout: 10_000 });
-  await page.goto(`${shared.portal.url}/webhooks/new`);
-  await waitForHydration(page);
+  await openNewWebhookForm(page, shared.portal);
   await page.getByLabel('Webhook URL').fill(receiver.url);
   await page.getByRole('button', { name: 'Save Webhook' }).click();
   await page.waitForURL(/\/webhooks\/wh_[0-9A-Z]{26}$/, { timeout: 10_000 });
@@ -79,14 +57,13 @@ test('View Logs, filter failures, open an attempt and resend it', async () => {
 
   // Resend: the same event goes out again and the log shows it as a resend.
   await waitForHydration(page);
-  const before = receiver.received.filter((r) => r.id === 'evt_e2e_bad').length;
+  const before = receiver.received.filter((r) => idOf(r) === 'evt_e2e_bad').length;
   await page.getByRole('button', { name: 'Resend' }).click();
   await page.getByText(/Sent again as delivery dlv_/).waitFor({ timeout: 10_000 });
-  await waitUntil('the resent request', () => receiver.received.filter((r) => r.id === 'evt_e2e_bad').length === before + 1);
+  await waitUntil('the resent request', () => receiver.received.filter((r) => idOf(r) === 'evt_e2e_bad').length === before + 1);
   await page.getByRole('link', { name: 'See it in the log' }).click();
   const resent = page.getByTestId('attempt-row').filter({ has: page.locator('.tag', { hasText: /^resend$/ }) });
   await resent.waitFor({ timeout: 15_000 });
   assert.match(await resent.textContent(), /evt_e2e_bad/);
   await page.close();
-  receiver.close();
 });

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { usePortal, waitForHydration, logIn } from './support.mjs';
+import { usePortal, waitForHydration, logIn, openNewWebhookForm, startReceiver } from './support.mjs';
 
 const shared = usePortal();
 
@@ -85,27 +85,13 @@ test('create, list, edit, deactivate, activate and delete a webhook', async () =
   await page.close();
 });
 
-test('"Test Webhook" sends a sample event and shows the answer in place', async () => {
+test('"Test Webhook" sends a sample event and shows the answer in place', async (t) => {
   // A receiver on this machine that answers like a partner's endpoint.
-  const { createServer } = await import('node:http');
-  const received = [];
-  const receiver = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      received.push({ headers: req.headers, body });
-      res.writeHead(202, { 'content-type': 'text/plain' });
-      res.end('thanks, got it');
-    });
-  });
-  await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${receiver.address().port}/hook`;
+  const receiver = await startReceiver(t, () => ({ status: 202, text: 'thanks, got it' }));
+  const { url, received } = receiver;
 
   const page = await shared.browser.newPage();
-  await logIn(page, shared.portal);
-  await page.waitForURL('**/webhooks', { timeout: 10_000 });
-  await page.goto(`${shared.portal.url}/webhooks/new`);
-  await waitForHydration(page);
+  await openNewWebhookForm(page, shared.portal);
   await page.getByLabel('Webhook URL').fill(url);
   await page.getByLabel('Active').uncheck();
   await page.getByRole('button', { name: 'Save Webhook' }).click();
@@ -123,5 +109,4 @@ test('"Test Webhook" sends a sample event and shows the answer in place', async 
   assert.match(received[0].headers['x-webhook-signature'], /^[0-9a-f]{64}$/);
   await shot(page, '6-test');
   await page.close();
-  receiver.close();
 });
