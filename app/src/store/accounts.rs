@@ -28,7 +28,7 @@ pub async fn create_partner_with_user(
     let partner_id = PartnerId::generate();
     let user_id = UserId::generate();
     let now = now_ms();
-    let mut tx = db.pool().begin().await.context("could not start a transaction")?;
+    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
     sqlx::query("INSERT INTO partners (id, name, created_at) VALUES ($1, $2, $3)")
         .bind(partner_id.as_str())
         .bind(name.as_str())

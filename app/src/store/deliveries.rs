@@ -8,7 +8,7 @@
 use anyhow::Context;
 use sqlx::Row;
 
-use super::{Backend, Db, flag, now_ms};
+use super::{Backend, BatchSql, Db, batches, flag, now_ms, placeholders, value_rows};
 use crate::delivery::{AttemptResult, OutgoingRequest};
 use crate::domain::{AttemptId, DeliveryId, EventBody, EventFilter, EventType, NewEvent, Origin, PartnerId, WebhookId};
 
@@ -28,7 +28,7 @@ pub enum Published {
 #[tracing::instrument(skip_all, fields(partner = %event.partner, event = %event.id))]
 pub async fn publish(db: &Db, event: &NewEvent) -> anyhow::Result<Published> {
     let now = now_ms();
-    let mut tx = db.pool().begin().await.context("could not start a transaction")?;
+    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
     let inserted = sqlx::query(
         "INSERT INTO events (id, partner_id, type, status, data, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (id) DO NOTHING",
@@ -64,29 +64,34 @@ pub async fn publish(db: &Db, event: &NewEvent) -> anyhow::Result<Published> {
         .fetch_all(&mut *tx)
         .await
         .context("could not list the partner's webhooks")?;
-    let mut deliveries = 0;
+    let mut targets: Vec<String> = Vec::with_capacity(webhooks.len());
     for webhook in webhooks {
         let types: Option<String> = webhook.try_get("event_types")?;
         let filter = match types {
             None => EventFilter::All,
             Some(json) => EventFilter::parse(Some(&serde_json::from_str::<Vec<String>>(&json)?)).unwrap_or_default(),
         };
-        if !filter.accepts(event.event_type) {
-            continue;
+        if filter.accepts(event.event_type) {
+            targets.push(webhook.try_get("id")?);
         }
-        sqlx::query(
-            "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5)",
+    }
+    let deliveries = targets.len() as i64;
+    // $1 partner, $2 event, $3 now, then each delivery's id and webhook.
+    static QUEUE: BatchSql = BatchSql::new(|n| {
+        let rows: Vec<String> =
+            (0..n).map(|i| format!("(${}, $1, ${}, $2, 'pending', 0, $3, $3, $3)", 4 + 2 * i, 5 + 2 * i)).collect();
+        format!(
+            "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, created_at, \
+             updated_at) VALUES {}",
+            rows.join(", ")
         )
-        .bind(DeliveryId::generate().as_str())
-        .bind(event.partner.as_str())
-        .bind(webhook.try_get::<String, _>("id")?)
-        .bind(&event.id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .context("could not queue a delivery")?;
-        deliveries += 1;
+    });
+    for batch in batches(&targets) {
+        let mut insert = sqlx::query(QUEUE.get(batch.len())).bind(event.partner.as_str()).bind(&event.id).bind(now);
+        for webhook in batch {
+            insert = insert.bind(DeliveryId::generate().as_str().to_owned()).bind(webhook.as_str());
+        }
+        insert.execute(&mut *tx).await.context("could not queue the deliveries")?;
     }
     if deliveries > 0 {
         db.announce_work(&mut tx).await?;
@@ -160,7 +165,7 @@ pub async fn claim_due(
     .bind(now)
     .bind(limit)
     .bind(limit * 8)
-    .fetch_all(db.pool())
+    .fetch_all(db.writer())
     .await
     .context("could not claim deliveries")?;
     rows.into_iter()
@@ -208,21 +213,24 @@ pub async fn event_bodies(
     if ids.is_empty() {
         return Ok(Default::default());
     }
-    let sql = format!(
-        "SELECT id, partner_id, type, status, data, created_at FROM events WHERE id IN ({})",
-        super::placeholders(1, ids.len())
-    );
-    let mut query = sqlx::query(&sql);
-    for id in ids {
-        query = query.bind(*id);
-    }
-    let rows = query.fetch_all(db.pool()).await.context("could not load the events")?;
-    rows.iter()
-        .map(|row| {
+    static SQL: BatchSql = BatchSql::new(|n| {
+        format!(
+            "SELECT id, partner_id, type, status, data, created_at FROM events WHERE id IN ({})",
+            placeholders(1, n)
+        )
+    });
+    let mut bodies = std::collections::HashMap::with_capacity(ids.len());
+    for batch in batches(ids) {
+        let mut query = sqlx::query(SQL.get(batch.len()));
+        for id in batch {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(db.pool()).await.context("could not load the events")? {
             let partner = PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?;
-            Ok((row.try_get::<String, _>("id")?, (partner, body_of(row)?)))
-        })
-        .collect()
+            bodies.insert(row.try_get::<String, _>("id")?, (partner, body_of(&row)?));
+        }
+    }
+    Ok(bodies)
 }
 
 /// An `events` row as receivers see it.
@@ -243,7 +251,7 @@ pub async fn hold(db: &Db, delivery: &DeliveryId) -> anyhow::Result<()> {
     )
     .bind(now_ms())
     .bind(delivery.as_str())
-    .execute(db.pool())
+    .execute(db.writer())
     .await
     .context("could not hold the delivery")?;
     Ok(())
@@ -326,7 +334,7 @@ impl FinishedAttempt {
 /// (then the webhook is deactivated with the reason and its other waiting deliveries held).
 #[tracing::instrument(skip_all, fields(webhook = %attempt.webhook))]
 pub async fn record(db: &Db, attempt: &AttemptRecord<'_>, next: &Next) -> anyhow::Result<()> {
-    let mut tx = db.pool().begin().await.context("could not start a transaction")?;
+    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
     let deactivated = record_in(&mut tx, &[(attempt.clone(), next)], now_ms()).await?;
     tx.commit().await.context("could not commit the attempt")?;
     count_deactivations(deactivated);
@@ -338,7 +346,7 @@ pub async fn record(db: &Db, attempt: &AttemptRecord<'_>, next: &Next) -> anyhow
 /// busy dispatcher pays one commit and a few statements per batch. All or nothing.
 pub async fn record_many(db: &Db, attempts: &[FinishedAttempt]) -> anyhow::Result<()> {
     let now = now_ms();
-    let mut tx = db.pool().begin().await.context("could not start a transaction")?;
+    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
     if db.backend() == super::Backend::Postgres {
         // The commit needn't wait for the disk: if a crash loses it, the deliveries are still
         // pending under their lease and are sent again (at least once), as with a crash just
@@ -374,47 +382,73 @@ async fn record_in(
     if attempts.is_empty() {
         return Ok(0);
     }
-    let rows: Vec<String> = (0..attempts.len())
-        .map(|i| format!("({})", super::placeholders(i * ATTEMPT_COLUMNS + 1, ATTEMPT_COLUMNS)))
-        .collect();
-    let sql = format!(
-        "INSERT INTO attempts (id, partner_id, webhook_id, delivery_id, event_id, event_type, attempt_number, outcome, \
-         status_code, latency_ms, error, request_headers, request_body, response_body, test, origin, created_at) \
-         VALUES {}",
-        rows.join(", ")
-    );
-    let mut insert = sqlx::query(&sql);
-    for (attempt, _) in attempts {
-        let headers = attempt.request.map(|r| r.logged_headers()).unwrap_or_default();
-        insert = insert
-            .bind(AttemptId::generate().as_str().to_owned())
-            .bind(attempt.partner.as_str())
-            .bind(attempt.webhook.as_str())
-            .bind(attempt.delivery.map(|d| d.as_str().to_owned()))
-            .bind(&attempt.event.id)
-            .bind(attempt.event.event_type.as_str())
-            .bind(attempt.number)
-            .bind(if attempt.result.success { "success" } else { "failure" })
-            .bind(attempt.result.status_code.map(i64::from))
-            .bind(attempt.result.latency_ms)
-            .bind(attempt.result.error.clone())
-            .bind(serde_json::to_string(&headers)?)
-            .bind(attempt.request.map(|r| r.body.clone()).unwrap_or_default())
-            .bind(attempt.result.response_body.clone())
-            .bind(flag(attempt.origin == Origin::Test))
-            .bind(attempt.origin.as_str())
-            .bind(now);
+    static INSERT: BatchSql = BatchSql::new(|n| {
+        format!(
+            "INSERT INTO attempts (id, partner_id, webhook_id, delivery_id, event_id, event_type, attempt_number, \
+             outcome, status_code, latency_ms, error, request_headers, request_body, response_body, test, origin, \
+             created_at) VALUES {}",
+            value_rows(1, n, ATTEMPT_COLUMNS)
+        )
+    });
+    for batch in batches(attempts) {
+        let mut insert = sqlx::query(INSERT.get(batch.len()));
+        for (attempt, _) in batch {
+            let headers = attempt.request.map(|r| r.logged_headers()).unwrap_or_default();
+            insert = insert
+                .bind(AttemptId::generate().as_str().to_owned())
+                .bind(attempt.partner.as_str())
+                .bind(attempt.webhook.as_str())
+                .bind(attempt.delivery.map(|d| d.as_str().to_owned()))
+                .bind(&attempt.event.id)
+                .bind(attempt.event.event_type.as_str())
+                .bind(attempt.number)
+                .bind(if attempt.result.success { "success" } else { "failure" })
+                .bind(attempt.result.status_code.map(i64::from))
+                .bind(attempt.result.latency_ms)
+                .bind(attempt.result.error.clone())
+                .bind(serde_json::to_string(&headers)?)
+                .bind(attempt.request.map(|r| r.body.clone()).unwrap_or_default())
+                .bind(attempt.result.response_body.clone())
+                .bind(flag(attempt.origin == Origin::Test))
+                .bind(attempt.origin.as_str())
+                .bind(now);
+        }
+        insert.execute(&mut *conn).await.context("could not log the attempts")?;
     }
-    insert.execute(&mut *conn).await.context("could not log the attempts")?;
     let counted: Vec<(&PartnerId, &WebhookId, bool)> = attempts
         .iter()
         .filter(|(a, _)| a.origin != Origin::Test)
         .map(|(a, _)| (a.partner, a.webhook, a.result.success))
         .collect();
     super::log::count_attempts(&mut *conn, &counted, now).await?;
+    // Succeeded deliveries finish together: one statement per attempt number (nearly always
+    // just the first); retries and failures each have their own next step.
+    let mut succeeded: Vec<(i64, Vec<&str>)> = Vec::new();
     let mut deactivated = 0;
     for (attempt, next) in attempts {
-        deactivated += u64::from(advance(&mut *conn, attempt, next, now).await?);
+        match (attempt.delivery, next) {
+            (Some(delivery), Next::Succeeded) => match succeeded.iter_mut().find(|(n, _)| *n == attempt.number) {
+                Some((_, ids)) => ids.push(delivery.as_str()),
+                None => succeeded.push((attempt.number, vec![delivery.as_str()])),
+            },
+            _ => deactivated += u64::from(advance(&mut *conn, attempt, next, now).await?),
+        }
+    }
+    static FINISH: BatchSql = BatchSql::new(|n| {
+        format!(
+            "UPDATE deliveries SET state = 'succeeded', attempts = $1, next_attempt_at = $2, locked_until = NULL, \
+             locked_by = NULL, updated_at = $2 WHERE id IN ({})",
+            placeholders(3, n)
+        )
+    });
+    for (number, ids) in succeeded {
+        for batch in batches(&ids) {
+            let mut update = sqlx::query(FINISH.get(batch.len())).bind(number).bind(now);
+            for id in batch {
+                update = update.bind(*id);
+            }
+            update.execute(&mut *conn).await.context("could not finish the delivered deliveries")?;
+        }
     }
     Ok(deactivated)
 }
@@ -533,7 +567,7 @@ pub async fn defer(db: &Db, delivery: &DeliveryId, at: i64) -> anyhow::Result<()
     .bind(at)
     .bind(now_ms())
     .bind(delivery.as_str())
-    .execute(db.pool())
+    .execute(db.writer())
     .await
     .context("could not defer the delivery")?;
     Ok(())

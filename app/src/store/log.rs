@@ -8,7 +8,7 @@ use chrono::{DurationRound, TimeDelta};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, from_ms, get_flag, now_ms};
+use super::{BatchSql, Db, batches, from_ms, get_flag, now_ms, value_rows};
 use crate::domain::{
     AttemptDetail, AttemptId, AttemptPage, AttemptSummary, DeliveryId, EventFilter, HourBar, LogRequest, Origin,
     Outcome, PartnerId, ReplayId, ReplayView, WebhookId,
@@ -189,33 +189,46 @@ pub async fn count_attempts(
             tally.trailing += 1;
         }
     }
-    for Tally { webhook, partner, attempts: count, failures, any_success, trailing } in tallies {
-        sqlx::query(
-            "INSERT INTO webhook_minutes (webhook_id, partner_id, minute, attempts, failures) VALUES ($1, $2, $3, $4, $5) \
+    // One upsert for the webhooks' minutes, then one update of the webhooks (a VALUES list
+    // joined by id; both databases name its columns column1, column2, …), per batch of them.
+    static MINUTES: BatchSql = BatchSql::new(|n| {
+        format!(
+            "INSERT INTO webhook_minutes (webhook_id, partner_id, minute, attempts, failures) VALUES {} \
              ON CONFLICT (webhook_id, minute) DO UPDATE SET attempts = webhook_minutes.attempts + excluded.attempts, \
              failures = webhook_minutes.failures + excluded.failures",
+            value_rows(1, n, 5)
         )
-        .bind(webhook.as_str())
-        .bind(partner.as_str())
-        .bind(at / MINUTE_MS)
-        .bind(count)
-        .bind(failures)
-        .execute(&mut *conn)
-        .await
-        .context("could not count the attempts")?;
-        let last_ok = trailing == 0;
-        sqlx::query(
-            "UPDATE webhooks SET last_attempt_at = $1, last_attempt_ok = $2, \
-             failures_in_a_row = CASE WHEN $3 = 1 THEN $4 ELSE failures_in_a_row + $4 END WHERE id = $5",
+    });
+    static LATEST: BatchSql = BatchSql::new(|n| {
+        format!(
+            "UPDATE webhooks SET last_attempt_at = $1, last_attempt_ok = latest.column2, \
+             failures_in_a_row = CASE WHEN latest.column3 = 1 THEN latest.column4 \
+             ELSE failures_in_a_row + latest.column4 END \
+             FROM (VALUES {}) AS latest WHERE webhooks.id = latest.column1",
+            value_rows(2, n, 4)
         )
-        .bind(at)
-        .bind(i64::from(last_ok))
-        .bind(i64::from(any_success))
-        .bind(trailing)
-        .bind(webhook.as_str())
-        .execute(&mut *conn)
-        .await
-        .context("could not note the last attempt")?;
+    });
+    for batch in batches(&tallies) {
+        let mut minutes = sqlx::query(MINUTES.get(batch.len()));
+        for tally in batch {
+            minutes = minutes
+                .bind(tally.webhook.as_str())
+                .bind(tally.partner.as_str())
+                .bind(at / MINUTE_MS)
+                .bind(tally.attempts)
+                .bind(tally.failures);
+        }
+        minutes.execute(&mut *conn).await.context("could not count the attempts")?;
+        let mut latest = sqlx::query(LATEST.get(batch.len())).bind(at);
+        for tally in batch {
+            // The newest attempt succeeded when no failure followed the batch's last success.
+            latest = latest
+                .bind(tally.webhook.as_str())
+                .bind(i64::from(tally.trailing == 0))
+                .bind(i64::from(tally.any_success))
+                .bind(tally.trailing);
+        }
+        latest.execute(&mut *conn).await.context("could not note the last attempt")?;
     }
     Ok(())
 }
@@ -307,7 +320,7 @@ pub async fn resend(db: &Db, partner: &PartnerId, delivery: &DeliveryId) -> anyh
         return Ok(Resent::WebhookInactive);
     }
     let id = DeliveryId::generate();
-    let mut tx = db.pool().begin().await.context("could not start a transaction")?;
+    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
     sqlx::query(
         "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, created_at, \
          updated_at, origin) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5, 'resend')",
@@ -407,7 +420,7 @@ pub async fn count_missed(
 #[tracing::instrument(skip_all, fields(partner = %partner, webhook = %webhook))]
 pub async fn start_replay(db: &Db, partner: &PartnerId, webhook: &WebhookId, since: i64) -> anyhow::Result<Replay> {
     let now = now_ms();
-    let mut tx = db.pool().begin().await.context("could not start a transaction")?;
+    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
     let Some((active, filter, _)) = replay_target(&mut tx, partner, webhook).await? else {
         return Ok(Replay::NotFound);
     };

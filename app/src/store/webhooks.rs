@@ -5,7 +5,7 @@ use anyhow::Context;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, flag, from_ms, get_flag, log, now_ms};
+use super::{BatchSql, Db, batches, flag, from_ms, get_flag, log, now_ms, placeholders};
 use crate::crypto::SecretBox;
 use crate::domain::{
     AuthHeader, EventFilter, Health, PartnerId, PayloadTemplate, SigningSecret, WebhookId, WebhookInput,
@@ -267,7 +267,7 @@ pub async fn update(
     settings: &WebhookSettings,
 ) -> anyhow::Result<Option<WebhookView>> {
     let now = now_ms();
-    let mut tx = db.pool().begin().await.context("could not start a transaction")?;
+    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
     let was_active = sqlx::query("SELECT active FROM webhooks WHERE partner_id = $1 AND id = $2")
         .bind(partner.as_str())
         .bind(id.as_str())
@@ -366,7 +366,7 @@ pub async fn take_send_slot(db: &Db, id: &WebhookId, per_second: u32) -> anyhow:
     .bind(now + interval)
     .bind(id.as_str())
     .bind(now)
-    .execute(db.pool())
+    .execute(db.writer())
     .await
     .context("could not take a send slot")?
     .rows_affected();
@@ -418,13 +418,18 @@ pub async fn records_by_id(
     if ids.is_empty() {
         return Ok(Default::default());
     }
-    let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE id IN ({})", super::placeholders(1, ids.len()));
-    let mut query = sqlx::query(&sql);
-    for id in ids {
-        query = query.bind(id.as_str());
+    static SQL: BatchSql =
+        BatchSql::new(|n| format!("SELECT {COLUMNS} FROM webhooks WHERE id IN ({})", placeholders(1, n)));
+    let mut records = std::collections::HashMap::with_capacity(ids.len());
+    for batch in batches(ids) {
+        let mut query = sqlx::query(SQL.get(batch.len()));
+        for id in batch {
+            query = query.bind(id.as_str());
+        }
+        for row in query.fetch_all(db.pool()).await.context("could not load the webhooks")? {
+            let record = WebhookRecord::from_row(&row, db.secrets())?;
+            records.insert(record.id.clone(), record);
+        }
     }
-    let rows = query.fetch_all(db.pool()).await.context("could not load the webhooks")?;
-    rows.iter()
-        .map(|row| WebhookRecord::from_row(row, db.secrets()).map(|record| (record.id.clone(), record)))
-        .collect()
+    Ok(records)
 }
