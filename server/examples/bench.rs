@@ -8,6 +8,10 @@
 //! BENCH_DATABASE=postgres://root@127.0.0.1:5432/postgres target/release/examples/bench throughput
 //! ```
 //!
+//! `PORTAL_BIN` names the portal to run (a wrapper that starts it under a profiler, say), and
+//! `BENCH_EVENTS` the events per partner of the throughput run (200) or of the latency run
+//! (5,000), `BENCH_RATE` the latency run's events per second (500).
+//!
 //! Events are published through the real API (`POST /api/v1/events`, operator token) by
 //! concurrent clients; a receiver in this process (axum on 127.0.0.1) answers 200 at once, or
 //! 500, or hangs, by path, and notes when each request arrived. Each run has a fresh database:
@@ -96,7 +100,8 @@ impl Portal {
             .spawn()
             .expect("target/release/portal runs (cargo build --release -p server --bin portal)");
         let address = format!("http://127.0.0.1:{port}");
-        let until = Instant::now() + Duration::from_secs(30);
+        // Generous: under a profiler the portal starts slowly.
+        let until = Instant::now() + Duration::from_secs(180);
         while reqwest::get(format!("{address}/healthz")).await.is_err() {
             assert!(Instant::now() < until, "the portal did not start");
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -141,7 +146,14 @@ impl Portal {
 }
 
 impl Drop for Portal {
+    /// Stops the portal as an operator would (SIGTERM, so a profiler wrapping it writes its
+    /// results), and kills it if it has not stopped within a minute.
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let until = Instant::now() + Duration::from_secs(60);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -218,7 +230,8 @@ async fn throughput() {
     for p in 0..10 {
         partners.push(portal.partner(&(0..10).map(|w| format!("{url}/ok/{p}-{w}")).collect::<Vec<_>>()).await);
     }
-    let events = 200;
+    // BENCH_EVENTS: fewer for a run under a profiler (callgrind runs the portal ~50× slower).
+    let events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
     let total = events * partners.len() * 10;
     let started = Instant::now();
     publish(&portal, &partners, events, None, 16).await;
@@ -235,8 +248,8 @@ async fn latency() {
     let (url, log) = receiver().await;
     let portal = Portal::start(&[]).await;
     let partners = vec![portal.partner(&[format!("{url}/ok/0")]).await];
-    let rate = 500.0;
-    let events = 5_000;
+    let rate: f64 = std::env::var("BENCH_RATE").ok().and_then(|n| n.parse().ok()).unwrap_or(500.0);
+    let events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(5_000);
     let sent = publish(&portal, &partners, events, Some(rate), 32).await;
     wait_for(&log, events, Duration::from_secs(120)).await;
     let ms: Vec<f64> = log

@@ -75,15 +75,8 @@ async fn server_fn(
     name: &str,
     form: &[(&str, &str)],
 ) -> Value {
-    let response = client
-        .post(app.url(&format!("/api/{name}")))
-        .header("referer", app.url("/webhooks"))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "{name}");
-    let text = response.text().await.unwrap();
+    let (status, text) = app.server_fn(client, name, form).await;
+    assert_eq!(status, StatusCode::OK, "{name}");
     if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() }
 }
 

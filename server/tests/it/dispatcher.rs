@@ -76,8 +76,10 @@ impl Setup {
 
     pub async fn post(&self, path: &str) -> Value {
         let response = reqwest::Client::new().post(self.app.url(path)).bearer_auth(&self.key).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.unwrap()
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        body
     }
 
     /// The attempts logged for a webhook, oldest first: (event id, number, outcome, error, test).

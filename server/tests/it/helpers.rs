@@ -97,6 +97,24 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// Calls server function `name` (`/api/{name}`) as the portal's own pages do (a form post
+    /// from one of its pages), with `client`'s session; answers the status and the body.
+    pub async fn server_fn(
+        &self,
+        client: &reqwest::Client,
+        name: &str,
+        form: &[(&str, &str)],
+    ) -> (reqwest::StatusCode, String) {
+        let response = client
+            .post(self.url(&format!("/api/{name}")))
+            .header(REFERER, self.url("/"))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
     /// Makes a partner with one user, straight in the store.
     pub async fn create_partner(&self, name: &str, email: &str) -> TestPartner {
         insert_partner(&self.db, name, email).await

@@ -3,19 +3,12 @@
 
 use app::domain::Role;
 use reqwest::StatusCode;
-use reqwest::header::REFERER;
 use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::helpers::{TestApp, TestPartner, insert_api_key_with_role, spawn_app};
 
 /// Calls a server function as the portal's page would; answers the status and the body.
-async fn call(app: &TestApp, client: &reqwest::Client, name: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
-    let response =
-        client.post(app.url(&format!("/api/{name}"))).header(REFERER, app.url("/")).form(form).send().await.unwrap();
-    (response.status(), response.text().await.unwrap())
-}
-
 /// What a change would have touched, to prove nothing moved.
 async fn snapshot(app: &TestApp) -> (String, i64, i64, i64, String) {
     let webhook =
@@ -41,7 +34,7 @@ async fn snapshot(app: &TestApp) -> (String, i64, i64, i64, String) {
 async fn team(app: &TestApp) -> (TestPartner, reqwest::Client, reqwest::Client, String) {
     let partner = app.create_partner("Acme", "ann@acme.test").await;
     let ann = app.signed_in_client(&partner).await;
-    let (status, body) = call(app, &ann, "team/add", &[("email", "vic@acme.test"), ("role", "viewer")]).await;
+    let (status, body) = app.server_fn(&ann, "team/add", &[("email", "vic@acme.test"), ("role", "viewer")]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let added: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(added["member"]["role"], "viewer");
@@ -52,7 +45,7 @@ async fn team(app: &TestApp) -> (TestPartner, reqwest::Client, reqwest::Client, 
     };
     let vic = app.signed_in_client(&vic_login).await;
     let (status, body) =
-        call(app, &ann, "webhooks/save", &[("url", "https://example.com/hook"), ("active", "on")]).await;
+        app.server_fn(&ann, "webhooks/save", &[("url", "https://example.com/hook"), ("active", "on")]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_owned();
     (partner, ann, vic, id)
@@ -62,7 +55,7 @@ async fn team(app: &TestApp) -> (TestPartner, reqwest::Client, reqwest::Client, 
 async fn a_viewer_reads_webhooks_and_logs_and_every_change_is_refused() {
     let app = spawn_app().await;
     let (_, _, vic, id) = team(&app).await;
-    let (_, me) = call(&app, &vic, "current_user", &[]).await;
+    let (_, me) = app.server_fn(&vic, "current_user", &[]).await;
     assert_eq!(serde_json::from_str::<Value>(&me).unwrap()["role"], "viewer");
 
     for (name, form) in [
@@ -73,7 +66,7 @@ async fn a_viewer_reads_webhooks_and_logs_and_every_change_is_refused() {
         ("logs/replay_progress", vec![("webhook", id.as_str())]),
         ("alerts/open", vec![]),
     ] {
-        let (status, body) = call(&app, &vic, name, &form).await;
+        let (status, body) = app.server_fn(&vic, name, &form).await;
         assert_eq!(status, StatusCode::OK, "{name} is a read: {body}");
     }
 
@@ -94,7 +87,7 @@ async fn a_viewer_reads_webhooks_and_logs_and_every_change_is_refused() {
         ("team/list", vec![]),
         ("team/add", vec![("email", "eve@acme.test"), ("role", "admin")]),
     ] {
-        let (status, body) = call(&app, &vic, name, &form).await;
+        let (status, body) = app.server_fn(&vic, name, &form).await;
         assert!(!status.is_success() && body.contains("Forbidden"), "{name} must be refused: {status} {body}");
     }
     assert_eq!(snapshot(&app).await, before, "nothing changed");
@@ -105,9 +98,9 @@ async fn admins_add_people_to_their_own_partner_only() {
     let app = spawn_app().await;
     let (partner, ann, vic, _) = team(&app).await;
     // Vic signs in to Acme's portal.
-    let (_, me) = call(&app, &vic, "current_user", &[]).await;
+    let (_, me) = app.server_fn(&vic, "current_user", &[]).await;
     assert_eq!(serde_json::from_str::<Value>(&me).unwrap()["partner_id"], partner.id.to_string());
-    let (_, list) = call(&app, &ann, "team/list", &[]).await;
+    let (_, list) = app.server_fn(&ann, "team/list", &[]).await;
     let emails: Vec<String> = serde_json::from_str::<Vec<Value>>(&list)
         .unwrap()
         .iter()
@@ -118,13 +111,13 @@ async fn admins_add_people_to_their_own_partner_only() {
     // Another partner's admin sees only their own team.
     let other = app.create_partner("Other", "olga@other.test").await;
     let olga = app.signed_in_client(&other).await;
-    let (_, list) = call(&app, &olga, "team/list", &[]).await;
+    let (_, list) = app.server_fn(&olga, "team/list", &[]).await;
     assert_eq!(serde_json::from_str::<Vec<Value>>(&list).unwrap().len(), 1);
 
     // A taken email and a bad role are named.
-    let (_, body) = call(&app, &ann, "team/add", &[("email", "olga@other.test"), ("role", "viewer")]).await;
+    let (_, body) = app.server_fn(&ann, "team/add", &[("email", "olga@other.test"), ("role", "viewer")]).await;
     assert!(body.contains("already used"), "{body}");
-    let (_, body) = call(&app, &ann, "team/add", &[("email", "new@acme.test"), ("role", "owner")]).await;
+    let (_, body) = app.server_fn(&ann, "team/add", &[("email", "new@acme.test"), ("role", "owner")]).await;
     assert!(body.contains("role") && body.contains("admin"), "{body}");
 }
 
