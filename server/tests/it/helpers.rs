@@ -197,3 +197,15 @@ pub async fn insert_webhooks(db: &Db, partner: &PartnerId, url: &str, n: usize) 
 pub fn location(response: &reqwest::Response) -> Option<String> {
     response.headers().get(LOCATION).map(|v| v.to_str().unwrap().to_owned())
 }
+
+/// Sends a request whose answer the test only reads as JSON.
+pub trait JsonAnswer {
+    /// Sends it and parses the answer's body as JSON (panicking if either fails).
+    fn json_answer(self) -> impl std::future::Future<Output = serde_json::Value>;
+}
+
+impl JsonAnswer for reqwest::RequestBuilder {
+    async fn json_answer(self) -> serde_json::Value {
+        self.send().await.unwrap().json().await.unwrap()
+    }
+}

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::dispatcher::setup;
-use crate::helpers::spawn_app_with;
+use crate::helpers::{JsonAnswer, spawn_app_with};
 use crate::receiver::{Receiver, Reply, eventually};
 
 async fn get_json(url: String) -> (StatusCode, Value) {
@@ -337,12 +337,8 @@ async fn json_logs_have_one_line_per_attempt_with_its_fields_and_no_secret() {
         .post(format!("{address}/api/v1/webhooks"))
         .bearer_auth(&api_key)
         .json(&json!({"url": receiver.url, "authHeader": {"name": "X-Partner-Key", "value": "hunter2-partner-secret"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_answer()
+        .await;
     let signing_secret = webhook["secret"].as_str().unwrap().to_owned();
     let response = client
         .post(format!("{address}/api/v1/events"))

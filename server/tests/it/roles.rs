@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::helpers::{TestApp, TestPartner, insert_api_key_with_role, spawn_app};
+use crate::helpers::{JsonAnswer, TestApp, TestPartner, insert_api_key_with_role, spawn_app};
 
 /// Calls a server function as the portal's page would; answers the status and the body.
 /// What a change would have touched, to prove nothing moved.
@@ -132,12 +132,8 @@ async fn a_viewer_api_key_reads_and_every_write_route_answers_403() {
         .post(app.url("/api/v1/webhooks"))
         .bearer_auth(&admin)
         .json(&json!({"url": "https://example.com/hook"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_answer()
+        .await;
     let id = created["id"].as_str().unwrap();
 
     for path in [

@@ -6,7 +6,7 @@ use reqwest::header::{ACCEPT, ORIGIN, REFERER};
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::helpers::{OPERATOR_TOKEN, TestApp, browser, location, spawn_app, spawn_app_with};
+use crate::helpers::{JsonAnswer, OPERATOR_TOKEN, TestApp, browser, location, spawn_app, spawn_app_with};
 
 fn header(response: &reqwest::Response, name: &str) -> String {
     response.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
@@ -253,23 +253,12 @@ async fn webhook_secrets_are_sealed_in_the_database_and_old_plain_ones_get_seale
         .post(app.url("/api/v1/webhooks"))
         .bearer_auth(&key)
         .json(&json!({"url": "https://example.com/hook", "authHeader": {"name": "X-Partner-Key", "value": "hunter2-partner-value"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_answer()
+        .await;
     let id = created["id"].as_str().unwrap().to_owned();
     let first_secret = created["secret"].as_str().unwrap().to_owned();
-    let rotated: Value = api
-        .post(app.url(&format!("/api/v1/webhooks/{id}/secret/rotate")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rotated: Value =
+        api.post(app.url(&format!("/api/v1/webhooks/{id}/secret/rotate"))).bearer_auth(&key).json_answer().await;
     let second_secret = rotated["secret"].as_str().unwrap().to_owned();
     let plain = [first_secret.as_str(), second_secret.as_str(), "hunter2-partner-value"];
 
@@ -296,15 +285,7 @@ async fn webhook_secrets_are_sealed_in_the_database_and_old_plain_ones_get_seale
         }
     }
     // The portal still reads them: the API shows the secret, the masked header's end.
-    let shown: Value = api
-        .get(app.url(&format!("/api/v1/webhooks/{id}/secret")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = api.get(app.url(&format!("/api/v1/webhooks/{id}/secret"))).bearer_auth(&key).json_answer().await;
     assert_eq!(shown["secret"], second_secret.as_str());
 
     // A database written before sealing: its plain secrets are sealed at the next start.
