@@ -1,4 +1,5 @@
-//! The database: one pool over SQLite (the embedded default) or PostgreSQL, picked by the URL.
+//! The database: SQLite (the embedded default) or PostgreSQL, picked by the URL; a pool for
+//! reads and, on SQLite, one writer connection for transactions ([`Db::writer`]).
 //!
 //! Queries are written once, in SQL both accept, and run through sqlx's `Any` driver; the few
 //! places where the two differ (claiming deliveries) ask [`Db::backend`]. Every function that
@@ -47,7 +48,8 @@ impl Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
-    /// The hot writes' pool ([`Db::writer`]): one connection on SQLite, `pool` on PostgreSQL.
+    /// Transactions' and the dispatcher's pool ([`Db::writer`]): one connection on SQLite,
+    /// `pool` on PostgreSQL.
     writer: AnyPool,
     backend: Backend,
     /// Seals webhook secrets before they are stored and opens them when read.
@@ -66,7 +68,8 @@ impl Db {
         let options = AnyConnectOptions::from_str(&url)
             .with_context(|| format!("DATABASE_URL is not a valid {backend:?} URL"))?
             .disable_statement_logging();
-        let pool_of = |size: u32, pragmas: &'static str| {
+        // `checkpoints`: whether commits on the connection copy the WAL into the file.
+        let pool_of = |size: u32, checkpoints: bool| {
             AnyPoolOptions::new()
                 .max_connections(size)
                 // A SQLite connection is a file handle in this process: it can't have dropped,
@@ -75,27 +78,23 @@ impl Db {
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {
-                            conn.execute(pragmas).await?;
+                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").await?;
+                            if !checkpoints {
+                                conn.execute("PRAGMA wal_autocheckpoint = 0;").await?;
+                            }
                         }
                         Ok(())
                     })
                 })
         };
-        const WAL: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
         // SQLite writes one at a time anyway; a few readers are plenty.
         let size = if backend == Backend::Sqlite { 8 } else { 16 };
-        let pool = pool_of(size, WAL).connect_with(options.clone()).await.context("could not open the database")?;
+        let pool = pool_of(size, true).connect_with(options.clone()).await.context("could not open the database")?;
         let writer = match backend {
             // The writer leaves checkpoints (copying the WAL into the database file, with an
             // fsync) to the task below: done on the writer, every write would queue behind it.
             Backend::Sqlite => {
-                let writer = pool_of(
-                    1,
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;",
-                )
-                .connect_with(options)
-                .await
-                .context("could not open the database")?;
+                let writer = pool_of(1, false).connect_with(options).await.context("could not open the database")?;
                 tokio::spawn(checkpoint_regularly(pool.clone()));
                 writer
             }
