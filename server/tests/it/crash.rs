@@ -12,9 +12,35 @@ use serde_json::json;
 use crate::helpers::{OPERATOR_TOKEN, insert_partner};
 use crate::receiver::{Receiver, Reply};
 
+/// A `portal` child process that is killed when dropped, so a test that fails (panics) before
+/// it stops its portals leaves none running.
+pub struct PortalChild(Child);
+
+impl std::ops::Deref for PortalChild {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for PortalChild {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for PortalChild {
+    fn drop(&mut self) {
+        // Both fail harmlessly when the test already stopped it.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `portal serve` with `args`, waits until its log has a line with `ready`, and answers
 /// the child and what follows `ready` on that line.
-pub fn spawn_portal(database_url: &str, args: &[&str], ready: &'static str) -> (Child, String) {
+pub fn spawn_portal(database_url: &str, args: &[&str], ready: &'static str) -> (PortalChild, String) {
     let (child, rest, _) = spawn_portal_logged(database_url, args, &[], ready);
     (child, rest)
 }
@@ -26,7 +52,7 @@ pub fn spawn_portal_logged(
     args: &[&str],
     env: &[(&str, &str)],
     ready: &'static str,
-) -> (Child, String, Arc<Mutex<Vec<String>>>) {
+) -> (PortalChild, String, Arc<Mutex<Vec<String>>>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_portal"))
         .arg("serve")
         .args(args)
@@ -53,12 +79,13 @@ pub fn spawn_portal_logged(
             kept.lock().unwrap().push(line);
         }
     });
+    let child = PortalChild(child);
     let rest = rx.recv_timeout(Duration::from_secs(30)).expect("the portal starts");
     (child, rest, lines)
 }
 
 /// Starts `portal serve` on a free port; answers the child and its address.
-fn start_portal(database_url: &str) -> (Child, String) {
+fn start_portal(database_url: &str) -> (PortalChild, String) {
     spawn_portal(
         database_url,
         &["--addr", "127.0.0.1:0", "--allow-private-targets", "true", "--delivery-timeout", "1s"]
@@ -160,13 +187,15 @@ async fn a_deliver_only_process_sends_what_another_process_queued() {
     let partner = insert_partner(&db, "Acme", "ann@acme.test").await.id;
     crate::helpers::insert_webhooks(&db, &partner, &receiver.url, 1).await;
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portal"))
-        .args(["serve", "--no-web", "--allow-private-targets", "true"])
-        .env("DATABASE_URL", &database_url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = PortalChild(
+        Command::new(env!("CARGO_BIN_EXE_portal"))
+            .args(["serve", "--no-web", "--allow-private-targets", "true"])
+            .env("DATABASE_URL", &database_url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // Queued by another process (the CLI): the deliver-only process picks it up by itself.
     let output = Command::new(env!("CARGO_BIN_EXE_portal"))
         .args([
