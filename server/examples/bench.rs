@@ -57,8 +57,9 @@ async fn receiver() -> (String, Log) {
     (url, log)
 }
 
-/// A fresh database URL: SQLite in `dir`, or a new database on `BENCH_DATABASE`'s server.
-async fn fresh_database(dir: &std::path::Path) -> String {
+/// A fresh database URL: SQLite in `dir`, or a new database on `BENCH_DATABASE`'s server (with
+/// the server's URL and the database's name, to drop it afterwards).
+async fn fresh_database(dir: &std::path::Path) -> (String, Option<(String, String)>) {
     use sqlx::{Connection, Executor};
     match std::env::var("BENCH_DATABASE") {
         Ok(server) if server.starts_with("postgres") => {
@@ -67,9 +68,9 @@ async fn fresh_database(dir: &std::path::Path) -> String {
             let mut admin = sqlx::AnyConnection::connect(&server).await.unwrap();
             admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
             let (host, _) = server.rsplit_once('/').unwrap();
-            format!("{host}/{name}")
+            (format!("{host}/{name}"), Some((server, name)))
         }
-        _ => format!("sqlite://{}/bench.db", dir.display()),
+        _ => (format!("sqlite://{}/bench.db", dir.display()), None),
     }
 }
 
@@ -78,13 +79,15 @@ struct Portal {
     child: Child,
     address: String,
     db: Db,
+    /// A PostgreSQL run's server and database, dropped when the run ends.
+    postgres: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
 impl Portal {
     async fn start(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = fresh_database(dir.path()).await;
+        let (database_url, postgres) = fresh_database(dir.path()).await;
         let db = Db::connect(&database_url).await.unwrap();
         db.migrate().await.unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -106,7 +109,7 @@ impl Portal {
             assert!(Instant::now() < until, "the portal did not start");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Self { child, address, db, _dir: dir }
+        Self { child, address, db, postgres, _dir: dir }
     }
 
     /// A partner with `urls` as its webhooks.
@@ -128,6 +131,27 @@ impl Portal {
         partner
     }
 
+    /// Context switches of the portal's threads so far (those still running), voluntary ones
+    /// (a thread waiting for another) and all.
+    fn switches(&self) -> (u64, u64) {
+        let mut voluntary = 0;
+        let mut all = 0;
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).into_iter().flatten().flatten();
+        for task in tasks {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            for line in status.lines() {
+                let count = |prefix: &str| line.strip_prefix(prefix).and_then(|v| v.trim().parse::<u64>().ok());
+                if let Some(n) = count("voluntary_ctxt_switches:") {
+                    voluntary += n;
+                    all += n;
+                } else if let Some(n) = count("nonvoluntary_ctxt_switches:") {
+                    all += n;
+                }
+            }
+        }
+        (voluntary, all)
+    }
+
     /// Peak resident memory (MB) and CPU time (s) of the portal so far.
     fn resources(&self) -> (f64, f64) {
         let pid = self.child.id();
@@ -147,7 +171,8 @@ impl Portal {
 
 impl Drop for Portal {
     /// Stops the portal as an operator would (SIGTERM, so a profiler wrapping it writes its
-    /// results), and kills it if it has not stopped within a minute.
+    /// results), kills it if it has not stopped within a minute, and drops a PostgreSQL run's
+    /// database (leftover databases slow the server down for every later run).
     fn drop(&mut self) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let until = Instant::now() + Duration::from_secs(60);
@@ -156,6 +181,18 @@ impl Drop for Portal {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some((server, name)) = self.postgres.take() {
+            let db = self.db.clone();
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    use sqlx::{Connection, Executor};
+                    db.pool().close().await;
+                    db.writer().close().await;
+                    let mut admin = sqlx::AnyConnection::connect(&server).await.unwrap();
+                    admin.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str()).await.unwrap();
+                })
+            });
+        }
     }
 }
 
@@ -210,6 +247,16 @@ async fn wait_for(log: &Log, n: usize, deadline: Duration) {
     }
 }
 
+/// Publish (request sent) to arrival at the receiver, in ms, for each request received on a
+/// path starting with `path`.
+fn latencies(log: &Log, sent: &HashMap<String, Instant>, path: &str) -> Vec<f64> {
+    let log = log.lock().unwrap();
+    log.iter()
+        .filter(|(hook, _, _)| hook.starts_with(path))
+        .filter_map(|(_, id, at)| sent.get(id).map(|s| at.duration_since(*s).as_secs_f64() * 1000.0))
+        .collect()
+}
+
 fn percentiles(mut ms: Vec<f64>) -> String {
     ms.sort_by(f64::total_cmp);
     let at = |p: f64| ms[((ms.len() as f64 - 1.0) * p).round() as usize];
@@ -218,7 +265,8 @@ fn percentiles(mut ms: Vec<f64>) -> String {
 
 fn report(portal: &Portal, what: &str) {
     let (rss, cpu) = portal.resources();
-    println!("  portal: peak RSS {rss:.1} MB, CPU {cpu:.1} s ({what})");
+    let (voluntary, all) = portal.switches();
+    println!("  portal: peak RSS {rss:.1} MB, CPU {cpu:.1} s, {all} context switches ({voluntary} voluntary) ({what})");
 }
 
 /// Sustained deliveries per second: 10 partners × 10 webhooks, events published as fast as
@@ -234,12 +282,13 @@ async fn throughput() {
     let events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
     let total = events * partners.len() * 10;
     let started = Instant::now();
-    publish(&portal, &partners, events, None, 16).await;
+    let sent = publish(&portal, &partners, events, None, 16).await;
     let published = started.elapsed();
     wait_for(&log, total, Duration::from_secs(600)).await;
     let seconds = started.elapsed().as_secs_f64();
     println!("throughput: {total} deliveries in {seconds:.2} s = {:.0} per second", total as f64 / seconds);
     println!("  publishing {} events took {:.2} s", events * partners.len(), published.as_secs_f64());
+    println!("  latency at saturation: {}", percentiles(latencies(&log, &sent, "")));
     report(&portal, "throughput");
 }
 
@@ -252,13 +301,7 @@ async fn latency() {
     let events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(5_000);
     let sent = publish(&portal, &partners, events, Some(rate), 32).await;
     wait_for(&log, events, Duration::from_secs(120)).await;
-    let ms: Vec<f64> = log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|(_, id, at)| sent.get(id).map(|s| at.duration_since(*s).as_secs_f64() * 1000.0))
-        .collect();
-    println!("latency at {rate} events/s: {}", percentiles(ms));
+    println!("latency at {rate} events/s: {}", percentiles(latencies(&log, &sent, "")));
     report(&portal, "latency");
 }
 
@@ -299,13 +342,7 @@ async fn slow() {
         let events = 250; // 50 events/s for 5 s, × 20 webhooks
         let sent = publish(&portal, &partners, events, Some(50.0), 8).await;
         wait_for(&log, events * (20 - hanging) + hanging, Duration::from_secs(120)).await;
-        let ms: Vec<f64> = log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(hook, _, _)| hook.starts_with("ok/"))
-            .filter_map(|(_, id, at)| sent.get(id).map(|s| at.duration_since(*s).as_secs_f64() * 1000.0))
-            .collect();
+        let ms = latencies(&log, &sent, "ok/");
         println!("healthy webhooks with {hanging} of 20 hanging: {}", percentiles(ms));
         report(&portal, "slow");
     }
