@@ -154,12 +154,12 @@ pub async fn event(database_url: &str, command: EventCommand) -> anyhow::Result<
         anyhow::anyhow!("{}", text.join("; "))
     })?;
     let db = open(database_url).await?;
-    if store::accounts::partner_name(&db, &event.partner).await?.is_none() {
-        bail!("--partner {}: no such partner (see `portal partner list`)", event.partner);
-    }
     let deliveries = match publish(&db, &event).await? {
         Published::New { deliveries } | Published::Again { deliveries } => deliveries,
         Published::Conflict => bail!("--id `{}` belongs to another partner's event", event.id),
+        Published::UnknownPartner => {
+            bail!("--partner {}: no such partner (see `portal partner list`)", event.partner)
+        }
     };
     if json {
         println!("{}", json!({ "id": event.id, "deliveries": deliveries }));

@@ -34,11 +34,11 @@ struct Loaded {
 }
 
 /// One of a webhook's in-flight places ([`MAX_IN_FLIGHT_PER_WEBHOOK`]), held while a request
-/// to it is under way and given back (waking the loop) when dropped.
+/// to it is under way and given back (telling the loop a place is free) when dropped.
 struct WebhookSlot {
     webhook: WebhookId,
     counts: Arc<Mutex<HashMap<WebhookId, usize>>>,
-    wake: Arc<Notify>,
+    freed: Arc<Notify>,
 }
 
 impl Drop for WebhookSlot {
@@ -51,7 +51,7 @@ impl Drop for WebhookSlot {
             }
         }
         drop(counts);
-        self.wake.notify_one();
+        self.freed.notify_one();
     }
 }
 
@@ -61,6 +61,9 @@ pub struct Dispatcher {
     sender: Sender,
     schedule: RetrySchedule,
     wake: Arc<Notify>,
+    /// Tells the loop that a place came free (a request was answered, an attempt written); it
+    /// matters only when due deliveries wait for one.
+    freed: Arc<Notify>,
     worker: String,
     lease_ms: i64,
     gone_deactivates: bool,
@@ -115,6 +118,7 @@ impl Dispatcher {
             sender,
             schedule,
             wake,
+            freed: Arc::default(),
             worker,
             lease_ms,
             gone_deactivates: true,
@@ -155,6 +159,17 @@ impl Dispatcher {
         while !*stop.borrow() {
             this.heartbeat.store(now_ms(), Ordering::Relaxed);
             let free = permits.available_permits();
+            if free == 0 {
+                // Every place is taken: nothing to claim, and nothing to look up until a task
+                // finishes (the poll only keeps the heartbeat going).
+                tokio::select! {
+                    () = this.wake.notified() => {}
+                    () = this.freed.notified() => {}
+                    () = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
             let in_flight: Vec<(WebhookId, usize)> =
                 per_webhook.lock().expect("not poisoned").iter().map(|(w, n)| (w.clone(), *n)).collect();
             let claimed = match deliveries::claim_due(
@@ -195,34 +210,43 @@ impl Dispatcher {
                 *per_webhook.lock().expect("not poisoned").entry(delivery.webhook.clone()).or_default() += 1;
                 let (this, per_webhook) = (this.clone(), per_webhook.clone());
                 let slot =
-                    WebhookSlot { webhook: delivery.webhook.clone(), counts: per_webhook, wake: this.wake.clone() };
+                    WebhookSlot { webhook: delivery.webhook.clone(), counts: per_webhook, freed: this.freed.clone() };
                 tokio::spawn(async move {
-                    this.deliver(delivery, loaded, slot).await;
+                    let pending = this.deliver(delivery, loaded, slot).await;
                     drop(permit);
-                    this.wake.notify_one();
+                    if pending {
+                        // A new due time (a retry, say): the loop must know it.
+                        this.wake.notify_one();
+                    } else {
+                        this.freed.notify_one();
+                    }
                 });
             }
             if got > 0 && got == free {
                 continue; // slots were the limit: more may be due
             }
             // Claimed fewer than the free slots: the rest are not due, or their webhooks are
-            // at their limit until a task finishes (which wakes us).
-            let wait = match deliveries::next_due(&this.db).await {
+            // at their limit until a task finishes. A place coming free matters only then; a
+            // new due time (an event, a retry) always wakes the loop.
+            let (wait, for_a_place) = match deliveries::next_due(&this.db).await {
                 Ok(Some(due)) => match due - now_ms() {
-                    later if later > 0 => Duration::from_millis(later.min(IDLE_POLL.as_millis() as i64) as u64),
-                    // Due now but nothing claimable (slots or its webhook busy): a finishing
-                    // task wakes us; look again shortly in any case.
-                    _ if got == 0 => Duration::from_millis(50),
-                    _ => Duration::ZERO,
+                    later if later > 0 => {
+                        (Duration::from_millis(later.min(IDLE_POLL.as_millis() as i64) as u64), false)
+                    }
+                    // Due now but nothing claimable (its webhook is at its limit): a finishing
+                    // task tells us; look again shortly in any case.
+                    _ if got == 0 => (Duration::from_millis(50), true),
+                    _ => (Duration::ZERO, false),
                 },
-                Ok(None) => IDLE_POLL,
+                Ok(None) => (IDLE_POLL, false),
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "could not find the next due delivery");
-                    Duration::from_secs(1)
+                    (Duration::from_secs(1), false)
                 }
             };
             tokio::select! {
                 () = this.wake.notified() => {}
+                () = this.freed.notified(), if for_a_place => {}
                 () = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => {}
             }
@@ -245,41 +269,49 @@ impl Dispatcher {
         let mut event_ids: Vec<&str> = claimed.iter().map(|c| c.event_id.as_str()).collect();
         event_ids.sort_unstable();
         event_ids.dedup();
-        Ok((webhooks::records_by_id(&self.db, &hook_ids).await?, deliveries::event_bodies(&self.db, &event_ids).await?))
+        // Two reader connections at once: the sends wait for the slower, not for both.
+        Ok(tokio::try_join!(
+            webhooks::records_by_id(&self.db, &hook_ids),
+            deliveries::event_bodies(&self.db, &event_ids)
+        )?)
     }
 
     /// One attempt of a claimed delivery, logged, with its next step decided.
     #[tracing::instrument(skip_all, fields(delivery = %claimed.id, webhook = %claimed.webhook))]
-    async fn deliver(&self, claimed: Claimed, loaded: Loaded, slot: WebhookSlot) {
-        if let Err(e) = self.try_deliver(&claimed, loaded, slot).await {
+    /// Answers whether the delivery is still pending (due again at some time).
+    async fn deliver(&self, claimed: Claimed, loaded: Loaded, slot: WebhookSlot) -> bool {
+        self.try_deliver(&claimed, loaded, slot).await.unwrap_or_else(|e| {
             // The lease runs out and the delivery is tried again: at least once, never lost.
             tracing::error!(error = format!("{e:#}"), "delivery step failed");
-        }
+            true
+        })
     }
 
-    async fn try_deliver(&self, claimed: &Claimed, loaded: Loaded, slot: WebhookSlot) -> anyhow::Result<()> {
+    async fn try_deliver(&self, claimed: &Claimed, loaded: Loaded, slot: WebhookSlot) -> anyhow::Result<bool> {
         let webhook = match loaded.webhook {
             Some(webhook) => Some(webhook),
             None => webhooks::record(&self.db, &claimed.partner, &claimed.webhook).await?,
         };
         let Some(webhook) = webhook else {
-            return Ok(()); // deleted since: its deliveries went with it
+            return Ok(false); // deleted since: its deliveries went with it
         };
         if !webhook.settings.active {
-            return deliveries::hold(&self.db, &claimed.id).await;
+            deliveries::hold(&self.db, &claimed.id).await?;
+            return Ok(false);
         }
         if let Some(per_second) = webhook.settings.rate_limit
             && let Err(at) = webhooks::take_send_slot(&self.db, &webhook.id, per_second).await?
         {
             // Its turn comes later; the wait is no failure and no attempt.
-            return deliveries::defer(&self.db, &claimed.id, at).await;
+            deliveries::defer(&self.db, &claimed.id, at).await?;
+            return Ok(true);
         }
         let event = match loaded.event {
             Some(event) => Some(event),
             None => deliveries::event_body(&self.db, &claimed.partner, &claimed.event_id).await?,
         };
         let Some(event) = event else {
-            return Ok(());
+            return Ok(false);
         };
         let number = claimed.attempts + 1;
         let (request, mut result) = delivery::attempt(&self.sender, &webhook, &event).await;
@@ -311,9 +343,11 @@ impl Dispatcher {
             origin: claimed.origin,
             next,
         };
+        let pending = matches!(finished.next, Next::RetryAt(_));
         let (written, reply) = oneshot::channel();
         self.recorder.send((finished, written)).await.map_err(|_| anyhow::anyhow!("the recorder stopped"))?;
-        reply.await.map_err(|_| anyhow::anyhow!("the recorder stopped"))?
+        reply.await.map_err(|_| anyhow::anyhow!("the recorder stopped"))??;
+        Ok(pending)
     }
 
     /// After attempt `number`: done, retry after the schedule's wait (or the longer one the

@@ -21,10 +21,13 @@ pub enum Published {
     Again { deliveries: i64 },
     /// The id belongs to another partner's event.
     Conflict,
+    /// No partner has the event's partner id; nothing was stored.
+    UnknownPartner,
 }
 
 /// Stores an event and, in the same transaction, one pending delivery per active webhook of
-/// its partner that takes its type.
+/// its partner that takes its type. The partner is checked by the event's reference to it
+/// (no query of its own on the way of every event).
 #[tracing::instrument(skip_all, fields(partner = %event.partner, event = %event.id))]
 pub async fn publish(db: &Db, event: &NewEvent) -> anyhow::Result<Published> {
     let now = now_ms();
@@ -40,9 +43,12 @@ pub async fn publish(db: &Db, event: &NewEvent) -> anyhow::Result<Published> {
     .bind(event.data.to_string())
     .bind(now)
     .execute(&mut *tx)
-    .await
-    .context("could not store the event")?
-    .rows_affected();
+    .await;
+    let inserted = match inserted {
+        Ok(done) => done.rows_affected(),
+        Err(e) if super::is_foreign_key_violation(&e) => return Ok(Published::UnknownPartner),
+        Err(e) => return Err(e).context("could not store the event"),
+    };
     if inserted == 0 {
         let owner: String = sqlx::query("SELECT partner_id FROM events WHERE id = $1")
             .bind(&event.id)
@@ -50,7 +56,12 @@ pub async fn publish(db: &Db, event: &NewEvent) -> anyhow::Result<Published> {
             .await?
             .try_get("partner_id")?;
         if owner != event.partner.as_str() {
-            return Ok(Published::Conflict);
+            let known = sqlx::query("SELECT 1 AS known FROM partners WHERE id = $1")
+                .bind(event.partner.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            return Ok(if known { Published::Conflict } else { Published::UnknownPartner });
         }
         let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE event_id = $1")
             .bind(&event.id)
@@ -135,39 +146,42 @@ pub async fn claim_due(
         return Ok(Vec::new());
     }
     let now = now_ms();
-    // Ids are parsed, prefixed ULIDs: safe to inline.
-    let full: Vec<String> =
-        in_flight.iter().filter(|(_, n)| *n >= per_webhook).map(|(w, _)| format!("'{}'", w.as_str())).collect();
-    let skip_full =
-        if full.is_empty() { String::new() } else { format!("AND webhook_id NOT IN ({})", full.join(", ")) };
-    let room: String = in_flight
+    // The in-flight counts go in as two JSON parameters, so the statement's text never changes
+    // and is prepared once per connection: the webhooks at their limit (skipped before the
+    // window is cut, so they can't fill it), and the places the others have taken.
+    let full: Vec<&str> = in_flight.iter().filter(|(_, n)| *n >= per_webhook).map(|(w, _)| w.as_str()).collect();
+    let busy: serde_json::Map<String, serde_json::Value> = in_flight
         .iter()
         .filter(|(_, n)| *n < per_webhook)
-        .map(|(w, n)| format!(" WHEN '{}' THEN {}", w.as_str(), per_webhook - n))
+        .map(|(w, n)| (w.as_str().to_owned(), serde_json::Value::from(*n)))
         .collect();
-    let room =
-        if room.is_empty() { per_webhook.to_string() } else { format!("CASE webhook_id{room} ELSE {per_webhook} END") };
-    let lock = if db.backend() == Backend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
-    let rows = sqlx::query(&format!(
-        "UPDATE deliveries SET locked_until = $1, locked_by = $2 WHERE id IN ( \
-           SELECT id FROM ( \
-             SELECT id, webhook_id, next_attempt_at, \
-                    ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id) AS rank \
-             FROM (SELECT id, webhook_id, next_attempt_at FROM deliveries \
-                   WHERE state = 'pending' AND next_attempt_at <= $3 \
-                   AND (locked_until IS NULL OR locked_until < $3) {skip_full} \
-                   ORDER BY next_attempt_at LIMIT $5 {lock}) due \
-           ) ranked WHERE rank <= {room} ORDER BY next_attempt_at LIMIT $4) \
-         RETURNING id, partner_id, webhook_id, event_id, attempts, origin"
-    ))
-    .bind(now + lease_ms)
-    .bind(worker)
-    .bind(now)
-    .bind(limit)
-    .bind(limit * 8)
-    .fetch_all(db.writer())
-    .await
-    .context("could not claim deliveries")?;
+    static SQLITE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static POSTGRES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = match db.backend() {
+        Backend::Sqlite => {
+            SQLITE.get_or_init(|| claim_sql("SELECT value FROM json_each($6)", "json_each($7)", "busy.value", ""))
+        }
+        Backend::Postgres => POSTGRES.get_or_init(|| {
+            claim_sql(
+                "SELECT jsonb_array_elements_text($6::jsonb)",
+                "jsonb_each_text($7::jsonb)",
+                "busy.value::bigint",
+                "FOR UPDATE SKIP LOCKED",
+            )
+        }),
+    };
+    let rows = sqlx::query(text)
+        .bind(now + lease_ms)
+        .bind(worker)
+        .bind(now)
+        .bind(limit)
+        .bind(limit * 8)
+        .bind(serde_json::to_string(&full)?)
+        .bind(serde_json::Value::Object(busy).to_string())
+        .bind(per_webhook as i64)
+        .fetch_all(db.writer())
+        .await
+        .context("could not claim deliveries")?;
     rows.into_iter()
         .map(|row| {
             Ok(Claimed {
@@ -180,6 +194,27 @@ pub async fn claim_due(
             })
         })
         .collect()
+}
+
+/// The claim's text: `$1` lease end, `$2` worker, `$3` now, `$4` limit, `$5` the window of due
+/// rows looked at, `$6` the webhooks at their limit (JSON list), `$7` the places the others have
+/// taken (JSON object), `$8` the places a webhook has. The backend gives the JSON functions and
+/// the row lock.
+fn claim_sql(full: &str, busy: &str, taken: &str, lock: &str) -> String {
+    format!(
+        "UPDATE deliveries SET locked_until = $1, locked_by = $2 WHERE id IN ( \
+           SELECT id FROM ( \
+             SELECT due.id, due.next_attempt_at, \
+                    ROW_NUMBER() OVER (PARTITION BY due.webhook_id ORDER BY due.next_attempt_at, due.id) \
+                    + COALESCE({taken}, 0) AS place \
+             FROM (SELECT id, webhook_id, next_attempt_at FROM deliveries \
+                   WHERE state = 'pending' AND next_attempt_at <= $3 \
+                   AND (locked_until IS NULL OR locked_until < $3) AND webhook_id NOT IN ({full}) \
+                   ORDER BY next_attempt_at LIMIT $5 {lock}) due \
+             LEFT JOIN {busy} busy ON busy.key = due.webhook_id \
+           ) ranked WHERE place <= $8 ORDER BY next_attempt_at LIMIT $4) \
+         RETURNING id, partner_id, webhook_id, event_id, attempts, origin"
+    )
 }
 
 /// When the next pending delivery falls due (ms), counting expired leases; `None` when none wait.
@@ -345,6 +380,12 @@ pub async fn record(db: &Db, attempt: &AttemptRecord<'_>, next: &Next) -> anyhow
 /// for the log, one counter update per webhook and minute, then each delivery's next step. A
 /// busy dispatcher pays one commit and a few statements per batch. All or nothing.
 pub async fn record_many(db: &Db, attempts: &[FinishedAttempt]) -> anyhow::Result<()> {
+    if db.backend() == Backend::Sqlite
+        && attempts.len() <= ONE_HOP_MAX
+        && attempts.iter().all(FinishedAttempt::is_routine)
+    {
+        return record_in_one_hop(db, attempts).await;
+    }
     let now = now_ms();
     let mut tx = db.writer().begin().await.context("could not start a transaction")?;
     if db.backend() == super::Backend::Postgres {
@@ -361,6 +402,106 @@ pub async fn record_many(db: &Db, attempts: &[FinishedAttempt]) -> anyhow::Resul
     tx.commit().await.context("could not commit the attempts")?;
     count_deactivations(deactivated);
     Ok(())
+}
+
+/// Most attempts [`record_in_one_hop`] writes: a quiet dispatcher's batches are this small,
+/// and each size is one more script text for the connection's statement cache.
+const ONE_HOP_MAX: usize = 8;
+
+/// Parameters of one attempt in a one-hop script: the attempt's columns but its time (16),
+/// then whether it succeeded, the delivery's next state and its next due time.
+const ONE_HOP_WIDTH: usize = 19;
+
+impl FinishedAttempt {
+    /// An attempt of a delivery that succeeded or will be retried: it only adds rows and moves
+    /// counters (no test, no webhook to switch off).
+    fn is_routine(&self) -> bool {
+        self.delivery.is_some() && self.origin != Origin::Test && !matches!(self.next, Next::GiveUp { .. })
+    }
+}
+
+/// Writes a batch of routine attempts ([`FinishedAttempt::is_routine`]) on SQLite as one script,
+/// `BEGIN IMMEDIATE; …; COMMIT`, which the driver runs in one trip to the connection's thread
+/// (numbered parameters hold across the script's statements), where the transaction of
+/// [`record_many`] takes six. Each attempt has its own four statements: the log row, its
+/// minute's counter, its webhook's newest attempt and failures in a row, and its delivery's
+/// next step; applied in order they come to what the batch statements write.
+async fn record_in_one_hop(db: &Db, attempts: &[FinishedAttempt]) -> anyhow::Result<()> {
+    static SCRIPTS: [std::sync::OnceLock<String>; ONE_HOP_MAX] = [const { std::sync::OnceLock::new() }; ONE_HOP_MAX];
+    let text = SCRIPTS[attempts.len() - 1].get_or_init(|| {
+        // $1 now, $2 its minute; then each attempt's ONE_HOP_WIDTH parameters.
+        let blocks: String = (0..attempts.len())
+            .map(|i| {
+                let p = |k: usize| format!("${}", 3 + i * ONE_HOP_WIDTH + k);
+                format!(
+                    "INSERT INTO attempts (id, partner_id, webhook_id, delivery_id, event_id, event_type, \
+                     attempt_number, outcome, status_code, latency_ms, error, request_headers, request_body, \
+                     response_body, test, origin, created_at) VALUES ({}, $1); \
+                     INSERT INTO webhook_minutes (webhook_id, partner_id, minute, attempts, failures) \
+                     VALUES ({w}, {partner}, $2, 1, 1 - {ok}) ON CONFLICT (webhook_id, minute) DO UPDATE SET \
+                     attempts = webhook_minutes.attempts + 1, failures = webhook_minutes.failures + excluded.failures; \
+                     UPDATE webhooks SET last_attempt_at = $1, last_attempt_ok = {ok}, failures_in_a_row = \
+                     CASE WHEN {ok} = 1 THEN 0 ELSE failures_in_a_row + 1 END WHERE id = {w}; \
+                     UPDATE deliveries SET state = {state}, attempts = {number}, next_attempt_at = {next}, \
+                     locked_until = NULL, locked_by = NULL, updated_at = $1 WHERE id = {delivery}; ",
+                    (0..16).map(p).collect::<Vec<_>>().join(", "),
+                    partner = p(1),
+                    w = p(2),
+                    delivery = p(3),
+                    number = p(6),
+                    ok = p(16),
+                    state = p(17),
+                    next = p(18),
+                )
+            })
+            .collect();
+        format!("BEGIN IMMEDIATE; {blocks}COMMIT")
+    });
+    let now = now_ms();
+    let mut script = sqlx::query(text).bind(now).bind(now / super::log::MINUTE_MS);
+    for attempt in attempts {
+        let (state, next_at) = match attempt.next {
+            Next::RetryAt(at) => ("pending", at),
+            _ => ("succeeded", now),
+        };
+        script = bind_attempt(script, &attempt.as_record())?
+            .bind(i64::from(attempt.result.success))
+            .bind(state)
+            .bind(next_at);
+    }
+    let mut conn = db.writer().acquire().await.context("could not reach the database")?;
+    if let Err(e) = script.execute(&mut *conn).await {
+        // The script stopped at the failing statement, inside its transaction: end it, so the
+        // connection goes back to the pool as it came.
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        return Err(e).context("could not log the attempts");
+    }
+    Ok(())
+}
+
+/// Binds an attempt's columns of the `attempts` table but its time, in the table's order.
+fn bind_attempt<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    attempt: &AttemptRecord<'q>,
+) -> anyhow::Result<sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>> {
+    let headers = attempt.request.map(|r| r.logged_headers()).unwrap_or_default();
+    Ok(query
+        .bind(AttemptId::generate().as_str().to_owned())
+        .bind(attempt.partner.as_str())
+        .bind(attempt.webhook.as_str())
+        .bind(attempt.delivery.map(|d| d.as_str().to_owned()))
+        .bind(&attempt.event.id)
+        .bind(attempt.event.event_type.as_str())
+        .bind(attempt.number)
+        .bind(if attempt.result.success { "success" } else { "failure" })
+        .bind(attempt.result.status_code.map(i64::from))
+        .bind(attempt.result.latency_ms)
+        .bind(attempt.result.error.clone())
+        .bind(serde_json::to_string(&headers)?)
+        .bind(attempt.request.map(|r| r.body.clone()).unwrap_or_default())
+        .bind(attempt.result.response_body.clone())
+        .bind(flag(attempt.origin == Origin::Test))
+        .bind(attempt.origin.as_str()))
 }
 
 fn count_deactivations(n: u64) {
@@ -393,25 +534,7 @@ async fn record_in(
     for batch in batches(attempts) {
         let mut insert = sqlx::query(INSERT.get(batch.len()));
         for (attempt, _) in batch {
-            let headers = attempt.request.map(|r| r.logged_headers()).unwrap_or_default();
-            insert = insert
-                .bind(AttemptId::generate().as_str().to_owned())
-                .bind(attempt.partner.as_str())
-                .bind(attempt.webhook.as_str())
-                .bind(attempt.delivery.map(|d| d.as_str().to_owned()))
-                .bind(&attempt.event.id)
-                .bind(attempt.event.event_type.as_str())
-                .bind(attempt.number)
-                .bind(if attempt.result.success { "success" } else { "failure" })
-                .bind(attempt.result.status_code.map(i64::from))
-                .bind(attempt.result.latency_ms)
-                .bind(attempt.result.error.clone())
-                .bind(serde_json::to_string(&headers)?)
-                .bind(attempt.request.map(|r| r.body.clone()).unwrap_or_default())
-                .bind(attempt.result.response_body.clone())
-                .bind(flag(attempt.origin == Origin::Test))
-                .bind(attempt.origin.as_str())
-                .bind(now);
+            insert = bind_attempt(insert, attempt)?.bind(now);
         }
         insert.execute(&mut *conn).await.context("could not log the attempts")?;
     }

@@ -269,6 +269,11 @@ pub fn get_flag(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, sqlx::Err
     Ok(row.try_get::<i64, _>(column)? != 0)
 }
 
+/// Whether an error is the database refusing a row whose reference names no row.
+pub fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
 /// Whether an error is the database refusing a duplicate in a UNIQUE column.
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())

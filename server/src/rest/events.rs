@@ -84,12 +84,6 @@ pub async fn publish(
 ) -> Result<(StatusCode, Json<PublishedBody>), ApiError> {
     let event = NewEvent::parse(&body.partner_id, &body.event_type, &body.status, body.data, body.id.as_deref())
         .map_err(ApiError::Invalid)?;
-    if app::store::accounts::partner_name(&state.db, &event.partner).await?.is_none() {
-        return Err(ApiError::Invalid(vec![app::domain::FieldError::new(
-            "partnerId",
-            format!("`{}` is not a partner", event.partner),
-        )]));
-    }
     let deliveries = match deliveries::publish(&state.db, &event).await? {
         Published::New { deliveries } => {
             state.wake.notify_one();
@@ -98,6 +92,12 @@ pub async fn publish(
         Published::Again { deliveries } => deliveries,
         Published::Conflict => {
             return Err(ApiError::Conflict(format!("event id `{}` belongs to another partner's event", event.id)));
+        }
+        Published::UnknownPartner => {
+            return Err(ApiError::Invalid(vec![app::domain::FieldError::new(
+                "partnerId",
+                format!("`{}` is not a partner", event.partner),
+            )]));
         }
     };
     Ok((StatusCode::ACCEPTED, Json(PublishedBody { id: event.id, deliveries })))

@@ -176,6 +176,14 @@ async fn the_operator_publishes_from_the_command_line() {
     assert_eq!(bad.status.code(), Some(1));
     let err = stderr(&bad);
     assert!(err.contains("--type has `nope`") && err.contains("--data must be a JSON object"), "{err}");
+
+    let unknown = portal(
+        &app.database_url,
+        &["event", "publish", "--partner", "ptn_01HZY3M7A8Q9XKJ2V5T6N4B0CD", "--type", "review.completed"],
+        None,
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("no such partner"), "{}", stderr(&unknown));
 }
 
 #[tokio::test]

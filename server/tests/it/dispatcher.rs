@@ -338,6 +338,12 @@ async fn publishing_is_idempotent_on_the_event_id() {
         .publish(json!({"partnerId": globex.id.to_string(), "type": "verification.failed", "status": "failed", "data": {}, "id": "evt_once"}))
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    // A partner that doesn't exist is named as such, even with an id that is taken.
+    let (status, error) = s
+        .publish(json!({"partnerId": "ptn_01HZY3M7A8Q9XKJ2V5T6N4B0CD", "type": "verification.failed", "status": "failed", "data": {}, "id": "evt_once"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["field"], "partnerId", "{error}");
 }
 
 #[tokio::test]
