@@ -545,9 +545,10 @@ async fn record_in(
         .map(|(a, _)| (a.partner, a.webhook, a.result.success))
         .collect();
     super::log::count_attempts(&mut *conn, &counted, now).await?;
-    // Succeeded deliveries finish together: one statement per attempt number (nearly always
-    // just the first); retries and failures each have their own next step.
+    // Succeeded deliveries finish together (one statement per attempt number, nearly always
+    // just the first), retries are scheduled together; failures each have their own step.
     let mut succeeded: Vec<(i64, Vec<&str>)> = Vec::new();
+    let mut retries: Vec<(&str, i64, i64)> = Vec::new();
     let mut deactivated = 0;
     for (attempt, next) in attempts {
         match (attempt.delivery, next) {
@@ -555,6 +556,7 @@ async fn record_in(
                 Some((_, ids)) => ids.push(delivery.as_str()),
                 None => succeeded.push((attempt.number, vec![delivery.as_str()])),
             },
+            (Some(delivery), Next::RetryAt(at)) => retries.push((delivery.as_str(), attempt.number, *at)),
             _ => deactivated += u64::from(advance(&mut *conn, attempt, next, now).await?),
         }
     }
@@ -573,6 +575,22 @@ async fn record_in(
             }
             update.execute(&mut *conn).await.context("could not finish the delivered deliveries")?;
         }
+    }
+    // A VALUES list joined by id (both databases name its columns column1, column2, …).
+    static RETRY: BatchSql = BatchSql::new(|n| {
+        format!(
+            "UPDATE deliveries SET state = 'pending', attempts = retry.column2, next_attempt_at = retry.column3, \
+             locked_until = NULL, locked_by = NULL, updated_at = $1 FROM (VALUES {}) AS retry \
+             WHERE deliveries.id = retry.column1",
+            value_rows(2, n, 3)
+        )
+    });
+    for batch in batches(&retries) {
+        let mut update = sqlx::query(RETRY.get(batch.len())).bind(now);
+        for (id, number, at) in batch {
+            update = update.bind(*id).bind(*number).bind(*at);
+        }
+        update.execute(&mut *conn).await.context("could not schedule the retries")?;
     }
     Ok(deactivated)
 }
