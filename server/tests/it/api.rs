@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::helpers::{TestApp, spawn_app};
 
 async fn get_partner(app: &TestApp, authorization: Option<&str>) -> (StatusCode, Value) {
-    let mut request = reqwest::Client::new().get(app.url("/api/v1/partner"));
+    let mut request = crate::helpers::http().get(app.url("/api/v1/partner"));
     if let Some(value) = authorization {
         request = request.header("authorization", value);
     }

@@ -85,7 +85,7 @@ async fn measure(n: i64) -> Vec<(String, Duration, Duration)> {
     let client = s.app.signed_in_client(&partner).await;
     let w = &webhooks[0];
     let (_, page) = {
-        let response = reqwest::Client::new()
+        let response = crate::helpers::http()
             .get(s.app.url(&format!("/api/v1/webhooks/{w}/attempts?limit=100")))
             .bearer_auth(&s.key)
             .send()

@@ -101,7 +101,7 @@ async fn api_keys_from_the_command_line_work_on_the_api() {
         None,
     ));
     let key = created["key"].as_str().unwrap();
-    let response = reqwest::Client::new().get(app.url("/api/v1/partner")).bearer_auth(key).send().await.unwrap();
+    let response = crate::helpers::http().get(app.url("/api/v1/partner")).bearer_auth(key).send().await.unwrap();
     assert_eq!(response.status(), 200);
 
     let missing =

@@ -107,7 +107,7 @@ async fn a_kill_in_the_middle_of_a_burst_loses_no_event() {
     let db = app::store::Db::connect(&database_url).await.unwrap();
     let partner = insert_partner(&db, "Acme", "ann@acme.test").await.id;
     let key = crate::helpers::insert_api_key(&db, &partner).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http();
     let created = client
         .post(format!("{address}/api/v1/webhooks"))
         .bearer_auth(&key)

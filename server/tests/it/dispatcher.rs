@@ -33,7 +33,7 @@ pub async fn setup(flags: &[&str]) -> Setup {
 
 impl Setup {
     pub async fn create_webhook(&self, body: Value) -> Value {
-        let response = reqwest::Client::new()
+        let response = crate::helpers::http()
             .post(self.app.url("/api/v1/webhooks"))
             .bearer_auth(&self.key)
             .json(&body)
@@ -45,7 +45,7 @@ impl Setup {
     }
 
     pub async fn publish(&self, body: Value) -> (StatusCode, Value) {
-        let response = reqwest::Client::new()
+        let response = crate::helpers::http()
             .post(self.app.url("/api/v1/events"))
             .bearer_auth(OPERATOR_TOKEN)
             .json(&body)
@@ -65,7 +65,7 @@ impl Setup {
     }
 
     pub async fn webhook(&self, id: &str) -> Value {
-        let response = reqwest::Client::new()
+        let response = crate::helpers::http()
             .get(self.app.url(&format!("/api/v1/webhooks/{id}")))
             .bearer_auth(&self.key)
             .send()
@@ -75,7 +75,7 @@ impl Setup {
     }
 
     pub async fn post(&self, path: &str) -> Value {
-        let response = reqwest::Client::new().post(self.app.url(path)).bearer_auth(&self.key).send().await.unwrap();
+        let response = crate::helpers::http().post(self.app.url(path)).bearer_auth(&self.key).send().await.unwrap();
         let status = response.status();
         let body: Value = response.json().await.unwrap();
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
@@ -178,7 +178,7 @@ async fn only_active_webhooks_of_the_type_and_the_partner_get_the_event() {
     let globex = s.app.create_partner("Globex", "bob@globex.test").await;
     let globex_key = s.app.create_api_key(&globex.id).await;
     let theirs = Receiver::start(Reply::Status(200, "ok")).await;
-    reqwest::Client::new()
+    crate::helpers::http()
         .post(s.app.url("/api/v1/webhooks"))
         .bearer_auth(globex_key)
         .json(&json!({"url": theirs.url}))
@@ -372,7 +372,7 @@ async fn bad_events_are_refused_with_the_field_named() {
     assert_eq!(count, 0, "nothing was stored");
 
     for token in [None, Some("wrong-token-wrong-token-wrong-token")] {
-        let mut request = reqwest::Client::new().post(s.app.url("/api/v1/events")).json(&ok);
+        let mut request = crate::helpers::http().post(s.app.url("/api/v1/events")).json(&ok);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -380,7 +380,7 @@ async fn bad_events_are_refused_with_the_field_named() {
     }
     // A partner's API key is not the operator's token.
     let response =
-        reqwest::Client::new().post(s.app.url("/api/v1/events")).bearer_auth(&s.key).json(&ok).send().await.unwrap();
+        crate::helpers::http().post(s.app.url("/api/v1/events")).bearer_auth(&s.key).json(&ok).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 

@@ -79,9 +79,18 @@ pub async fn fresh_database_url(dir: &std::path::Path) -> String {
     }
 }
 
+/// Longest a test waits for one answer: a request that never gets one fails the test, by its
+/// name, instead of holding the whole run.
+pub const ANSWER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A client for the API and the probes.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(ANSWER_DEADLINE).build().unwrap()
+}
+
 /// A browser-like client: keeps cookies, does not follow redirects (tests look at them).
 pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().unwrap()
+    reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).timeout(ANSWER_DEADLINE).build().unwrap()
 }
 
 /// A partner and the credentials of its first user.

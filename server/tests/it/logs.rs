@@ -18,7 +18,7 @@ async fn call(s: &Setup, method: reqwest::Method, path: &str) -> (StatusCode, Va
 }
 
 async fn call_as(s: &Setup, key: &str, method: reqwest::Method, path: &str) -> (StatusCode, Value) {
-    let response = reqwest::Client::new().request(method, s.app.url(path)).bearer_auth(key).send().await.unwrap();
+    let response = crate::helpers::http().request(method, s.app.url(path)).bearer_auth(key).send().await.unwrap();
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -344,7 +344,7 @@ async fn replay_sends_the_events_missed_while_inactive_and_reports_progress() {
     // Nothing is missed any more; a time before everything sends only what was never sent.
     let (_, again) = post(&s, &format!("/api/v1/webhooks/{id}/replay")).await;
     assert_eq!(again["total"], 0);
-    let response = reqwest::Client::new()
+    let response = crate::helpers::http()
         .post(s.app.url(&format!("/api/v1/webhooks/{id}/replay")))
         .bearer_auth(&s.key)
         .json(&json!({"since": "last week"}))

@@ -12,7 +12,7 @@ use crate::helpers::{JsonAnswer, spawn_app_with};
 use crate::receiver::{Receiver, Reply, eventually};
 
 async fn get_json(url: String) -> (StatusCode, Value) {
-    let response = reqwest::Client::new().get(url).send().await.unwrap();
+    let response = crate::helpers::http().get(url).send().await.unwrap();
     (response.status(), response.json().await.unwrap())
 }
 
@@ -99,7 +99,7 @@ async fn sigterm_mid_burst_finishes_what_is_in_flight_and_loses_nothing() {
     let db = app::store::Db::connect(&database_url).await.unwrap();
     let partner = insert_partner(&db, "Acme", "ann@acme.test").await.id;
     crate::helpers::insert_webhooks(&db, &partner, &receiver.url, 4).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http();
     let mut acknowledged = 0;
     for i in 0..40 {
         let response = client
@@ -157,7 +157,7 @@ fn sample(page: &str, series: &str) -> Option<f64> {
 static SCRAPES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn scrape(url: String, token: Option<&str>) -> (StatusCode, String) {
-    let mut request = reqwest::Client::new().get(url);
+    let mut request = crate::helpers::http().get(url);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -276,7 +276,7 @@ async fn a_rate_limited_webhook_gets_events_spaced_out_and_waiting_is_no_failure
     let s = setup(&[]).await;
     let receiver = Receiver::start(Reply::Status(200, "ok")).await;
     // The limit is checked like every other field.
-    let response = reqwest::Client::new()
+    let response = crate::helpers::http()
         .post(s.app.url("/api/v1/webhooks"))
         .bearer_auth(&s.key)
         .json(&json!({"url": receiver.url, "rateLimit": 0}))
@@ -307,7 +307,7 @@ async fn a_rate_limited_webhook_gets_events_spaced_out_and_waiting_is_no_failure
     assert!(attempts.iter().all(|a| a.1 == 1 && a.2 == "success"), "{attempts:?}");
 
     // PATCH null lifts the limit.
-    let response = reqwest::Client::new()
+    let response = crate::helpers::http()
         .patch(s.app.url(&format!("/api/v1/webhooks/{id}")))
         .bearer_auth(&s.key)
         .json(&json!({"rateLimit": null}))
@@ -332,7 +332,7 @@ async fn json_logs_have_one_line_per_attempt_with_its_fields_and_no_secret() {
     let db = app::store::Db::connect(&database_url).await.unwrap();
     let partner = insert_partner(&db, "Acme", "ann@acme.test").await;
     let api_key = insert_api_key(&db, &partner.id).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http();
     let webhook: Value = client
         .post(format!("{address}/api/v1/webhooks"))
         .bearer_auth(&api_key)

@@ -127,7 +127,7 @@ async fn a_viewer_api_key_reads_and_every_write_route_answers_403() {
     let partner = app.create_partner("Acme", "ann@acme.test").await;
     let admin = insert_api_key_with_role(&app.db, &partner.id, Role::Admin).await;
     let viewer = insert_api_key_with_role(&app.db, &partner.id, Role::Viewer).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http();
     let created: Value = client
         .post(app.url("/api/v1/webhooks"))
         .bearer_auth(&admin)

@@ -31,7 +31,7 @@ async fn pages_carry_a_policy_with_their_nonce_and_every_answer_the_security_hea
     assert!(!header(&again, "content-security-policy").contains(nonce));
 
     // Answers that are not pages allow nothing at all.
-    let response = reqwest::Client::new().get(app.url("/api/v1/partner")).send().await.unwrap();
+    let response = crate::helpers::http().get(app.url("/api/v1/partner")).send().await.unwrap();
     assert_eq!(header(&response, "content-security-policy"), "default-src 'none'; frame-ancestors 'none'");
     assert_eq!(header(&response, "x-content-type-options"), "nosniff");
     assert_eq!(header(&response, "strict-transport-security"), "", "no HSTS over plain HTTP");
@@ -88,7 +88,7 @@ async fn state_changing_requests_from_another_site_are_refused_and_change_nothin
     assert_eq!(location(&page).as_deref(), Some("/login"), "still signed out");
 
     // The REST API takes bearer tokens, which a browser never adds by itself: no check there.
-    let response = reqwest::Client::new()
+    let response = crate::helpers::http()
         .post(app.url("/api/v1/events"))
         .bearer_auth(OPERATOR_TOKEN)
         .header(ORIGIN, "https://elsewhere.example")
@@ -106,7 +106,7 @@ async fn bodies_over_the_limit_are_refused_with_413_and_change_nothing() {
     let key = app.create_api_key(&partner.id).await;
     let big = "x".repeat(300 * 1024);
 
-    let response = reqwest::Client::new()
+    let response = crate::helpers::http()
         .post(app.url("/api/v1/webhooks"))
         .bearer_auth(&key)
         .json(&json!({"url": "https://example.com/hook", "payloadTemplate": big}))
@@ -121,7 +121,7 @@ async fn bodies_over_the_limit_are_refused_with_413_and_change_nothing() {
         sqlx::query("SELECT COUNT(*) AS n FROM webhooks").fetch_one(app.db.pool()).await.unwrap().get("n");
     assert_eq!(webhooks, 0);
 
-    let response = reqwest::Client::new()
+    let response = crate::helpers::http()
         .post(app.url("/api/v1/events"))
         .bearer_auth(OPERATOR_TOKEN)
         .json(&json!({"partnerId": partner.id.to_string(), "type": "verification.completed", "status": "success", "data": {"blob": big}}))
@@ -248,7 +248,7 @@ async fn webhook_secrets_are_sealed_in_the_database_and_old_plain_ones_get_seale
     let app = spawn_app().await;
     let partner = app.create_partner("Acme", "ann@acme.test").await;
     let key = app.create_api_key(&partner.id).await;
-    let api = reqwest::Client::new();
+    let api = crate::helpers::http();
     let created: Value = api
         .post(app.url("/api/v1/webhooks"))
         .bearer_auth(&key)

@@ -105,7 +105,11 @@ async fn the_session_id_changes_at_login() {
     assert_ne!(first_cookie, second_cookie, "a login must not keep the session id it came with");
 
     // The old id is dead: a client that still holds it is not signed in.
-    let stale = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let stale = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(crate::helpers::ANSWER_DEADLINE)
+        .build()
+        .unwrap();
     let response = stale
         .get(app.url("/webhooks"))
         .header("cookie", format!("portal_session={first_cookie}"))

@@ -14,7 +14,7 @@ struct Api<'a> {
 impl Api<'_> {
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut request =
-            reqwest::Client::new().request(method, self.app.url(&format!("/api/v1{path}"))).bearer_auth(&self.key);
+            crate::helpers::http().request(method, self.app.url(&format!("/api/v1{path}"))).bearer_auth(&self.key);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -210,7 +210,7 @@ async fn bad_input_is_refused_with_the_field_named_and_changes_nothing() {
         }
     }
     // Broken JSON and a missing content type are 400s.
-    let response = reqwest::Client::new()
+    let response = crate::helpers::http()
         .post(app.url("/api/v1/webhooks"))
         .bearer_auth(&acme.key)
         .header("content-type", "application/json")
@@ -219,7 +219,7 @@ async fn bad_input_is_refused_with_the_field_named_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let response = reqwest::Client::new()
+    let response = crate::helpers::http()
         .post(app.url("/api/v1/webhooks"))
         .bearer_auth(&acme.key)
         .body("url=x")
@@ -296,7 +296,7 @@ async fn every_webhook_route_needs_a_key() {
         (Method::POST, format!("/webhooks/{id}/secret/rotate")),
         (Method::POST, format!("/webhooks/{id}/test")),
     ] {
-        let response = reqwest::Client::new()
+        let response = crate::helpers::http()
             .request(method.clone(), app.url(&format!("/api/v1{path}")))
             .json(&json!({}))
             .send()
