@@ -15,7 +15,7 @@ use app::store::{Db, now_ms, webhooks};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
 /// Deliveries in flight at once, all webhooks together.
-pub const MAX_IN_FLIGHT: usize = 64;
+pub const MAX_IN_FLIGHT: usize = 256;
 /// Deliveries in flight at once to one webhook, so a slow one can't take every slot.
 pub const MAX_IN_FLIGHT_PER_WEBHOOK: usize = 4;
 /// Longest sleep: wakes and due times drive the loop in this process; this picks up work that
@@ -23,6 +23,14 @@ pub const MAX_IN_FLIGHT_PER_WEBHOOK: usize = 4;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Most attempts the recorder writes in one transaction.
 const MAX_BATCH: usize = 128;
+/// How far ahead a claim reaches (ms): deliveries falling due within it are claimed together
+/// and each waits in its task for its own time. Deliveries that fall due a few milliseconds
+/// apart (a wave of retries) then cost one claim between them, not one each, so the wave keeps
+/// to its schedule instead of falling behind it.
+const LOOKAHEAD_MS: i64 = 40;
+/// What [`Dispatcher::next_look`] holds while the loop is looking at the database: a task that
+/// leaves a delivery pending then always wakes it.
+const LOOKING: i64 = i64::MIN;
 
 /// An attempt for the recorder, and where to say it is written.
 type RecordJob = (FinishedAttempt, oneshot::Sender<anyhow::Result<()>>);
@@ -69,6 +77,9 @@ pub struct Dispatcher {
     gone_deactivates: bool,
     honor_retry_after: bool,
     heartbeat: Arc<AtomicI64>,
+    /// When the loop will next look for due deliveries unless woken (ms), or [`LOOKING`]. A
+    /// task whose delivery falls due again later than that needn't wake it.
+    next_look: AtomicI64,
     /// Hands finished attempts to the recorder task, which writes them in batches.
     recorder: mpsc::Sender<RecordJob>,
     /// The recorder's end, until `run` starts it.
@@ -124,6 +135,7 @@ impl Dispatcher {
             gone_deactivates: true,
             honor_retry_after: true,
             heartbeat: Arc::default(),
+            next_look: AtomicI64::new(LOOKING),
             recorder,
             recorder_rx: Mutex::new(Some(recorder_rx)),
         }
@@ -158,6 +170,7 @@ impl Dispatcher {
         tracing::info!(worker = %this.worker, "dispatcher started");
         while !*stop.borrow() {
             this.heartbeat.store(now_ms(), Ordering::Relaxed);
+            this.next_look.store(LOOKING, Ordering::SeqCst);
             let free = permits.available_permits();
             if free == 0 {
                 // Every place is taken: nothing to claim, and nothing to look up until a task
@@ -176,6 +189,7 @@ impl Dispatcher {
                 &this.db,
                 &this.worker,
                 free as i64,
+                now_ms() + LOOKAHEAD_MS,
                 this.lease_ms,
                 MAX_IN_FLIGHT_PER_WEBHOOK,
                 &in_flight,
@@ -212,13 +226,17 @@ impl Dispatcher {
                 let slot =
                     WebhookSlot { webhook: delivery.webhook.clone(), counts: per_webhook, freed: this.freed.clone() };
                 tokio::spawn(async move {
-                    let pending = this.deliver(delivery, loaded, slot).await;
+                    let wait = delivery.due_at - now_ms();
+                    if wait > 0 {
+                        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                    }
+                    let due_again = this.deliver(delivery, loaded, slot).await;
                     drop(permit);
-                    if pending {
-                        // A new due time (a retry, say): the loop must know it.
-                        this.wake.notify_one();
-                    } else {
-                        this.freed.notify_one();
+                    // A new due time (a retry, say) the loop would not look for in time: wake it.
+                    let look = this.next_look.load(Ordering::SeqCst);
+                    match due_again {
+                        Some(at) if look == LOOKING || at - LOOKAHEAD_MS / 2 < look => this.wake.notify_one(),
+                        _ => this.freed.notify_one(),
                     }
                 });
             }
@@ -228,8 +246,10 @@ impl Dispatcher {
             // Claimed fewer than the free slots: the rest are not due, or their webhooks are
             // at their limit until a task finishes. A place coming free matters only then; a
             // new due time (an event, a retry) always wakes the loop.
+            // The next claim waits until the next due delivery is half the lookahead away, so
+            // that it takes what falls due in the other half too.
             let (wait, for_a_place) = match deliveries::next_due(&this.db).await {
-                Ok(Some(due)) => match due - now_ms() {
+                Ok(Some(due)) => match due - LOOKAHEAD_MS / 2 - now_ms() {
                     later if later > 0 => {
                         (Duration::from_millis(later.min(IDLE_POLL.as_millis() as i64) as u64), false)
                     }
@@ -244,6 +264,7 @@ impl Dispatcher {
                     (Duration::from_secs(1), false)
                 }
             };
+            this.next_look.store(now_ms() + wait.as_millis() as i64, Ordering::SeqCst);
             tokio::select! {
                 () = this.wake.notified() => {}
                 () = this.freed.notified(), if for_a_place => {}
@@ -276,42 +297,42 @@ impl Dispatcher {
         )?)
     }
 
-    /// One attempt of a claimed delivery, logged, with its next step decided.
+    /// One attempt of a claimed delivery, logged, with its next step decided. Answers when the
+    /// delivery falls due again if it is still pending.
     #[tracing::instrument(skip_all, fields(delivery = %claimed.id, webhook = %claimed.webhook))]
-    /// Answers whether the delivery is still pending (due again at some time).
-    async fn deliver(&self, claimed: Claimed, loaded: Loaded, slot: WebhookSlot) -> bool {
+    async fn deliver(&self, claimed: Claimed, loaded: Loaded, slot: WebhookSlot) -> Option<i64> {
         self.try_deliver(&claimed, loaded, slot).await.unwrap_or_else(|e| {
             // The lease runs out and the delivery is tried again: at least once, never lost.
             tracing::error!(error = format!("{e:#}"), "delivery step failed");
-            true
+            Some(now_ms() + self.lease_ms)
         })
     }
 
-    async fn try_deliver(&self, claimed: &Claimed, loaded: Loaded, slot: WebhookSlot) -> anyhow::Result<bool> {
+    async fn try_deliver(&self, claimed: &Claimed, loaded: Loaded, slot: WebhookSlot) -> anyhow::Result<Option<i64>> {
         let webhook = match loaded.webhook {
             Some(webhook) => Some(webhook),
             None => webhooks::record(&self.db, &claimed.partner, &claimed.webhook).await?,
         };
         let Some(webhook) = webhook else {
-            return Ok(false); // deleted since: its deliveries went with it
+            return Ok(None); // deleted since: its deliveries went with it
         };
         if !webhook.settings.active {
             deliveries::hold(&self.db, &claimed.id).await?;
-            return Ok(false);
+            return Ok(None);
         }
         if let Some(per_second) = webhook.settings.rate_limit
             && let Err(at) = webhooks::take_send_slot(&self.db, &webhook.id, per_second).await?
         {
             // Its turn comes later; the wait is no failure and no attempt.
             deliveries::defer(&self.db, &claimed.id, at).await?;
-            return Ok(true);
+            return Ok(Some(at));
         }
         let event = match loaded.event {
             Some(event) => Some(event),
             None => deliveries::event_body(&self.db, &claimed.partner, &claimed.event_id).await?,
         };
         let Some(event) = event else {
-            return Ok(false);
+            return Ok(None);
         };
         let number = claimed.attempts + 1;
         let (request, mut result) = delivery::attempt(&self.sender, &webhook, &event).await;
@@ -343,11 +364,14 @@ impl Dispatcher {
             origin: claimed.origin,
             next,
         };
-        let pending = matches!(finished.next, Next::RetryAt(_));
+        let due_again = match finished.next {
+            Next::RetryAt(at) => Some(at),
+            _ => None,
+        };
         let (written, reply) = oneshot::channel();
         self.recorder.send((finished, written)).await.map_err(|_| anyhow::anyhow!("the recorder stopped"))?;
         reply.await.map_err(|_| anyhow::anyhow!("the recorder stopped"))??;
-        Ok(pending)
+        Ok(due_again)
     }
 
     /// After attempt `number`: done, retry after the schedule's wait (or the longer one the
@@ -399,7 +423,10 @@ async fn record_batches(db: app::store::Db, mut jobs: mpsc::Receiver<RecordJob>)
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (attempts, replies): (Vec<FinishedAttempt>, Vec<_>) = batch.drain(..).unzip();
-        match deliveries::record_many(&db, &attempts).await {
+        let started = std::time::Instant::now();
+        let written = deliveries::record_many(&db, &attempts).await;
+        tracing::debug!(n = attempts.len(), ms = started.elapsed().as_secs_f64() * 1000.0, "recorded a batch");
+        match written {
             Ok(()) => {
                 for reply in replies {
                     let _ = reply.send(Ok(()));

@@ -123,7 +123,7 @@ pub async fn add_user(
     .bind(role.as_str())
     .bind(now_ms())
     .bind(partner.as_str())
-    .execute(db.pool())
+    .execute(db.writer())
     .await;
     match inserted {
         Err(e) if is_unique_violation(&e) => Err(CreatePartnerError::EmailTaken(email.clone())),

@@ -6,23 +6,28 @@
 use anyhow::Context;
 use sqlx::Row;
 
-use super::{Db, from_ms, now_ms};
+use super::{BatchSql, Db, batches, from_ms, now_ms, value_rows};
 use crate::domain::{AlertId, AlertView, PartnerId, WebhookId};
 
-/// Records that `webhook` was just switched off for `reason` (inside the deactivation's
-/// transaction).
-pub async fn record(conn: &mut sqlx::AnyConnection, webhook: &WebhookId, reason: &str, now: i64) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO alerts (id, partner_id, webhook_id, url, reason, created_at, next_try_at) \
-         SELECT $1, partner_id, id, url, $2, $3, $3 FROM webhooks WHERE id = $4",
-    )
-    .bind(AlertId::generate().as_str())
-    .bind(reason)
-    .bind(now)
-    .bind(webhook.as_str())
-    .execute(conn)
-    .await
-    .context("could not record the alert")?;
+/// Records that each webhook was just switched off, for its reason (inside the deactivations'
+/// transaction): one insert per batch of them.
+pub async fn record(conn: &mut sqlx::AnyConnection, switched_off: &[(&str, &str)], now: i64) -> anyhow::Result<()> {
+    // $1 now, then each alert's id, webhook and reason; the webhook gives its partner and URL.
+    static INSERT: BatchSql = BatchSql::new(|n| {
+        format!(
+            "INSERT INTO alerts (id, partner_id, webhook_id, url, reason, created_at, next_try_at) \
+             SELECT off.column1, w.partner_id, w.id, w.url, off.column3, $1, $1 \
+             FROM (VALUES {}) AS off JOIN webhooks w ON w.id = off.column2",
+            value_rows(2, n, 3)
+        )
+    });
+    for batch in batches(switched_off) {
+        let mut insert = sqlx::query(INSERT.get(batch.len())).bind(now);
+        for (webhook, reason) in batch {
+            insert = insert.bind(AlertId::generate().as_str().to_owned()).bind(*webhook).bind(*reason);
+        }
+        insert.execute(&mut *conn).await.context("could not record the alerts")?;
+    }
     Ok(())
 }
 
@@ -59,7 +64,7 @@ pub async fn dismiss(db: &Db, partner: &PartnerId, alert: &AlertId) -> anyhow::R
             .bind(now_ms())
             .bind(alert.as_str())
             .bind(partner.as_str())
-            .execute(db.pool())
+            .execute(db.writer())
             .await
             .context("could not dismiss the alert")?;
     Ok(done.rows_affected() > 0)
@@ -135,7 +140,7 @@ pub async fn claim(db: &Db, limit: i64, lease_ms: i64) -> anyhow::Result<Vec<Out
     .bind(now + lease_ms)
     .bind(now)
     .bind(limit)
-    .fetch_all(db.pool())
+    .fetch_all(db.writer())
     .await
     .context("could not claim alerts")?;
     let mut claimed = Vec::with_capacity(rows.len());
@@ -188,7 +193,7 @@ pub async fn finish_try(
     .bind(error)
     .bind(retry_at)
     .bind(alert.as_str())
-    .execute(db.pool())
+    .execute(db.writer())
     .await
     .context("could not store the alert's progress")?;
     Ok(())

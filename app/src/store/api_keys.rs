@@ -43,7 +43,7 @@ pub async fn create(
     .bind(key_hash)
     .bind(now_ms())
     .bind(role.as_str())
-    .fetch_one(db.pool())
+    .fetch_one(db.writer())
     .await
     .context("could not store the API key")?;
     summary(&row)
@@ -72,7 +72,7 @@ pub async fn revoke(db: &Db, partner: &PartnerId, id: &ApiKeyId) -> anyhow::Resu
     .bind(now_ms())
     .bind(partner.as_str())
     .bind(id.as_str())
-    .fetch_optional(db.pool())
+    .fetch_optional(db.writer())
     .await
     .context("could not revoke the API key")?;
     row.as_ref().map(summary).transpose()
@@ -102,7 +102,7 @@ pub async fn authenticate(db: &Db, key_hash: &str) -> anyhow::Result<Option<(Par
         sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
             .bind(now)
             .bind(row.try_get::<String, _>("id")?)
-            .execute(db.pool())
+            .execute(db.writer())
             .await
             .context("could not note the API key's use")?;
     }

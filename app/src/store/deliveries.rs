@@ -127,9 +127,13 @@ pub struct Claimed {
     pub attempts: i64,
     /// Why it exists: event, resend or replay.
     pub origin: Origin,
+    /// When it falls due (ms): it is sent then, not before.
+    pub due_at: i64,
 }
 
-/// Leases up to `limit` due deliveries to `worker` until `lease_ms` from now, at most
+/// Leases up to `limit` deliveries due by `horizon` (ms; now or a little later, so that one
+/// claim serves the deliveries falling due over the next few milliseconds) to `worker` until
+/// `lease_ms` from now, at most
 /// `per_webhook` to one webhook counting the `in_flight` ones this process already sends, so a
 /// slow webhook can't take every slot. On PostgreSQL rows another process is claiming are
 /// skipped (`FOR UPDATE SKIP LOCKED`); SQLite has one writer anyway.
@@ -138,6 +142,7 @@ pub async fn claim_due(
     db: &Db,
     worker: &str,
     limit: i64,
+    horizon: i64,
     lease_ms: i64,
     per_webhook: usize,
     in_flight: &[(WebhookId, usize)],
@@ -178,6 +183,7 @@ pub async fn claim_due(
         .bind(serde_json::to_string(&full)?)
         .bind(serde_json::Value::Object(busy).to_string())
         .bind(per_webhook as i64)
+        .bind(horizon.max(now))
         .fetch_all(db.writer())
         .await
         .context("could not claim deliveries")?;
@@ -190,6 +196,7 @@ pub async fn claim_due(
                 event_id: row.try_get("event_id")?,
                 attempts: row.try_get("attempts")?,
                 origin: Origin::from_stored(&row.try_get::<String, _>("origin")?),
+                due_at: row.try_get("next_attempt_at")?,
             })
         })
         .collect()
@@ -197,7 +204,7 @@ pub async fn claim_due(
 
 /// The claim's text: `$1` lease end, `$2` worker, `$3` now, `$4` limit, `$5` the window of due
 /// rows looked at, `$6` the webhooks at their limit (JSON list), `$7` the places the others have
-/// taken (JSON object), `$8` the places a webhook has. The backend gives the JSON functions and
+/// taken (JSON object), `$8` the places a webhook has, `$9` the horizon (due by then). The backend gives the JSON functions and
 /// the row lock. The places taken are read from their JSON once (`MATERIALIZED`), not once per
 /// row looked at.
 fn claim_sql(full: &str, busy: &str, lock: &str) -> String {
@@ -209,12 +216,12 @@ fn claim_sql(full: &str, busy: &str, lock: &str) -> String {
                     ROW_NUMBER() OVER (PARTITION BY due.webhook_id ORDER BY due.next_attempt_at, due.id) \
                     + COALESCE(busy.taken, 0) AS place \
              FROM (SELECT id, webhook_id, next_attempt_at FROM deliveries \
-                   WHERE state = 'pending' AND next_attempt_at <= $3 \
+                   WHERE state = 'pending' AND next_attempt_at <= $9 \
                    AND (locked_until IS NULL OR locked_until < $3) AND webhook_id NOT IN ({full}) \
                    ORDER BY next_attempt_at LIMIT $5 {lock}) due \
              LEFT JOIN busy ON busy.key = due.webhook_id \
            ) ranked WHERE place <= $8 ORDER BY next_attempt_at LIMIT $4) \
-         RETURNING id, partner_id, webhook_id, event_id, attempts, origin"
+         RETURNING id, partner_id, webhook_id, event_id, attempts, origin, next_attempt_at"
     )
 }
 
@@ -371,7 +378,7 @@ impl FinishedAttempt {
 #[tracing::instrument(skip_all, fields(webhook = %attempt.webhook))]
 pub async fn record(db: &Db, attempt: &AttemptRecord<'_>, next: &Next) -> anyhow::Result<()> {
     let mut tx = db.writer().begin().await.context("could not start a transaction")?;
-    let deactivated = record_in(&mut tx, &[(attempt.clone(), next)], now_ms(), false).await?;
+    let deactivated = record_in(&mut tx, &[(attempt.clone(), next)], now_ms()).await?;
     tx.commit().await.context("could not commit the attempt")?;
     count_deactivations(deactivated);
     Ok(())
@@ -399,9 +406,7 @@ pub async fn record_many(db: &Db, attempts: &[FinishedAttempt]) -> anyhow::Resul
             .context("could not relax the commit")?;
     }
     let records: Vec<(AttemptRecord<'_>, &Next)> = attempts.iter().map(|a| (a.as_record(), &a.next)).collect();
-    // Retries in one statement pay on PostgreSQL (a round trip each otherwise); on SQLite the
-    // joined update measured slower than one statement each (the retries benchmark).
-    let deactivated = record_in(&mut tx, &records, now, db.backend() == Backend::Postgres).await?;
+    let deactivated = record_in(&mut tx, &records, now).await?;
     tx.commit().await.context("could not commit the attempts")?;
     count_deactivations(deactivated);
     Ok(())
@@ -522,7 +527,6 @@ async fn record_in(
     conn: &mut sqlx::AnyConnection,
     attempts: &[(AttemptRecord<'_>, &Next)],
     now: i64,
-    batch_retries: bool,
 ) -> anyhow::Result<u64> {
     if attempts.is_empty() {
         return Ok(0);
@@ -549,20 +553,25 @@ async fn record_in(
         .collect();
     super::log::count_attempts(&mut *conn, &counted, now).await?;
     // Succeeded deliveries finish together (one statement per attempt number, nearly always
-    // just the first), retries together when `batch_retries`; the rest each have their own step.
+    // just the first); retries and give-ups move together; a webhook given up on is switched
+    // off once, with the first reason the batch has for it.
     let mut succeeded: Vec<(i64, Vec<&str>)> = Vec::new();
-    let mut retries: Vec<(&str, i64, i64)> = Vec::new();
-    let mut deactivated = 0;
+    let mut moves: Vec<(&str, i64, i64, &str)> = Vec::new();
+    let mut given_up: Vec<(&str, &str)> = Vec::new();
     for (attempt, next) in attempts {
-        match (attempt.delivery, next) {
-            (Some(delivery), Next::Succeeded) => match succeeded.iter_mut().find(|(n, _)| *n == attempt.number) {
+        let Some(delivery) = attempt.delivery else { continue };
+        match next {
+            Next::Succeeded => match succeeded.iter_mut().find(|(n, _)| *n == attempt.number) {
                 Some((_, ids)) => ids.push(delivery.as_str()),
                 None => succeeded.push((attempt.number, vec![delivery.as_str()])),
             },
-            (Some(delivery), Next::RetryAt(at)) if batch_retries => {
-                retries.push((delivery.as_str(), attempt.number, *at))
+            Next::RetryAt(at) => moves.push((delivery.as_str(), attempt.number, *at, "pending")),
+            Next::GiveUp { reason } => {
+                moves.push((delivery.as_str(), attempt.number, now, "failed"));
+                if !given_up.iter().any(|(w, _)| *w == attempt.webhook.as_str()) {
+                    given_up.push((attempt.webhook.as_str(), reason));
+                }
             }
-            _ => deactivated += u64::from(advance(&mut *conn, attempt, next, now).await?),
         }
     }
     static FINISH: BatchSql = BatchSql::new(|n| {
@@ -582,68 +591,58 @@ async fn record_in(
         }
     }
     // A VALUES list joined by id (both databases name its columns column1, column2, …).
-    static RETRY: BatchSql = BatchSql::new(|n| {
+    static MOVE: BatchSql = BatchSql::new(|n| {
         format!(
-            "UPDATE deliveries SET state = 'pending', attempts = retry.column2, next_attempt_at = retry.column3, \
-             locked_until = NULL, locked_by = NULL, updated_at = $1 FROM (VALUES {}) AS retry \
-             WHERE deliveries.id = retry.column1",
-            value_rows(2, n, 3)
+            "UPDATE deliveries SET state = step.column4, attempts = step.column2, next_attempt_at = step.column3, \
+             locked_until = NULL, locked_by = NULL, updated_at = $1 FROM (VALUES {}) AS step \
+             WHERE deliveries.id = step.column1",
+            value_rows(2, n, 4)
         )
     });
-    for batch in batches(&retries) {
-        let mut update = sqlx::query(RETRY.get(batch.len())).bind(now);
-        for (id, number, at) in batch {
-            update = update.bind(*id).bind(*number).bind(*at);
+    for batch in batches(&moves) {
+        let mut update = sqlx::query(MOVE.get(batch.len())).bind(now);
+        for (id, number, at, state) in batch {
+            update = update.bind(*id).bind(*number).bind(*at).bind(*state);
         }
-        update.execute(&mut *conn).await.context("could not schedule the retries")?;
+        update.execute(&mut *conn).await.context("could not move the deliveries on")?;
     }
-    Ok(deactivated)
+    give_up(conn, &given_up, now).await
 }
 
-/// Moves an attempt's delivery on; `true` when it switched the webhook off.
-async fn advance(
-    conn: &mut sqlx::AnyConnection,
-    attempt: &AttemptRecord<'_>,
-    next: &Next,
-    now: i64,
-) -> anyhow::Result<bool> {
-    let Some(delivery) = attempt.delivery else { return Ok(false) };
-    let (state, next_at) = match next {
-        Next::Succeeded => ("succeeded", now),
-        Next::RetryAt(at) => ("pending", *at),
-        Next::GiveUp { .. } => ("failed", now),
-    };
-    sqlx::query(
-        "UPDATE deliveries SET state = $1, attempts = $2, next_attempt_at = $3, locked_until = NULL, locked_by = NULL, \
-         updated_at = $4 WHERE id = $5",
-    )
-    .bind(state)
-    .bind(attempt.number)
-    .bind(next_at)
-    .bind(now)
-    .bind(delivery.as_str())
-    .execute(&mut *conn)
-    .await
-    .context("could not update the delivery")?;
-    let Next::GiveUp { reason } = next else { return Ok(false) };
-    let deactivated = sqlx::query(
-        "UPDATE webhooks SET active = 0, deactivated_at = $1, last_deactivated_at = $1, deactivated_reason = $2, \
-         updated_at = $1 \
-         WHERE id = $3 AND active = 1",
-    )
-    .bind(now)
-    .bind(reason)
-    .bind(attempt.webhook.as_str())
-    .execute(&mut *conn)
-    .await
-    .context("could not deactivate the webhook")?
-    .rows_affected()
-        > 0;
-    hold_waiting(&mut *conn, attempt.webhook, now).await?;
-    if deactivated {
-        super::alerts::record(&mut *conn, attempt.webhook, reason, now).await?;
+/// Switches off the webhooks given up on (those still on, each with its reason), holds their
+/// waiting deliveries and records an alert for each one switched off now; answers how many.
+async fn give_up(conn: &mut sqlx::AnyConnection, given_up: &[(&str, &str)], now: i64) -> anyhow::Result<u64> {
+    static OFF: BatchSql = BatchSql::new(|n| {
+        format!(
+            "UPDATE webhooks SET active = 0, deactivated_at = $1, last_deactivated_at = $1, \
+             deactivated_reason = off.column2, updated_at = $1 FROM (VALUES {}) AS off \
+             WHERE webhooks.id = off.column1 AND webhooks.active = 1 RETURNING webhooks.id",
+            value_rows(2, n, 2)
+        )
+    });
+    static HOLD: BatchSql = BatchSql::new(|n| {
+        format!(
+            "UPDATE deliveries SET state = 'held', updated_at = $1 WHERE webhook_id IN ({}) \
+             AND state = 'pending' AND locked_until IS NULL",
+            placeholders(2, n)
+        )
+    });
+    let mut switched_off: Vec<(&str, &str)> = Vec::new();
+    for batch in batches(given_up) {
+        let mut off = sqlx::query(OFF.get(batch.len())).bind(now);
+        let mut hold = sqlx::query(HOLD.get(batch.len())).bind(now);
+        for (webhook, reason) in batch {
+            off = off.bind(*webhook).bind(*reason);
+            hold = hold.bind(*webhook);
+        }
+        for row in off.fetch_all(&mut *conn).await.context("could not deactivate the webhooks")? {
+            let id: String = row.try_get("id")?;
+            switched_off.extend(batch.iter().find(|(w, _)| *w == id).copied());
+        }
+        hold.execute(&mut *conn).await.context("could not hold the webhooks' deliveries")?;
     }
-    Ok(deactivated)
+    super::alerts::record(&mut *conn, &switched_off, now).await?;
+    Ok(switched_off.len() as u64)
 }
 
 /// Holds a webhook's waiting deliveries (it was switched off).
@@ -718,4 +717,177 @@ pub async fn defer(db: &Db, delivery: &DeliveryId, at: i64) -> anyhow::Result<()
     .await
     .context("could not defer the delivery")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{EmailAddress, PartnerName, UrlPolicy, WebhookSettings, WebhookUrl};
+    use proptest::prelude::*;
+
+    /// What a batch leaves behind for one webhook: its minute counters, its newest attempt and
+    /// failures in a row, its log rows, and its deliveries' states.
+    #[derive(Debug, PartialEq)]
+    struct Left {
+        attempts: i64,
+        failures: i64,
+        last_ok: Option<i64>,
+        failures_in_a_row: i64,
+        logged: i64,
+        deliveries: Vec<(String, i64, bool)>,
+    }
+
+    async fn left(db: &Db, webhook: &WebhookId) -> Left {
+        let one = |sql: &'static str| sqlx::query(sql).bind(webhook.as_str().to_owned()).fetch_one(db.pool());
+        let minutes = one("SELECT CAST(COALESCE(SUM(attempts), 0) AS BIGINT) AS a, CAST(COALESCE(SUM(failures), 0) AS BIGINT) AS f FROM webhook_minutes WHERE webhook_id = $1").await.unwrap();
+        let hook = one("SELECT last_attempt_ok, failures_in_a_row FROM webhooks WHERE id = $1").await.unwrap();
+        let logged = one("SELECT COUNT(*) AS n FROM attempts WHERE webhook_id = $1").await.unwrap();
+        let deliveries = sqlx::query(
+            "SELECT state, attempts, locked_until IS NULL AS free FROM deliveries WHERE webhook_id = $1 ORDER BY created_at, id",
+        )
+        .bind(webhook.as_str().to_owned())
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get("state"), r.get("attempts"), r.get::<i64, _>("free") == 1))
+        .collect();
+        Left {
+            attempts: minutes.get("a"),
+            failures: minutes.get("f"),
+            last_ok: hook.get("last_attempt_ok"),
+            failures_in_a_row: hook.get("failures_in_a_row"),
+            logged: logged.get("n"),
+            deliveries,
+        }
+    }
+
+    /// A partner with `n` webhooks and one event, published so each webhook has a delivery,
+    /// `events` times over; answers the webhooks and, for each, its deliveries and the events.
+    async fn world(db: &Db, n: usize, events: usize) -> (PartnerId, Vec<(WebhookId, Vec<(DeliveryId, EventBody)>)>) {
+        let email = format!("{}@example.test", crate::domain::UserId::generate().as_str().to_lowercase());
+        let (partner, _) = crate::store::accounts::create_partner_with_user(
+            db,
+            &PartnerName::parse("Acme").unwrap(),
+            &EmailAddress::parse(&email).unwrap(),
+            "not a hash",
+        )
+        .await
+        .unwrap();
+        let settings = WebhookSettings {
+            url: WebhookUrl::parse("https://example.com/hook", UrlPolicy { allow_private: false }).unwrap(),
+            active: true,
+            auth_header: None,
+            event_filter: EventFilter::default(),
+            payload_template: None,
+            rate_limit: None,
+        };
+        let mut hooks = Vec::new();
+        for _ in 0..n {
+            hooks.push(crate::store::webhooks::create(db, &partner, &settings).await.unwrap().0.id);
+        }
+        for i in 0..events {
+            let event = NewEvent {
+                id: format!("evt_{}_{i}", partner.as_str()),
+                partner: partner.clone(),
+                event_type: EventType::VerificationCompleted,
+                status: "success".into(),
+                data: serde_json::json!({"n": i}),
+            };
+            assert_eq!(publish(db, &event).await.unwrap(), Published::New { deliveries: n as i64 });
+        }
+        let mut out = Vec::new();
+        for hook in hooks {
+            let rows = sqlx::query("SELECT id, event_id FROM deliveries WHERE webhook_id = $1 ORDER BY created_at, id")
+                .bind(hook.as_str().to_owned())
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+            let mut deliveries = Vec::new();
+            for row in rows {
+                let event_id: String = row.get("event_id");
+                let body = event_body(db, &partner, &event_id).await.unwrap().unwrap();
+                deliveries.push((DeliveryId::parse(row.get::<&str, _>("id")).unwrap(), body));
+            }
+            out.push((hook, deliveries));
+        }
+        (partner, out)
+    }
+
+    /// Records `steps` (which webhook, whether it succeeded) for each world's webhooks, one
+    /// world by the one-hop script and one by the batch statements, and answers what each left.
+    async fn both_ways(db: &Db, steps: &[(usize, bool)]) -> Vec<(Left, Left)> {
+        const HOOKS: usize = 3;
+        let (a_partner, a) = world(db, HOOKS, steps.len()).await;
+        let (b_partner, b) = world(db, HOOKS, steps.len()).await;
+        let attempts = |partner: &PartnerId, hooks: &[(WebhookId, Vec<(DeliveryId, EventBody)>)]| {
+            steps
+                .iter()
+                .enumerate()
+                .map(|(i, &(hook, success))| {
+                    let (webhook, deliveries) = &hooks[hook];
+                    let (delivery, event) = &deliveries[i];
+                    FinishedAttempt {
+                        delivery: Some(delivery.clone()),
+                        partner: partner.clone(),
+                        webhook: webhook.clone(),
+                        event: event.clone(),
+                        number: 1,
+                        request: None,
+                        result: AttemptResult {
+                            success,
+                            status_code: Some(if success { 200 } else { 500 }),
+                            latency_ms: 3,
+                            response_body: None,
+                            error: (!success).then(|| "HTTP 500".to_owned()),
+                            cause: None,
+                            retry_after_secs: None,
+                        },
+                        origin: Origin::Event,
+                        next: if success { Next::Succeeded } else { Next::RetryAt(now_ms() + 1_000) },
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let one_hop = attempts(&a_partner, &a);
+        assert!(one_hop.iter().all(FinishedAttempt::is_routine));
+        record_in_one_hop(db, &one_hop).await.unwrap();
+        let batch = attempts(&b_partner, &b);
+        let records: Vec<(AttemptRecord<'_>, &Next)> = batch.iter().map(|a| (a.as_record(), &a.next)).collect();
+        let mut tx = db.writer().begin().await.unwrap();
+        assert_eq!(record_in(&mut tx, &records, now_ms()).await.unwrap(), 0);
+        tx.commit().await.unwrap();
+        let mut out = Vec::new();
+        for ((a, _), (b, _)) in a.iter().zip(&b) {
+            out.push((left(db, a).await, left(db, b).await));
+        }
+        out
+    }
+
+    #[test]
+    fn the_one_hop_script_and_the_batch_statements_leave_the_same_counters() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let dir = std::env::temp_dir().join(format!("portal-one-hop-{}", std::process::id()));
+        let db = runtime.block_on(async {
+            let db = Db::connect(&format!("sqlite://{}/p.db", dir.display())).await.unwrap();
+            db.migrate().await.unwrap();
+            db
+        });
+        let steps = proptest::collection::vec((0..3usize, any::<bool>()), 1..=ONE_HOP_MAX);
+        let mut runner =
+            proptest::test_runner::TestRunner::new(ProptestConfig { cases: 24, ..ProptestConfig::default() });
+        let result = runner.run(&steps, |steps| {
+            for (hook, (one_hop, batch)) in runtime.block_on(both_ways(&db, &steps)).into_iter().enumerate() {
+                prop_assert_eq!(&one_hop, &batch, "webhook {} after {:?}", hook, steps);
+                let mine: Vec<bool> = steps.iter().filter(|(h, _)| *h == hook).map(|(_, ok)| *ok).collect();
+                prop_assert_eq!(one_hop.attempts, mine.len() as i64);
+                let trailing = mine.iter().rev().take_while(|ok| !**ok).count() as i64;
+                prop_assert_eq!(one_hop.failures_in_a_row, trailing);
+            }
+            Ok(())
+        });
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+        result.unwrap();
+    }
 }

@@ -512,7 +512,7 @@ pub async fn prune(db: &Db, cutoff: i64, batch: i64) -> anyhow::Result<u64> {
     )
     .bind(cutoff)
     .bind(batch)
-    .execute(db.pool())
+    .execute(db.writer())
     .await
     .context("could not prune old attempts")?
     .rows_affected();
@@ -522,12 +522,12 @@ pub async fn prune(db: &Db, cutoff: i64, batch: i64) -> anyhow::Result<u64> {
     )
     .bind(cutoff)
     .bind(batch)
-    .execute(db.pool())
+    .execute(db.writer())
     .await
     .context("could not prune finished deliveries")?;
     sqlx::query("DELETE FROM webhook_minutes WHERE minute < $1")
         .bind(now_ms() / MINUTE_MS - KEEP_COUNTERS_MINUTES)
-        .execute(db.pool())
+        .execute(db.writer())
         .await
         .context("could not prune old counters")?;
     Ok(attempts)

@@ -120,7 +120,7 @@ impl Db {
         &self.secrets
     }
 
-    /// The pool, for the store's queries.
+    /// The pool for reads ([`Db::writer`] takes the writes).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -129,9 +129,11 @@ impl Db {
     /// writers queue for it in turn instead of meeting SQLite's write lock and sleeping in its
     /// busy handler (which backs off up to 100 ms at a time), and a transaction that reads
     /// before it writes can't find its snapshot outdated by another connection's commit (which
-    /// SQLite answers with an immediate "database is locked"). Reads and single-statement
-    /// writes use [`Db::pool`]. A transaction on it must not wait for another connection from
-    /// it: there is only one.
+    /// SQLite answers with an immediate "database is locked"). Single-statement writes go
+    /// through it too: one on a reader connection takes SQLite's write lock behind the writer's
+    /// back, and a writer that finds it taken sleeps in the busy handler (a polling task, such
+    /// as the alert notifier, would stall the dispatcher so). Reads use [`Db::pool`]. A
+    /// transaction on it must not wait for another connection from it: there is only one.
     pub fn writer(&self) -> &AnyPool {
         &self.writer
     }

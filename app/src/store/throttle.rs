@@ -79,7 +79,7 @@ pub async fn record_failure(db: &Db, keys: &[ThrottleKey]) -> anyhow::Result<()>
         .bind(key.stored())
         .bind(now)
         .bind(now - WINDOW_MS)
-        .fetch_one(db.pool())
+        .fetch_one(db.writer())
         .await
         .context("could not count the failed sign-in")?
         .try_get("failures")?;
@@ -87,7 +87,7 @@ pub async fn record_failure(db: &Db, keys: &[ThrottleKey]) -> anyhow::Result<()>
             sqlx::query("UPDATE login_throttle SET locked_until = $1 WHERE key = $2")
                 .bind(now + wait)
                 .bind(key.stored())
-                .execute(db.pool())
+                .execute(db.writer())
                 .await
                 .context("could not lock sign-ins")?;
         }
@@ -99,7 +99,7 @@ pub async fn record_failure(db: &Db, keys: &[ThrottleKey]) -> anyhow::Result<()>
 pub async fn clear(db: &Db, key: &ThrottleKey) -> anyhow::Result<()> {
     sqlx::query("DELETE FROM login_throttle WHERE key = $1")
         .bind(key.stored())
-        .execute(db.pool())
+        .execute(db.writer())
         .await
         .context("could not reset the sign-in throttle")?;
     Ok(())

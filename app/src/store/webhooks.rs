@@ -211,7 +211,7 @@ pub async fn create(
     .bind(db.secrets().seal(secret.expose()))
     .bind(now)
     .bind(settings.rate_limit.map(i64::from))
-    .fetch_one(db.pool())
+    .fetch_one(db.writer())
     .await
     .context("could not store the webhook")?;
     let record = WebhookRecord::from_row(&row, db.secrets())?;
@@ -328,7 +328,7 @@ pub async fn delete(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyhow::Res
     let done = sqlx::query("DELETE FROM webhooks WHERE partner_id = $1 AND id = $2")
         .bind(partner.as_str())
         .bind(id.as_str())
-        .execute(db.pool())
+        .execute(db.writer())
         .await
         .context("could not delete the webhook")?;
     Ok(done.rows_affected() > 0)
@@ -348,7 +348,7 @@ pub async fn rotate_secret(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyh
     .bind(now)
     .bind(partner.as_str())
     .bind(id.as_str())
-    .execute(db.pool())
+    .execute(db.writer())
     .await
     .context("could not rotate the signing secret")?;
     Ok((done.rows_affected() > 0).then_some(secret))
@@ -402,7 +402,7 @@ pub async fn seal_plain_secrets(db: &Db) -> anyhow::Result<u64> {
         .bind(seal(row.try_get("previous_secret")?))
         .bind(seal(row.try_get("auth_header_value")?))
         .bind(row.try_get::<String, _>("id")?)
-        .execute(db.pool())
+        .execute(db.writer())
         .await
         .context("could not seal a webhook's secrets")?;
     }

@@ -12,8 +12,8 @@ use crate::crash::spawn_portal;
 use crate::helpers::{OPERATOR_TOKEN, TEST_DATABASE_URL, fresh_database_url, insert_partner, insert_webhooks};
 use crate::receiver::{Receiver, Reply};
 
-/// Most deliveries one dispatcher has in flight (`MAX_IN_FLIGHT`): all a kill can repeat.
-const ONE_PROCESS_IN_FLIGHT: usize = 64;
+/// Most deliveries one dispatcher has in flight: all a kill can repeat.
+const ONE_PROCESS_IN_FLIGHT: usize = server::dispatcher::MAX_IN_FLIGHT;
 
 fn arrived(receiver: &Receiver) -> Vec<String> {
     receiver
@@ -66,7 +66,7 @@ async fn three_dispatchers_share_a_burst_and_survive_a_kill() {
     let partner = insert_partner(&db, "Acme", "ann@acme.test").await.id;
     // Eight webhooks, so the per-webhook bound (4 in flight) does not make the burst serial.
     insert_webhooks(&db, &partner, &receiver.url, 8).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http();
     let publish = |i: usize| {
         let client = client.clone();
         let (address, partner) = (address.clone(), partner.to_string());
