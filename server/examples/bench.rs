@@ -97,9 +97,13 @@ impl Portal {
             .args(["--allow-private-targets", "true", "--site-root", dir.path().to_str().unwrap()])
             .args(args)
             .env("DATABASE_URL", &database_url)
-            .env("RUST_LOG", "warn")
+            // BENCH_PORTAL_LOG: a file for the portal's log, at BENCH_RUST_LOG's level.
+            .env("RUST_LOG", std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(match std::env::var("BENCH_PORTAL_LOG") {
+                Ok(path) => Stdio::from(std::fs::File::create(path).expect("BENCH_PORTAL_LOG can be created")),
+                Err(_) => Stdio::null(),
+            })
             .spawn()
             .expect("target/release/portal runs (cargo build --release -p server --bin portal)");
         let address = format!("http://127.0.0.1:{port}");
@@ -256,10 +260,16 @@ async fn wait_for(log: &Log, path: &str, n: usize, deadline: Duration) {
 /// Publish (request sent) to arrival at the receiver, in ms, for each request received on a
 /// path starting with `path`.
 fn latencies(log: &Log, sent: &HashMap<String, Instant>, path: &str) -> Vec<f64> {
+    timed(log, sent, path).into_iter().map(|(_, ms)| ms).collect()
+}
+
+/// For each request received on a path starting with `path`: when its event was published,
+/// and its latency in ms.
+fn timed(log: &Log, sent: &HashMap<String, Instant>, path: &str) -> Vec<(Instant, f64)> {
     let log = log.lock().unwrap();
     log.iter()
         .filter(|(hook, _, _)| hook.starts_with(path))
-        .filter_map(|(_, id, at)| sent.get(id).map(|s| at.duration_since(*s).as_secs_f64() * 1000.0))
+        .filter_map(|(_, id, at)| sent.get(id).map(|s| (*s, at.duration_since(*s).as_secs_f64() * 1000.0)))
         .collect()
 }
 
@@ -310,13 +320,10 @@ async fn latency() {
     println!("latency at {rate} events/s: {}", percentiles(latencies(&log, &sent, "")));
     // Where the tail comes from: one stall shows as the slow events bunched in time.
     let first = sent.values().min().copied().unwrap_or_else(Instant::now);
-    let mut slow: Vec<(f64, f64)> = log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|(_, id, at)| sent.get(id).map(|s| (s.duration_since(first).as_secs_f64(), at.duration_since(*s))))
-        .filter(|(_, took)| *took > Duration::from_millis(20))
-        .map(|(when, took)| (when, took.as_secs_f64() * 1000.0))
+    let mut slow: Vec<(f64, f64)> = timed(&log, &sent, "")
+        .into_iter()
+        .filter(|(_, ms)| *ms > 20.0)
+        .map(|(at, ms)| (at.duration_since(first).as_secs_f64(), ms))
         .collect();
     slow.sort_by(|a, b| a.0.total_cmp(&b.0));
     // Bunches: slow events published less than 100 ms apart (start s, count, worst ms).
@@ -353,13 +360,32 @@ async fn retries() {
         by_delivery.entry((hook.clone(), id.clone())).or_default().push(*at);
     }
     let schedule = [1.0, 2.0, 4.0, 8.0, 16.0];
-    let mut late = Vec::new();
+    // Each retry's lateness, by retry number, with when it fell due.
+    let mut late: Vec<Vec<(Instant, f64)>> = vec![Vec::new(); schedule.len()];
     for times in by_delivery.values() {
         for (i, pair) in times.windows(2).enumerate().take(schedule.len()) {
-            late.push((pair[1].duration_since(pair[0]).as_secs_f64() - schedule[i]) * 1000.0);
+            let ms = (pair[1].duration_since(pair[0]).as_secs_f64() - schedule[i]) * 1000.0;
+            late[i].push((pair[0] + Duration::from_secs_f64(schedule[i]), ms));
         }
     }
-    println!("retry lateness against the schedule: {}", percentiles(late));
+    println!(
+        "retry lateness against the schedule: {}",
+        percentiles(late.concat().into_iter().map(|(_, ms)| ms).collect())
+    );
+    for (i, mut wave) in late.into_iter().enumerate() {
+        // Late from the first due on (a late start), or more and more (a slow wave)?
+        wave.sort_by_key(|(due, _)| *due);
+        let spread = wave.last().map_or(0.0, |(last, _)| last.duration_since(wave[0].0).as_secs_f64() * 1000.0);
+        let by_place: Vec<String> =
+            [0.0, 0.5, 1.0].iter().map(|p| format!("{:.0}", wave[((wave.len() - 1) as f64 * p) as usize].1)).collect();
+        println!(
+            "  retry {} (after {} s): {}; due over {spread:.0} ms, first/middle/last due late by {} ms",
+            i + 1,
+            schedule[i],
+            percentiles(wave.iter().map(|(_, ms)| *ms).collect()),
+            by_place.join("/")
+        );
+    }
     report(&portal, "retries");
 }
 
