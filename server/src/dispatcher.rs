@@ -22,7 +22,7 @@ pub const MAX_IN_FLIGHT_PER_WEBHOOK: usize = 4;
 /// another process queued (`portal event publish`, a second portal on PostgreSQL) within a second.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Most attempts the recorder writes in one transaction.
-const MAX_BATCH: usize = 128;
+const MAX_BATCH: usize = 256;
 /// How far ahead a claim reaches (ms): deliveries falling due within it are claimed together
 /// and each waits in its task for its own time. Deliveries that fall due a few milliseconds
 /// apart (a wave of retries) then cost one claim between them, not one each, so the wave keeps
