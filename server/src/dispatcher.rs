@@ -245,9 +245,9 @@ impl Dispatcher {
             }
             // Claimed fewer than the free slots: the rest are not due, or their webhooks are
             // at their limit until a task finishes. A place coming free matters only then; a
-            // new due time (an event, a retry) always wakes the loop.
-            // The next claim waits until the next due delivery is half the lookahead away, so
-            // that it takes what falls due in the other half too.
+            // new due time (an event, a retry) wakes the loop when it is sooner than the loop
+            // would look anyway. The next claim waits until the next due delivery is half the
+            // lookahead away, so that it takes what falls due in the other half too.
             let (wait, for_a_place) = match deliveries::next_due(&this.db).await {
                 Ok(Some(due)) => match due - LOOKAHEAD_MS / 2 - now_ms() {
                     later if later > 0 => {
