@@ -133,9 +133,8 @@ pub struct Claimed {
 
 /// Leases up to `limit` deliveries due by `horizon` (ms; now or a little later, so that one
 /// claim serves the deliveries falling due over the next few milliseconds) to `worker` until
-/// `lease_ms` from now, at most
-/// `per_webhook` to one webhook counting the `in_flight` ones this process already sends, so a
-/// slow webhook can't take every slot. On PostgreSQL rows another process is claiming are
+/// `lease_ms` from now, at most `per_webhook` to one webhook counting the `in_flight` ones this
+/// process already sends, so a slow webhook can't take every slot. On PostgreSQL rows another process is claiming are
 /// skipped (`FOR UPDATE SKIP LOCKED`); SQLite has one writer anyway.
 #[tracing::instrument(skip_all, fields(limit))]
 pub async fn claim_due(
@@ -204,9 +203,9 @@ pub async fn claim_due(
 
 /// The claim's text: `$1` lease end, `$2` worker, `$3` now, `$4` limit, `$5` the window of due
 /// rows looked at, `$6` the webhooks at their limit (JSON list), `$7` the places the others have
-/// taken (JSON object), `$8` the places a webhook has, `$9` the horizon (due by then). The backend gives the JSON functions and
-/// the row lock. The places taken are read from their JSON once (`MATERIALIZED`), not once per
-/// row looked at.
+/// taken (JSON object), `$8` the places a webhook has, `$9` the horizon (due by then). The
+/// backend gives the JSON functions and the row lock. The places taken are read from their JSON
+/// once (`MATERIALIZED`), not once per row looked at.
 fn claim_sql(full: &str, busy: &str, lock: &str) -> String {
     format!(
         "WITH busy AS MATERIALIZED ({busy}) \
@@ -620,6 +619,26 @@ async fn give_up(conn: &mut sqlx::AnyConnection, given_up: &[(&str, &str)], now:
             value_rows(2, n, 2)
         )
     });
+    let mut switched_off: Vec<(&str, &str)> = Vec::new();
+    for batch in batches(given_up) {
+        let mut off = sqlx::query(OFF.get(batch.len())).bind(now);
+        for (webhook, reason) in batch {
+            off = off.bind(*webhook).bind(*reason);
+        }
+        for row in off.fetch_all(&mut *conn).await.context("could not deactivate the webhooks")? {
+            let id: String = row.try_get("id")?;
+            switched_off.extend(batch.iter().find(|(w, _)| *w == id).copied());
+        }
+    }
+    let webhooks: Vec<&str> = given_up.iter().map(|(w, _)| *w).collect();
+    hold_waiting(&mut *conn, &webhooks, now).await?;
+    super::alerts::record(&mut *conn, &switched_off, now).await?;
+    Ok(switched_off.len() as u64)
+}
+
+/// Holds the waiting deliveries of webhooks that were switched off (by id): one statement per
+/// batch of them.
+pub async fn hold_waiting(conn: &mut sqlx::AnyConnection, webhooks: &[&str], now: i64) -> anyhow::Result<()> {
     static HOLD: BatchSql = BatchSql::new(|n| {
         format!(
             "UPDATE deliveries SET state = 'held', updated_at = $1 WHERE webhook_id IN ({}) \
@@ -627,32 +646,13 @@ async fn give_up(conn: &mut sqlx::AnyConnection, given_up: &[(&str, &str)], now:
             placeholders(2, n)
         )
     });
-    let mut switched_off: Vec<(&str, &str)> = Vec::new();
-    for batch in batches(given_up) {
-        let mut off = sqlx::query(OFF.get(batch.len())).bind(now);
+    for batch in batches(webhooks) {
         let mut hold = sqlx::query(HOLD.get(batch.len())).bind(now);
-        for (webhook, reason) in batch {
-            off = off.bind(*webhook).bind(*reason);
+        for webhook in batch {
             hold = hold.bind(*webhook);
-        }
-        for row in off.fetch_all(&mut *conn).await.context("could not deactivate the webhooks")? {
-            let id: String = row.try_get("id")?;
-            switched_off.extend(batch.iter().find(|(w, _)| *w == id).copied());
         }
         hold.execute(&mut *conn).await.context("could not hold the webhooks' deliveries")?;
     }
-    super::alerts::record(&mut *conn, &switched_off, now).await?;
-    Ok(switched_off.len() as u64)
-}
-
-/// Holds a webhook's waiting deliveries (it was switched off).
-pub async fn hold_waiting(conn: &mut sqlx::AnyConnection, webhook: &WebhookId, now: i64) -> anyhow::Result<()> {
-    sqlx::query("UPDATE deliveries SET state = 'held', updated_at = $1 WHERE webhook_id = $2 AND state = 'pending' AND locked_until IS NULL")
-        .bind(now)
-        .bind(webhook.as_str())
-        .execute(conn)
-        .await
-        .context("could not hold the webhook's deliveries")?;
     Ok(())
 }
 

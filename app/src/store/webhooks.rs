@@ -302,7 +302,7 @@ pub async fn update(
         (false, true) if super::deliveries::release_held(&mut tx, id, now).await? > 0 => {
             db.announce_work(&mut tx).await?;
         }
-        (true, false) => super::deliveries::hold_waiting(&mut tx, id, now).await?,
+        (true, false) => super::deliveries::hold_waiting(&mut tx, &[id.as_str()], now).await?,
         _ => {}
     }
     tx.commit().await.context("could not commit the webhook")?;
