@@ -99,24 +99,24 @@ impl fmt::Display for WebhookUrl {
 
 /// Whether deliveries must stay away from `ip`: loopback, private, link-local (cloud metadata
 /// lives at 169.254.169.254), carrier-grade NAT, unspecified, multicast, broadcast and the
-/// documentation ranges, in IPv4, IPv6 and IPv4 mapped into IPv6.
+/// documentation ranges, in IPv4, IPv6, and IPv4 carried inside IPv6 ([`embedded_ipv4`]).
 pub fn is_private_ip(ip: IpAddr) -> bool {
     private_kind(ip).is_some()
 }
 
-/// What kind of address deliveries must stay away from `ip` is, in words; `None` for a public one.
+/// What kind of address deliveries must stay away from `ip` is, in words; `None` for a public
+/// one. An IPv6 address that carries an IPv4 one is what that IPv4 address is.
 pub fn private_kind(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => private_kind_v4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return private_kind_v4(v4);
-            }
             let [first, second, ..] = v6.segments();
             if v6.is_loopback() {
                 Some("loopback")
             } else if v6.is_unspecified() {
                 Some("unspecified")
+            } else if let Some((v4, _)) = embedded_ipv4(v6) {
+                private_kind_v4(v4)
             } else if v6.is_multicast() {
                 Some("multicast")
             } else if v6 == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254) {
@@ -128,11 +128,37 @@ pub fn private_kind(ip: IpAddr) -> Option<&'static str> {
             } else if first == 0x2001 && second == 0x0db8 {
                 Some("reserved for documentation")
             } else if first == 0x0064 && second == 0xff9b {
+                // 64:ff9b:1::/48 and the rest of the /32: local NAT64 prefixes (RFC 8215),
+                // whose IPv4 part has no fixed place to check.
                 Some("NAT64, which may reach private IPv4 addresses")
             } else {
                 None
             }
         }
+    }
+}
+
+/// The IPv4 address an IPv6 address carries, and the form that carries it, for the forms a
+/// packet can travel to that IPv4 address by: IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible
+/// `::a.b.c.d` (deprecated, still routed by some stacks), NAT64 `64:ff9b::a.b.c.d`, 6to4
+/// `2002:aabb:ccdd::/48` (the IPv4 in bits 16 to 48) and Teredo `2001:0::/32` (the client's
+/// IPv4 in the last 32 bits, every bit flipped). Without this, `[::ffff:10.0.0.5]` or
+/// `[2002:a00:5::]` would pass a check that refuses `10.0.0.5`.
+pub fn embedded_ipv4(v6: Ipv6Addr) -> Option<(Ipv4Addr, &'static str)> {
+    let s = v6.segments();
+    let last = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        Some((v4, "IPv4-mapped"))
+    } else if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+        Some((last, "IPv4-compatible"))
+    } else if s[..6] == [0x0064, 0xff9b, 0, 0, 0, 0] {
+        Some((last, "NAT64"))
+    } else if s[0] == 0x2002 {
+        Some((Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8), "6to4"))
+    } else if s[0] == 0x2001 && s[1] == 0 {
+        Some((Ipv4Addr::from(u32::from(last) ^ 0xffff_ffff), "Teredo"))
+    } else {
+        None
     }
 }
 
@@ -166,7 +192,15 @@ fn private_kind_v4(ip: Ipv4Addr) -> Option<&'static str> {
 /// Why deliveries may not go to `ip`, as a sentence part ("address 10.0.0.5, which is
 /// private"); `None` for a public address.
 pub fn refused_address(ip: IpAddr) -> Option<String> {
-    private_kind(ip).map(|kind| format!("address {ip}, which is {kind}"))
+    let kind = private_kind(ip)?;
+    let carried = match ip {
+        IpAddr::V6(v6) => embedded_ipv4(v6),
+        IpAddr::V4(_) => None,
+    };
+    Some(match carried {
+        Some((v4, form)) => format!("address {ip}, which carries {v4} ({form}), which is {kind}"),
+        None => format!("address {ip}, which is {kind}"),
+    })
 }
 
 /// What the operator can do about a refused private target.
@@ -543,6 +577,47 @@ mod tests {
         for ip in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111"] {
             assert!(!is_private_ip(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    #[test]
+    fn ipv4_inside_ipv6_is_checked_as_the_ipv4_it_carries() {
+        // (private inside, public inside) for each form.
+        for (form, private, public) in [
+            ("IPv4-mapped", "::ffff:10.0.0.5", "::ffff:8.8.8.8"),
+            ("IPv4-compatible", "::10.0.0.5", "::8.8.8.8"),
+            ("IPv4-compatible", "::127.0.0.1", "::1.1.1.1"),
+            ("NAT64", "64:ff9b::192.168.1.1", "64:ff9b::8.8.8.8"),
+            ("NAT64", "64:ff9b::169.254.169.254", "64:ff9b::1.1.1.1"),
+            // 6to4: 2002:AABB:CCDD:: carries AA.BB.CC.DD.
+            ("6to4", "2002:0a00:0005::1", "2002:0808:0808::1"),
+            ("6to4", "2002:7f00:0001:1234::1", "2002:0101:0101:1234::1"),
+            // Teredo: 2001:0:<server>:<flags>:<port>:<client XOR ffff:ffff>; f5ff:fffa is 10.0.0.5.
+            ("Teredo", "2001:0:4136:e378:8000:63bf:f5ff:fffa", "2001:0:4136:e378:8000:63bf:f7f7:f7f7"),
+            ("Teredo", "2001:0:4136:e378:8000:63bf:80ff:fffe", "2001:0:4136:e378:8000:63bf:fefe:fefe"),
+        ] {
+            let private: Ipv6Addr = private.parse().unwrap();
+            let public: Ipv6Addr = public.parse().unwrap();
+            assert_eq!(embedded_ipv4(private).map(|(_, f)| f), Some(form), "{private}");
+            assert_eq!(embedded_ipv4(public).map(|(_, f)| f), Some(form), "{public}");
+            assert!(is_private_ip(IpAddr::V6(private)), "{form} {private} carries a private IPv4 address");
+            assert!(!is_private_ip(IpAddr::V6(public)), "{form} {public} carries a public IPv4 address");
+            let why = refused_address(IpAddr::V6(private)).unwrap();
+            assert!(why.contains(form) && why.contains("which carries"), "{why}");
+        }
+        assert_eq!(embedded_ipv4("2002:0a00:0005::1".parse().unwrap()).unwrap().0, Ipv4Addr::new(10, 0, 0, 5));
+        assert_eq!(
+            embedded_ipv4("2001:0:4136:e378:8000:63bf:f5ff:fffa".parse().unwrap()).unwrap().0,
+            Ipv4Addr::new(10, 0, 0, 5)
+        );
+        // And at save time, as URL literals.
+        for url in ["https://[::ffff:10.0.0.5]/hook", "https://[2002:a00:5::1]/hook", "https://[64:ff9b::a00:5]/hook"] {
+            assert!(url_error(url, STRICT).contains("10.0.0.5"), "{url}");
+        }
+        assert!(WebhookUrl::parse("https://[2002:808:808::1]/hook", STRICT).is_ok());
+        // Plain IPv6 stays as it was: no IPv4 inside.
+        assert_eq!(embedded_ipv4("2606:4700::1111".parse().unwrap()), None);
+        assert!(is_private_ip("::1".parse().unwrap()) && is_private_ip("::".parse().unwrap()));
+        assert!(is_private_ip("64:ff9b:1::a00:5".parse().unwrap()), "local-use NAT64 stays refused");
     }
 
     fn header_error(name: &str, value: &str) -> FieldError {
