@@ -13,7 +13,7 @@ use std::time::Instant;
 use app::state::AppState;
 use app::store::deliveries;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -65,7 +65,10 @@ fn describe() {
         "Webhooks the dispatcher switched off (failures in a row, or 410 Gone)"
     );
     describe_counter!("portal_events_published_total", "Events published (new ones; a repeated id is not counted)");
-    describe_counter!("portal_http_requests_total", "Portal and API requests by method, route and status");
+    describe_counter!(
+        "portal_http_requests_total",
+        "Portal and API requests by method (other for any method the portal does not serve), route and status"
+    );
     describe_histogram!(
         "portal_http_request_duration_seconds",
         Unit::Seconds,
@@ -126,10 +129,11 @@ pub async fn serve(
 }
 
 /// Counts every request and its time, labelled with the route's pattern (`/webhooks/{id}`), never
-/// the raw path, so ids and probes don't make new series.
+/// the raw path, and with the method among a fixed few, so ids, probes and made-up methods don't
+/// make new series (each series stays in memory for the life of the process).
 pub async fn track_requests(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let route = match request.extensions().get::<MatchedPath>() {
         Some(path) => path.as_str().to_owned(),
         None if request.uri().path().starts_with("/pkg/") => "/pkg/{file}".to_owned(),
@@ -138,8 +142,36 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     let elapsed = started.elapsed().as_secs_f64();
-    metrics::counter!("portal_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("portal_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("portal_http_request_duration_seconds", "method" => method, "route" => route).record(elapsed);
     response
+}
+
+/// A method as a label: the ones the portal serves by name, `other` for anything else (a
+/// method is any token a client cares to send).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_are_a_fixed_few() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for made_up in ["PROPFIND", "TRACE", "CONNECT", "XYZZY1234"] {
+            assert_eq!(method_label(&Method::from_bytes(made_up.as_bytes()).unwrap()), "other", "{made_up}");
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! A portal per test: its own SQLite file in a temporary folder, listening on a free port.
+//! A portal per test: its own SQLite file in a temporary folder, listening on a free port; a
+//! `portal` process of its own for what only a whole process shows; metrics helpers.
 
 use app::domain::{EmailAddress, NewPassword, PartnerId, PartnerName};
 use app::store::Db;
@@ -216,5 +217,61 @@ pub trait JsonAnswer {
 impl JsonAnswer for reqwest::RequestBuilder {
     async fn json_answer(self) -> serde_json::Value {
         self.send().await.unwrap().json().await.unwrap()
+    }
+}
+
+/// The value of the sample `series` (name and labels exactly as exported) in a metrics page.
+pub fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `GET` of a metrics page, with the operator's token when given; answers the status and page.
+pub async fn scrape(url: String, token: Option<&str>) -> (reqwest::StatusCode, String) {
+    let mut request = http().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+/// A `portal serve` process of its own, for tests that read what only a whole process shows:
+/// its metrics (every portal in the test process shares one recorder) or its memory.
+pub struct PortalProcess {
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    /// A connection to its database, for arranging data.
+    pub db: Db,
+    /// The running process (killed when dropped).
+    pub child: crate::crash::PortalChild,
+    _dir: TempDir,
+}
+
+impl PortalProcess {
+    /// Starts one on a fresh database with the operator token and `flags`.
+    pub async fn start(flags: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let database_url = fresh_database_url(dir.path()).await;
+        let args: Vec<&str> = ["--addr", "127.0.0.1:0", "--operator-token", OPERATOR_TOKEN]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .collect();
+        let (child, address) = crate::crash::spawn_portal(&database_url, &args, "listening on ");
+        let db = Db::connect(&database_url).await.expect("test connection");
+        Self { address, db, child, _dir: dir }
+    }
+
+    /// Its metrics page, read with the operator token.
+    pub async fn metrics(&self) -> String {
+        let (status, page) = scrape(format!("{}/metrics", self.address), Some(OPERATOR_TOKEN)).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{page}");
+        page
+    }
+
+    /// The most memory it has held at once (VmHWM, bytes), on Linux.
+    pub fn peak_rss(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim();
+        kib.parse::<u64>().ok().map(|kib| kib * 1024)
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::dispatcher::setup;
-use crate::helpers::{JsonAnswer, spawn_app_with};
+use crate::helpers::{JsonAnswer, sample, scrape, spawn_app_with};
 use crate::receiver::{Receiver, Reply, eventually};
 
 async fn get_json(url: String) -> (StatusCode, Value) {
@@ -147,23 +147,9 @@ async fn sigterm_mid_burst_finishes_what_is_in_flight_and_loses_nothing() {
     child.wait().unwrap();
 }
 
-/// The value of the sample `series` (name and labels exactly as exported) in a metrics page.
-fn sample(page: &str, series: &str) -> Option<f64> {
-    page.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 /// Metrics pages that read gauges are taken one at a time: the recorder is shared by every
 /// portal in this test process, and each scrape sets the gauges from its own database.
 static SCRAPES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn scrape(url: String, token: Option<&str>) -> (StatusCode, String) {
-    let mut request = crate::helpers::http().get(url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
-    (response.status(), response.text().await.unwrap())
-}
 
 #[tokio::test]
 async fn metrics_need_the_operator_token_and_count_attempts_queue_and_requests() {
@@ -237,6 +223,46 @@ async fn the_metrics_address_serves_metrics_and_health_without_the_token() {
     let (status, page) = scrape(format!("{admin}/metrics"), None).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(sample(&page, r#"portal_deliveries_waiting{state="due"}"#), Some(0.0), "{page}");
+}
+
+#[tokio::test]
+async fn made_up_methods_and_paths_make_no_new_series() {
+    use reqwest::Method;
+    // A process of its own: the series of other tests' portals would come and go in this one's.
+    let portal = crate::helpers::PortalProcess::start(&[]).await;
+    let client = crate::helpers::http();
+    let send = |method: String, path: String| {
+        let request =
+            client.request(Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", portal.address));
+        async move { request.send().await.unwrap().status() }
+    };
+    // Each kind of request once, so its series exist: a made-up method on a real route, on a page
+    // and on a made-up path; a known method on a made-up path, inside and outside the API.
+    let kinds = |i: usize| {
+        [
+            (format!("MADEUP{i}"), "/api/v1/webhooks".to_owned()),
+            (format!("MADEUP{i}"), "/webhooks".to_owned()),
+            (format!("MADEUP{i}"), format!("/made/up/{i}")),
+            ("GET".to_owned(), format!("/made/up/{i}")),
+            ("POST".to_owned(), format!("/api/v1/made-up-{i}")),
+        ]
+    };
+    for (method, path) in kinds(0) {
+        send(method, path).await;
+    }
+    let series = |page: &str| page.lines().filter(|l| !l.starts_with('#')).count();
+    portal.metrics().await;
+    let before = portal.metrics().await;
+
+    for i in 1..=40 {
+        for (method, path) in kinds(i) {
+            send(method, path).await;
+        }
+    }
+    let after = portal.metrics().await;
+    assert_eq!(series(&after), series(&before), "200 made-up requests, no new series:\n{after}");
+    assert!(!after.contains("MADEUP") && !after.contains("/made/up"), "no method or path of theirs is a label");
+    assert!(after.contains(r#"method="other""#), "{after}");
 }
 
 #[tokio::test]
