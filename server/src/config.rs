@@ -185,9 +185,16 @@ pub struct ServeArgs {
     pub metrics_addr: Option<SocketAddr>,
 
     /// The portal's address as partners reach it, for links in emails (e.g.
-    /// `https://webhooks.example.com`); `http://` and the listen address when unset.
+    /// `https://webhooks.example.com`); `http://` and the listen address when unset. On
+    /// `https://` the portal needs `PORTAL_SECRET_KEY`.
     #[arg(long, env = "PORTAL_PUBLIC_URL", value_parser = parse_public_url)]
     pub public_url: Option<url::Url>,
+
+    /// 32 bytes in base64 (`openssl rand -base64 32`) that seal webhook secrets at rest. Without
+    /// it a key file is made beside the database, which is refused on an `https://` public URL.
+    /// Prefer the environment variable: a flag shows in the process list.
+    #[arg(long, env = "PORTAL_SECRET_KEY", hide_env_values = true, value_parser = parse_secret_key)]
+    pub secret_key: Option<SecretKey>,
 
     /// SMTP server for deactivation emails: `smtp://host:25` (plain, local relays),
     /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or `smtps://user:pass@host:465`.
@@ -286,6 +293,27 @@ fn parse_operator_token(value: &str) -> Result<OperatorToken, String> {
         return Err("may hold only visible ASCII characters (no spaces)".into());
     }
     Ok(OperatorToken(value.to_owned()))
+}
+
+/// The key that seals webhook secrets at rest (`PORTAL_SECRET_KEY`). Never printed.
+#[derive(Clone)]
+pub struct SecretKey([u8; 32]);
+
+impl SecretKey {
+    /// The key's bytes.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(********)")
+    }
+}
+
+fn parse_secret_key(value: &str) -> Result<SecretKey, String> {
+    app::crypto::SecretBox::parse_key(value).map(SecretKey).map_err(|e| e.to_string())
 }
 
 /// The secret that signs the operator's alert webhooks. Never printed.

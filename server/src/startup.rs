@@ -59,7 +59,8 @@ impl Application {
     /// Connects to the database, applies migrations, builds the router and binds the address.
     pub async fn build(database_url: &str, args: ServeArgs) -> anyhow::Result<Self> {
         crate::metrics::handle();
-        let db = Db::connect(database_url).await?;
+        refuse_key_file_behind_https(&args)?;
+        let db = Db::connect_with_key(database_url, args.secret_key.as_ref().map(|k| k.expose())).await?;
         db.migrate().await?;
         let sessions = SessionBackend::connect(database_url).await?;
         sessions.migrate().await?;
@@ -224,6 +225,20 @@ impl Application {
         }
         served.context("the server failed")
     }
+}
+
+/// A portal served on `https://` is a real one, with real partners' secrets: their key must not
+/// be a file beside the database, where it goes into every backup of the secrets it seals.
+fn refuse_key_file_behind_https(args: &ServeArgs) -> anyhow::Result<()> {
+    let https = args.public_url.as_ref().is_some_and(|u| u.scheme() == "https");
+    anyhow::ensure!(
+        !https || args.secret_key.is_some(),
+        "PORTAL_PUBLIC_URL is https:// but {} is not set: without it the key that seals webhook \
+         secrets would be a file beside the database, in every backup of the database; set it to 32 \
+         random bytes in base64 (`openssl rand -base64 32`) kept apart from the database",
+        app::crypto::SECRET_KEY_VAR
+    );
+    Ok(())
 }
 
 /// The site's settings: its name is fixed, its folder comes from the settings; the built files

@@ -59,8 +59,16 @@ pub struct Db {
 impl Db {
     /// Connects to `url`. For SQLite the file is created when missing and put in WAL mode, so
     /// that readers don't wait for the dispatcher's writes.
-    #[tracing::instrument(skip_all, fields(backend))]
+    /// Webhook secrets are sealed with `PORTAL_SECRET_KEY`, else the key file beside the
+    /// database ([`SecretBox::for_database`](crate::crypto::SecretBox::for_database)).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::connect_with_key(url, None).await
+    }
+
+    /// [`Db::connect`], sealing webhook secrets with `key` when one is given (the operator's
+    /// setting, already read), else as [`Db::connect`] does.
+    #[tracing::instrument(skip_all, fields(backend))]
+    pub async fn connect_with_key(url: &str, key: Option<&[u8; 32]>) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
         tracing::Span::current().record("backend", tracing::field::debug(backend));
@@ -100,7 +108,10 @@ impl Db {
             }
             Backend::Postgres => pool.clone(),
         };
-        let secrets = crate::crypto::SecretBox::for_database(&url)?;
+        let secrets = match key {
+            Some(key) => crate::crypto::SecretBox::new(key),
+            None => crate::crypto::SecretBox::for_database(&url)?,
+        };
         Ok(Self { pool, writer, backend, secrets })
     }
 

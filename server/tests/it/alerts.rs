@@ -96,6 +96,8 @@ async fn a_deactivation_shows_a_banner_sends_an_email_and_tells_the_operator() {
         ALERT_SECRET,
         "--public-url",
         "https://portal.example.test",
+        "--secret-key",
+        crate::helpers::SECRET_KEY,
     ])
     .await;
     let failing = Receiver::start(Reply::Status(500, "down")).await;

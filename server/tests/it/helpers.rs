@@ -26,6 +26,9 @@ pub struct TestApp {
 /// The operator token every test portal takes.
 pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789abcdef";
 
+/// A `PORTAL_SECRET_KEY` for test portals that need one (`--secret-key`, with an https public URL).
+pub const SECRET_KEY: &str = "dGVzdC1vbmx5LWtleS10ZXN0LW9ubHkta2V5LTMyYiE=";
+
 /// Starts a portal on port 0 with a fresh database.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
@@ -44,11 +47,14 @@ pub async fn spawn_app_with(flags: &[&str]) -> TestApp {
     args.extend(flags);
     let cli = Cli::try_parse_from(args).expect("test flags parse");
     let Some(Command::Serve(args)) = cli.command else { unreachable!() };
+    let secret_key = args.secret_key.clone();
     let application = Application::build(&database_url, args).await.expect("the portal starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     let metrics_address = application.metrics_port().map(|port| format!("http://127.0.0.1:{port}"));
     tokio::spawn(application.run_until(std::future::pending()));
-    let db = Db::connect(&database_url).await.expect("test connection");
+    // The test's connection opens the portal's secrets with the portal's key.
+    let db =
+        Db::connect_with_key(&database_url, secret_key.as_ref().map(|k| k.expose())).await.expect("test connection");
     TestApp { address, database_url, db, metrics_address, _dir: dir }
 }
 

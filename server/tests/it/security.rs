@@ -1,12 +1,15 @@
 //! The protections a browser and a hostile client meet: security headers, the cross-site
-//! request check, body size limits, and cookies marked Secure behind HTTPS.
+//! request check, body size limits, and cookies marked Secure behind HTTPS (and no start there
+//! without a secret key).
 
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, ORIGIN, REFERER};
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::helpers::{JsonAnswer, OPERATOR_TOKEN, TestApp, browser, location, spawn_app, spawn_app_with};
+use crate::helpers::{
+    JsonAnswer, OPERATOR_TOKEN, SECRET_KEY, TestApp, browser, location, spawn_app, spawn_app_with,
+};
 
 fn header(response: &reqwest::Response, name: &str) -> String {
     response.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
@@ -147,7 +150,7 @@ async fn bodies_over_the_limit_are_refused_with_413_and_change_nothing() {
 
 #[tokio::test]
 async fn behind_https_the_session_cookie_is_secure_and_browsers_are_told_to_stay_on_https() {
-    let app = spawn_app_with(&["--public-url", "https://portal.example.test"]).await;
+    let app = spawn_app_with(&["--public-url", "https://portal.example.test", "--secret-key", SECRET_KEY]).await;
     let partner = app.create_partner("Acme", "ann@acme.test").await;
     let response = app.login(&browser(), &partner.email, &partner.password).await;
     let cookie = header(&response, "set-cookie");
@@ -165,6 +168,29 @@ async fn behind_https_the_session_cookie_is_secure_and_browsers_are_told_to_stay
         .await
         .unwrap();
     assert_ne!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn behind_https_the_portal_refuses_to_start_without_a_secret_key() {
+    use clap::Parser;
+    use server::config::{Cli, Command};
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = crate::helpers::fresh_database_url(dir.path()).await;
+    let args = |flags: &[&str]| {
+        let base = ["portal", "serve", "--addr", "127.0.0.1:0", "--public-url", "https://portal.example.test"];
+        match Cli::try_parse_from(base.iter().chain(flags)).unwrap().command {
+            Some(Command::Serve(args)) => args,
+            other => panic!("{other:?}"),
+        }
+    };
+    let Err(err) = server::startup::Application::build(&database_url, args(&[])).await else {
+        panic!("a portal on https:// started with its key in a file beside the database");
+    };
+    let err = format!("{err:#}");
+    assert!(err.contains("PORTAL_SECRET_KEY is not set") && err.contains("backup"), "says why: {err}");
+    assert!(!dir.path().join(app::crypto::KEY_FILE).exists(), "and made no key file");
+    // With the key it starts.
+    assert!(server::startup::Application::build(&database_url, args(&["--secret-key", SECRET_KEY])).await.is_ok());
 }
 
 /// A sign-in as the hydrated page makes it; answers the status and the body.
