@@ -1,8 +1,9 @@
 //! Credentials: argon2id password hashes, generated passwords, API keys and their hashes.
-//! Server side only. Hashing is slow on purpose, so callers run it off the async threads
-//! (`tokio::task::spawn_blocking`).
+//! Server side only. Hashing is slow on purpose (and takes 19 MiB), so callers run it through
+//! [`argon2_off_thread`]: off the async threads, a few at a time.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use argon2::Argon2;
@@ -35,8 +36,9 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Whether `candidate` is the password behind `stored_hash`. With no stored hash (unknown
-/// email) it does the same work and answers false.
+/// email) it does the same work and answers false. Counted in `portal_password_checks_total`.
 pub fn verify_password(candidate: &str, stored_hash: Option<&str>) -> bool {
+    metrics::counter!("portal_password_checks_total").increment(1);
     let hash_text = stored_hash.unwrap_or(DUMMY_HASH.as_str());
     let Ok(hash) = PasswordHash::new(hash_text) else {
         tracing::error!("a stored password hash is not a PHC string");
@@ -61,10 +63,46 @@ pub fn generate_new_password() -> NewPassword {
     NewPassword::parse(&generate_password()).expect("generated passwords are valid")
 }
 
-/// [`hash_password`] off the async threads (argon2 takes a good part of a second).
+/// How long argon2 work waits for a slot before it gives up with [`Busy`]: a burst of sign-ins
+/// is answered "busy, try again" at once instead of queueing, each waiter holding a request
+/// open, behind work that takes a good part of a second each.
+pub const ARGON2_SLOT_WAIT: Duration = Duration::from_secs(1);
+
+/// Slots for argon2 work, one per core: more at once only adds 19 MiB each and makes every one
+/// of them slower (40 parallel checks on an unbounded blocking pool reached about 780 MB).
+static ARGON2_SLOTS: LazyLock<Arc<tokio::sync::Semaphore>> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    Arc::new(tokio::sync::Semaphore::new(cores))
+});
+
+/// Every argon2 slot stayed taken for [`ARGON2_SLOT_WAIT`]: the portal is busy checking
+/// passwords. Sign-in answers it with 429 "try again".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("every password-hashing slot stayed busy for {ARGON2_SLOT_WAIT:?}")]
+pub struct Busy;
+
+/// Runs argon2 `work` (a hash or a check) on a blocking thread once one of the slots is free,
+/// waiting at most [`ARGON2_SLOT_WAIT`] for it; the error is [`Busy`] (downcast it) when none
+/// came. The slot is held by the blocking work itself, so a request that gives up early does
+/// not free it before argon2 is done.
+pub async fn argon2_off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    let slot = tokio::time::timeout(ARGON2_SLOT_WAIT, ARGON2_SLOTS.clone().acquire_owned())
+        .await
+        .map_err(|_| Busy)?
+        .context("the argon2 slots are closed")?;
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        work()
+    })
+    .await
+    .context("the argon2 task failed")
+}
+
+/// [`hash_password`] off the async threads (argon2 takes a good part of a second), in one of
+/// the [`argon2_off_thread`] slots.
 pub async fn hash_password_off_thread(password: &NewPassword) -> anyhow::Result<String> {
     let password = password.clone();
-    tokio::task::spawn_blocking(move || hash_password(&password)).await.context("the hashing task failed")?
+    argon2_off_thread(move || hash_password(&password)).await?
 }
 
 /// A new API key: `whp_` and 40 random letters and digits.
@@ -102,6 +140,20 @@ mod tests {
     fn same_password_hashes_differently() {
         let password = NewPassword::parse("correct horse battery staple").unwrap();
         assert_ne!(hash_password(&password).unwrap(), hash_password(&password).unwrap());
+    }
+
+    #[tokio::test]
+    async fn argon2_work_waits_a_bounded_time_for_a_slot() {
+        // Take every slot, as a burst would: the next piece of work gives up as Busy.
+        let held: Vec<_> = (0..ARGON2_SLOTS.available_permits())
+            .map(|_| ARGON2_SLOTS.clone().try_acquire_owned().expect("a free slot"))
+            .collect();
+        let started = std::time::Instant::now();
+        let err = argon2_off_thread(|| ()).await.unwrap_err();
+        assert!(err.downcast_ref::<Busy>().is_some(), "{err:#}");
+        assert!(started.elapsed() < ARGON2_SLOT_WAIT * 3, "no unbounded wait: {:?}", started.elapsed());
+        drop(held);
+        assert_eq!(argon2_off_thread(|| 7).await.unwrap(), 7, "a free slot runs the work");
     }
 
     #[test]

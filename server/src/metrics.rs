@@ -66,6 +66,10 @@ fn describe() {
     );
     describe_counter!("portal_events_published_total", "Events published (new ones; a repeated id is not counted)");
     describe_counter!(
+        "portal_password_checks_total",
+        "Passwords checked with argon2 at sign-in (throttled and busy sign-ins check none)"
+    );
+    describe_counter!(
         "portal_http_requests_total",
         "Portal and API requests by method (other for any method the portal does not serve), route and status"
     );

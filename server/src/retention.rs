@@ -1,10 +1,12 @@
-//! Log retention: attempts older than the retention period are deleted in the background, in
+//! Retention: attempts older than the retention period are deleted in the background, in
 //! small batches so the dispatcher's writes never wait long behind them. The success-rate
-//! counters are separate from the attempts, so pruning never changes a rate or a badge.
+//! counters are separate from the attempts, so pruning never changes a rate or a badge. Each
+//! pass also deletes the sign-in throttle's rows that no longer count, which strangers can
+//! make as fast as they can send sign-ins.
 
 use std::time::Duration;
 
-use app::store::{Db, log, now_ms};
+use app::store::{Db, log, now_ms, throttle};
 use tokio::sync::watch;
 
 /// Attempts deleted per statement.
@@ -16,34 +18,57 @@ const EVERY: Duration = Duration::from_secs(10 * 60);
 
 /// Prunes every [`EVERY`] until `stop` turns true.
 pub async fn run(db: Db, retention_days: u32, mut stop: watch::Receiver<bool>) {
-    let keep_ms = i64::from(retention_days) * 24 * 3600 * 1000;
     while !*stop.borrow() {
-        let cutoff = now_ms() - keep_ms;
-        let mut total = 0;
-        loop {
-            match log::prune(&db, cutoff, BATCH).await {
-                Ok(n) => {
-                    total += n;
-                    if (n as i64) < BATCH {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = format!("{e:#}"), "could not prune the delivery log");
-                    break;
-                }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(BETWEEN_BATCHES) => {}
-                _ = stop.changed() => return,
-            }
-        }
-        if total > 0 {
-            tracing::info!(attempts = total, retention_days, "pruned old delivery log rows");
+        if pass(&db, retention_days, &mut stop).await == Pass::Stopped {
+            return;
         }
         tokio::select! {
             () = tokio::time::sleep(EVERY) => {}
             _ = stop.changed() => {}
         }
     }
+}
+
+/// How a pass ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Everything due was pruned (or logged as failed, to be tried at the next pass).
+    Done,
+    /// `stop` turned true between batches.
+    Stopped,
+}
+
+/// One pass: the delivery log older than `retention_days`, batch by batch, then the stale
+/// sign-in throttle rows.
+pub async fn pass(db: &Db, retention_days: u32, stop: &mut watch::Receiver<bool>) -> Pass {
+    let keep_ms = i64::from(retention_days) * 24 * 3600 * 1000;
+    let cutoff = now_ms() - keep_ms;
+    let mut total = 0;
+    loop {
+        match log::prune(db, cutoff, BATCH).await {
+            Ok(n) => {
+                total += n;
+                if (n as i64) < BATCH {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "could not prune the delivery log");
+                break;
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(BETWEEN_BATCHES) => {}
+            _ = stop.changed() => return Pass::Stopped,
+        }
+    }
+    if total > 0 {
+        tracing::info!(attempts = total, retention_days, "pruned old delivery log rows");
+    }
+    match throttle::prune(db, now_ms()).await {
+        Ok(0) => {}
+        Ok(rows) => tracing::info!(rows, "pruned stale sign-in throttle rows"),
+        Err(e) => tracing::error!(error = format!("{e:#}"), "could not prune the sign-in throttle"),
+    }
+    Pass::Done
 }

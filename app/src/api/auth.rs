@@ -86,58 +86,97 @@ mod ssr {
 #[cfg(feature = "ssr")]
 const MAX_LOGIN_PASSWORD_BYTES: usize = 4 * crate::domain::MAX_PASSWORD_CHARS;
 
-/// The client's address: the connection's peer, or the last `X-Forwarded-For` entry (the one
-/// the operator's proxy added) when the operator said to trust it.
+/// The client as the sign-in throttle counts it ([`client_group`]): the connection's peer, or
+/// the last `X-Forwarded-For` entry (the one the operator's proxy added) when the operator said
+/// to trust it.
+///
+/// [`client_group`]: crate::store::throttle::client_group
 #[cfg(feature = "ssr")]
-async fn client_address(trust_forwarded_for: bool) -> Option<String> {
+async fn throttle_client(trust_forwarded_for: bool) -> Option<String> {
+    use crate::store::throttle::client_group;
     if trust_forwarded_for
         && let Ok(headers) = leptos_axum::extract::<axum::http::HeaderMap>().await
         && let Some(last) =
             headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next())
     {
-        return Some(last.trim().to_owned());
+        let last = last.trim();
+        let ip = last.parse().ok().or_else(|| last.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()));
+        // Not an address: the proxy wrote something else; it is still the proxy's word (and
+        // stored hashed, whatever its size).
+        return Some(ip.map_or_else(|| last.to_owned(), client_group));
     }
     let peer = leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>().await.ok()?;
-    Some(peer.0.ip().to_string())
+    Some(client_group(peer.0.ip()))
+}
+
+/// Answers a refused sign-in with 429 and `Retry-After` (the body stays the error the page
+/// shows). Not for a plain form post: that one is sent back to the login page with the error
+/// in its URL, and a 429 would replace the redirect.
+#[cfg(feature = "ssr")]
+fn answer_too_many(retry_after_s: u64) {
+    use axum::http::{HeaderValue, StatusCode, header};
+    let form_post = use_context::<axum::http::request::Parts>()
+        .and_then(|parts| {
+            parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(|v| v.contains("text/html"))
+        })
+        .unwrap_or(false);
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>()
+        && !form_post
+    {
+        response.set_status(StatusCode::TOO_MANY_REQUESTS);
+        response.insert_header(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+    }
 }
 
 /// Signs a user in: checks the password, gives the browser a new session id, and sends it to
 /// the webhooks page. A wrong email and a wrong password get the same answer, and take as long
-/// (argon2 runs either way). Failures are counted per email and per client address; past a
-/// few, sign-ins there wait, longer each time, whether the email exists or not.
+/// (argon2 runs either way).
+///
+/// Each attempt is counted before its password is checked, per email and client, per client
+/// and per email alone (`store::throttle`); past a key's limit, sign-ins there wait, longer
+/// each time, whether the email exists or not, and are answered 429 without a check. argon2
+/// runs in one of a few slots; when none frees up soon the answer is 429 "busy" at once.
 #[server(endpoint = "login")]
 pub async fn login(email: String, password: String) -> Result<(), AppError> {
-    use crate::store::throttle::{self, ThrottleKey};
+    use crate::store::throttle::{self, Admission, Outcome, ThrottleKey};
     use crate::{auth, domain::EmailAddress, store};
 
     let state = app_state()?;
-    let mut keys = vec![ThrottleKey::Email(email.trim().to_lowercase())];
-    if let Some(address) = client_address(state.settings.trust_forwarded_for).await {
-        keys.push(ThrottleKey::Client(address));
-    }
-    if let Some(until) = throttle::locked_until(&state.db, &keys).await? {
-        let wait = (until - store::now_ms()).max(1000) as u64 / 1000;
-        tracing::info!(wait_s = wait, "sign-in refused: too many failures");
+    let client = throttle_client(state.settings.trust_forwarded_for).await;
+    let keys = ThrottleKey::for_sign_in(&email, client.as_deref());
+    if let Admission::Locked(wait_ms) = throttle::admit(&state.db, &keys).await? {
+        let wait = (wait_ms.max(1000) as u64).div_ceil(1000);
+        tracing::info!(wait_s = wait, "sign-in refused: too many attempts");
+        answer_too_many(wait);
         return Err(AppError::TooManyAttempts(wait));
     }
-    let refuse = || async {
+    let refuse = || {
         tracing::info!("failed login");
-        throttle::record_failure(&state.db, &keys).await?;
         Err::<(), AppError>(AppError::WrongCredentials)
     };
-    let Ok(email) = EmailAddress::parse(&email) else { return refuse().await };
+    let Ok(email) = EmailAddress::parse(&email) else { return refuse() };
     if password.len() > MAX_LOGIN_PASSWORD_BYTES {
-        return refuse().await;
+        return refuse();
     }
     let record = store::accounts::find_login(&state.db, &email).await?;
     let stored_hash = record.as_ref().map(|r| r.password_hash.clone());
-    let matches = tokio::task::spawn_blocking(move || auth::verify_password(&password, stored_hash.as_deref()))
-        .await
-        .map_err(anyhow::Error::from)?;
-    let Some(record) = record.filter(|_| matches) else {
-        return refuse().await;
+    let matches = match auth::argon2_off_thread(move || auth::verify_password(&password, stored_hash.as_deref())).await
+    {
+        Ok(matches) => matches,
+        Err(e) => {
+            let err = AppError::from(e);
+            if err == AppError::Busy {
+                // No password was checked: the attempt takes nothing from anyone's allowance.
+                throttle::take_back(&state.db, &keys, Outcome::Unchecked).await?;
+                answer_too_many(1);
+            }
+            return Err(err);
+        }
     };
-    throttle::clear(&state.db, &keys[0]).await?;
+    let Some(record) = record.filter(|_| matches) else {
+        return refuse();
+    };
+    throttle::take_back(&state.db, &keys, Outcome::SignedIn).await?;
 
     let session = current_session().await?;
     // A new id at login, so a session id planted before it is worth nothing after.

@@ -20,6 +20,9 @@ pub enum AppError {
     /// the email belongs to a user or not.
     #[error("Too many failed sign-ins. Please wait {} and try again.", wait_words(*.0))]
     TooManyAttempts(u64),
+    /// Every password-checking slot is taken (a burst of sign-ins); nothing was tried.
+    #[error("The portal is busy. Please try again in a moment.")]
+    Busy,
     /// The signed-in user's role may not do this.
     #[error("Your role ({0}) lets you read webhooks and delivery logs, not change them. Ask an admin of your team.")]
     Forbidden(String),
@@ -77,8 +80,13 @@ impl From<FieldError> for AppError {
 
 #[cfg(feature = "ssr")]
 impl From<anyhow::Error> for AppError {
-    /// Logs the whole cause chain and tells the browser nothing internal.
+    /// Logs the whole cause chain and tells the browser nothing internal; password hashing that
+    /// found no free slot is [`AppError::Busy`], which is no fault to log.
     fn from(err: anyhow::Error) -> Self {
+        if err.downcast_ref::<crate::auth::Busy>().is_some() {
+            tracing::warn!("refused: every password-hashing slot is busy");
+            return Self::Busy;
+        }
         tracing::error!(error = format!("{err:#}"), "server function failed");
         Self::Internal
     }
@@ -101,5 +109,18 @@ impl FromServerFnError for AppError {
                 Self::Internal
             }
         }
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_password_slots_are_busy_not_internal() {
+        let err = anyhow::Error::from(crate::auth::Busy).context("could not check the password");
+        assert_eq!(AppError::from(err), AppError::Busy);
+        assert_eq!(AppError::from(anyhow::anyhow!("disk on fire")), AppError::Internal);
+        assert!(AppError::Busy.to_string().contains("busy"));
     }
 }

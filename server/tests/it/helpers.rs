@@ -1,8 +1,10 @@
 //! A portal per test: its own SQLite file in a temporary folder, listening on a free port; a
-//! `portal` process of its own for what only a whole process shows; metrics helpers.
+//! `portal` process of its own for what only a whole process shows; sign-in and metrics helpers.
 
+use app::api::AppError;
 use app::domain::{EmailAddress, NewPassword, PartnerId, PartnerName};
 use app::store::Db;
+use app::store::throttle::ThrottleKey;
 use clap::Parser;
 use reqwest::header::{ACCEPT, LOCATION, REFERER};
 use reqwest::redirect::Policy;
@@ -280,4 +282,69 @@ impl PortalProcess {
         let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim();
         kib.parse::<u64>().ok().map(|kib| kib * 1024)
     }
+}
+
+/// A sign-in as the hydrated page makes it; answers the status and the error it decodes
+/// (`None` when it signed in).
+pub async fn try_login(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> (reqwest::StatusCode, Option<AppError>) {
+    try_login_at(&app.address, email, password, forwarded_for).await
+}
+
+/// [`try_login`] against the portal at `address`.
+pub async fn try_login_at(
+    address: &str,
+    email: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> (reqwest::StatusCode, Option<AppError>) {
+    let mut request = browser().post(format!("{address}/api/login")).form(&[("email", email), ("password", password)]);
+    if let Some(address) = forwarded_for {
+        request = request.header("x-forwarded-for", address);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    if status.is_success() || status.is_redirection() {
+        return (status, None);
+    }
+    let error =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status}: not an error the page reads ({e}): {body}"));
+    (status, Some(error))
+}
+
+/// Asserts a refused sign-in is a wrong password: what a guess under the limit gets.
+pub fn assert_wrong(answer: &(reqwest::StatusCode, Option<AppError>), what: &str) {
+    assert_eq!(answer.1, Some(AppError::WrongCredentials), "{what}: {answer:?}");
+}
+
+/// Asserts a sign-in was refused for too many attempts: 429 with the words the page shows, and
+/// the wait in seconds.
+pub fn assert_too_many(answer: &(reqwest::StatusCode, Option<AppError>), what: &str) -> u64 {
+    let (status, error) = answer;
+    assert_eq!(*status, reqwest::StatusCode::TOO_MANY_REQUESTS, "{what}: {error:?}");
+    let Some(AppError::TooManyAttempts(wait)) = error else { panic!("{what}: {error:?}") };
+    let words = error.as_ref().unwrap().to_string();
+    assert!(words.starts_with("Too many failed sign-ins. Please wait"), "{what}: {words}");
+    *wait
+}
+
+/// Asserts a sign-in went through.
+pub fn assert_signed_in(answer: &(reqwest::StatusCode, Option<AppError>), what: &str) {
+    assert!((answer.0.is_success() || answer.0.is_redirection()) && answer.1.is_none(), "{what}: {answer:?}");
+}
+
+/// The count and lock of `key` in the sign-in throttle, if it has a row.
+pub async fn throttle_row(app: &TestApp, key: ThrottleKey) -> Option<(i64, Option<i64>)> {
+    use sqlx::Row;
+    sqlx::query("SELECT failures, locked_until FROM login_throttle WHERE key = $1")
+        .bind(key.stored())
+        .fetch_optional(app.db.pool())
+        .await
+        .unwrap()
+        .map(|row| (row.get("failures"), row.get("locked_until")))
 }
