@@ -11,13 +11,17 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 
 /// The environment variable that holds the key.
 pub const SECRET_KEY_VAR: &str = "PORTAL_SECRET_KEY";
-/// What every sealed value starts with (the version lets the scheme change later).
-pub const SEALED_PREFIX: &str = "enc:v1:";
+/// What every sealed value starts with: version 2 binds the value to where it is kept (see
+/// [`SecretBox::seal`]).
+pub const SEALED_PREFIX: &str = "enc:v2:";
+/// Values sealed by earlier versions, bound to nothing: opened only to be sealed again at start
+/// ([`SecretBox::reseal`]).
+const UNBOUND_PREFIX: &str = "enc:v1:";
 /// The key file's name, beside the database.
 pub const KEY_FILE: &str = "secret.key";
 
@@ -62,35 +66,60 @@ impl SecretBox {
         Ok(Self::new(&load_or_create_key(&path)?))
     }
 
-    /// `plaintext`, sealed: `enc:v1:` and the base64 of a fresh random nonce and the ciphertext.
-    pub fn seal(&self, plaintext: &str) -> String {
+    /// `plaintext`, sealed and bound to `place` (where it is kept: a webhook id and what the
+    /// value is), which goes in as the AEAD's associated data: `enc:v2:` and the base64 of a
+    /// fresh random nonce and the ciphertext. A sealed value copied to another place (another
+    /// partner's webhook, another column) does not open there.
+    pub fn seal(&self, plaintext: &str, place: &str) -> String {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let sealed = self.cipher.encrypt(&nonce, plaintext.as_bytes()).expect("encrypting in memory does not fail");
+        let sealed = self
+            .cipher
+            .encrypt(&nonce, Payload { msg: plaintext.as_bytes(), aad: place.as_bytes() })
+            .expect("encrypting in memory does not fail");
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&sealed);
         format!("{SEALED_PREFIX}{}", STANDARD.encode(bytes))
     }
 
-    /// The plaintext of a stored value. A value stored before secrets were sealed comes back as
-    /// it is (start-up seals those); one sealed under another key is an error that says so.
-    pub fn open(&self, stored: &str) -> anyhow::Result<String> {
+    /// The plaintext of a value sealed for `place`. Anything else is an error that says why: a
+    /// value sealed under another key, for another place, or never sealed (start-up seals
+    /// values from older versions, so none is left in normal operation).
+    pub fn open(&self, stored: &str, place: &str) -> anyhow::Result<String> {
         let Some(encoded) = stored.strip_prefix(SEALED_PREFIX) else {
-            return Ok(stored.to_owned());
+            anyhow::bail!("a webhook secret is not sealed for its place; restart the portal to seal old values");
         };
+        self.decrypt(encoded, place.as_bytes()).map_err(|_| {
+            anyhow::anyhow!(
+                "could not open a webhook secret: it was sealed with another key than this {SECRET_KEY_VAR} \
+                 (or key file), or for another place"
+            )
+        })
+    }
+
+    /// A stored value of an older version (in the clear, or sealed bound to nothing) sealed
+    /// again for `place`; `None` when it already is.
+    pub fn reseal(&self, stored: &str, place: &str) -> anyhow::Result<Option<String>> {
+        if stored.starts_with(SEALED_PREFIX) {
+            return Ok(None);
+        }
+        let plain = match stored.strip_prefix(UNBOUND_PREFIX) {
+            Some(encoded) => self.decrypt(encoded, b"").map_err(|_| {
+                anyhow::anyhow!("could not open an old webhook secret: it was sealed with another key than this {SECRET_KEY_VAR} (or key file)")
+            })?,
+            None => stored.to_owned(),
+        };
+        Ok(Some(self.seal(&plain, place)))
+    }
+
+    fn decrypt(&self, encoded: &str, aad: &[u8]) -> anyhow::Result<String> {
         let bytes = STANDARD.decode(encoded).context("a sealed secret is not valid base64")?;
         anyhow::ensure!(bytes.len() > 24, "a sealed secret is too short");
         let (nonce, sealed) = bytes.split_at(24);
-        let plain = self.cipher.decrypt(XNonce::from_slice(nonce), sealed).map_err(|_| {
-            anyhow::anyhow!(
-                "could not open a webhook secret: it was sealed with another key than this {SECRET_KEY_VAR} (or key file)"
-            )
-        })?;
+        let plain = self
+            .cipher
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad })
+            .map_err(|_| anyhow::anyhow!("the value does not open"))?;
         String::from_utf8(plain).context("a sealed secret is not UTF-8")
-    }
-
-    /// Whether a stored value is sealed.
-    pub fn is_sealed(stored: &str) -> bool {
-        stored.starts_with(SEALED_PREFIX)
     }
 }
 
@@ -159,13 +188,37 @@ mod tests {
     #[test]
     fn sealed_values_open_with_their_key_only() {
         let one = SecretBox::new(&[7; 32]);
-        let sealed = one.seal("whsec_abc");
+        let sealed = one.seal("whsec_abc", "wh_1/signing-secret");
         assert!(sealed.starts_with(SEALED_PREFIX) && !sealed.contains("whsec_abc"));
-        assert_ne!(sealed, one.seal("whsec_abc"), "a fresh nonce every time");
-        assert_eq!(one.open(&sealed).unwrap(), "whsec_abc");
-        assert_eq!(one.open("legacy-plain").unwrap(), "legacy-plain");
-        let err = SecretBox::new(&[8; 32]).open(&sealed).unwrap_err().to_string();
+        assert_ne!(sealed, one.seal("whsec_abc", "wh_1/signing-secret"), "a fresh nonce every time");
+        assert_eq!(one.open(&sealed, "wh_1/signing-secret").unwrap(), "whsec_abc");
+        let err = SecretBox::new(&[8; 32]).open(&sealed, "wh_1/signing-secret").unwrap_err().to_string();
         assert!(err.contains("another key"), "{err}");
+        assert!(one.open("legacy-plain", "wh_1/signing-secret").is_err(), "values in the clear are not taken");
+    }
+
+    #[test]
+    fn a_sealed_value_opens_only_where_it_was_sealed() {
+        let one = SecretBox::new(&[7; 32]);
+        let sealed = one.seal("X-Key: partner A's secret", "wh_a/auth-header");
+        assert!(one.open(&sealed, "wh_b/auth-header").is_err(), "moved to another webhook");
+        assert!(one.open(&sealed, "wh_a/signing-secret").is_err(), "moved to another column");
+        assert_eq!(one.open(&sealed, "wh_a/auth-header").unwrap(), "X-Key: partner A's secret");
+    }
+
+    #[test]
+    fn old_values_are_sealed_again_for_their_place() {
+        let one = SecretBox::new(&[7; 32]);
+        // A value sealed by version 1, bound to nothing.
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&one.cipher.encrypt(&nonce, b"whsec_old".as_slice()).unwrap());
+        let v1 = format!("{UNBOUND_PREFIX}{}", STANDARD.encode(bytes));
+        for old in [v1.as_str(), "whsec_old"] {
+            let again = one.reseal(old, "wh_1/signing-secret").unwrap().unwrap();
+            assert_eq!(one.open(&again, "wh_1/signing-secret").unwrap(), "whsec_old");
+            assert_eq!(one.reseal(&again, "wh_1/signing-secret").unwrap(), None, "already bound");
+        }
     }
 
     #[test]

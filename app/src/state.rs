@@ -6,6 +6,7 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::delivery::Sender;
+use crate::domain::{Metered, PartnerId};
 use crate::domain::{RetrySchedule, UrlPolicy};
 use crate::store::Db;
 
@@ -40,4 +41,21 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// How long a sign-in lasts at most, however active the session.
     pub session_lifetime: std::time::Duration,
+    /// What one partner may have and do.
+    pub quotas: crate::domain::Quotas,
+}
+
+impl AppState {
+    /// Counts one `action` of `partner` against its quota per minute, or refuses it with words
+    /// that name the limit and the wait.
+    pub async fn meter(&self, partner: &PartnerId, action: Metered) -> Result<(), crate::api::AppError> {
+        let quotas = &self.settings.quotas;
+        match crate::store::quotas::take(&self.db, partner, action, action.per_minute(quotas)).await? {
+            Ok(()) => Ok(()),
+            Err(wait) => {
+                tracing::info!(partner = %partner, action = action.as_str(), "refused: over the quota per minute");
+                Err(crate::api::AppError::RateLimited(action.refusal(quotas, wait)))
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo build --release -p server --bin portal --example bench
-//! target/release/examples/bench [throughput|latency|retries|slow|all]
+//! target/release/examples/bench [throughput|latency|retries|slow|tenants|signin|all]
 //! BENCH_DATABASE=postgres://root@127.0.0.1:5432/postgres target/release/examples/bench throughput
 //! ```
 //!
@@ -130,7 +130,7 @@ impl Portal {
         for url in urls {
             let input = WebhookInput { url: url.clone(), active: true, ..Default::default() };
             let settings = input.parse(UrlPolicy { allow_private: true }, None).unwrap();
-            app::store::webhooks::create(&self.db, &partner, &settings).await.unwrap();
+            app::store::webhooks::create(&self.db, &partner, &settings, u32::MAX).await.unwrap();
         }
         partner
     }
@@ -201,13 +201,15 @@ impl Drop for Portal {
 }
 
 /// Publishes `count` events for each partner, `rate` per second in all (`None`: as fast as
-/// `concurrency` clients go); answers when each was accepted, by event id.
+/// `concurrency` clients go), with ids that start `evt_{prefix}`; answers when each was
+/// accepted, by event id.
 async fn publish(
     portal: &Portal,
     partners: &[PartnerId],
     count: usize,
     rate: Option<f64>,
     concurrency: usize,
+    prefix: &str,
 ) -> HashMap<String, Instant> {
     // The setting up is done: the bench's own connections go, so that the run measures the
     // portal alone (on SQLite they checkpointed the portal's database from this process every
@@ -217,7 +219,9 @@ async fn publish(
     let client = reqwest::Client::new();
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let jobs: Vec<(String, PartnerId)> = (0..count)
-        .flat_map(|i| partners.iter().enumerate().map(move |(p, partner)| (format!("evt_b{i}_{p}"), partner.clone())))
+        .flat_map(|i| {
+            partners.iter().enumerate().map(move |(p, partner)| (format!("evt_{prefix}{i}_{p}"), partner.clone()))
+        })
         .collect();
     let jobs =
         Arc::new(Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>()));
@@ -303,7 +307,7 @@ async fn throughput() {
     let events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
     let total = events * partners.len() * 10;
     let started = Instant::now();
-    let sent = publish(&portal, &partners, events, None, 16).await;
+    let sent = publish(&portal, &partners, events, None, 16, "b").await;
     let published = started.elapsed();
     wait_for(&log, "", total, Duration::from_secs(600)).await;
     let seconds = started.elapsed().as_secs_f64();
@@ -320,7 +324,7 @@ async fn latency() {
     let partners = vec![portal.partner(&[format!("{url}/ok/0")]).await];
     let rate: f64 = std::env::var("BENCH_RATE").ok().and_then(|n| n.parse().ok()).unwrap_or(500.0);
     let events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(5_000);
-    let sent = publish(&portal, &partners, events, Some(rate), 32).await;
+    let sent = publish(&portal, &partners, events, Some(rate), 32, "b").await;
     wait_for(&log, "", events, Duration::from_secs(120)).await;
     println!("latency at {rate} events/s: {}", percentiles(latencies(&log, &sent, "")));
     // Where the tail comes from: one stall shows as the slow events bunched in time.
@@ -358,7 +362,7 @@ async fn retries() {
     // One event to 1,000 webhooks: 1,000 deliveries failing together, each tried 6 times (a
     // webhook of its own each, so one giving up holds no other).
     let partners = vec![portal.partner(&(0..1000).map(|w| format!("{url}/fail/{w}")).collect::<Vec<_>>()).await];
-    publish(&portal, &partners, 1, None, 1).await;
+    publish(&portal, &partners, 1, None, 1, "b").await;
     wait_for(&log, "", 1000 * 6, Duration::from_secs(120)).await;
     let mut by_delivery: HashMap<(String, String), Vec<Instant>> = HashMap::new();
     for (hook, id, at) in log.lock().unwrap().iter() {
@@ -404,12 +408,91 @@ async fn slow() {
             (0..20).map(|w| if w < hanging { format!("{url}/hang/{w}") } else { format!("{url}/ok/{w}") }).collect();
         let partners = vec![portal.partner(&urls).await];
         let events = 250; // 50 events/s for 5 s, × 20 webhooks
-        let sent = publish(&portal, &partners, events, Some(50.0), 8).await;
+        let sent = publish(&portal, &partners, events, Some(50.0), 8, "b").await;
         wait_for(&log, "ok/", events * (20 - hanging), Duration::from_secs(120)).await;
         let ms = latencies(&log, &sent, "ok/");
         println!("healthy webhooks with {hanging} of 20 hanging: {}", percentiles(ms));
         report(&portal, "slow");
     }
+}
+
+/// Tenant isolation: partner B's publish-to-arrival latency at 20 events per second to one
+/// fast webhook, while partner A's 64 webhooks hang (30 s) with thousands of deliveries queued.
+async fn tenants() {
+    let (url, log) = receiver().await;
+    let portal = Portal::start(&["--delivery-timeout", "30s"]).await;
+    let a = portal.partner(&(0..64).map(|w| format!("{url}/hang/{w}")).collect::<Vec<_>>()).await;
+    let b = portal.partner(&[format!("{url}/ok/b")]).await;
+    let queued = publish(&portal, &[a], 100, None, 16, "a").await;
+    // Every place A may hold is taken before B publishes.
+    wait_for(&log, "hang/", 224, Duration::from_secs(60)).await;
+    let sent = publish(&portal, &[b], 200, Some(20.0), 4, "b").await;
+    wait_for(&log, "ok/", 200, Duration::from_secs(120)).await;
+    println!(
+        "partner B while partner A's 64 hanging webhooks have {} deliveries queued: {}",
+        queued.len() * 64,
+        percentiles(latencies(&log, &sent, "ok/"))
+    );
+    let held = log.lock().unwrap().iter().filter(|(hook, _, _)| hook.starts_with("hang/")).count();
+    println!("  requests to A's hanging webhooks under way: {held}");
+    report(&portal, "tenants");
+}
+
+/// A 200-way burst of wrong sign-ins for one email: how many were answered how, how many
+/// passwords were checked, and the portal's peak memory.
+async fn signin() {
+    let portal = Portal::start(&[]).await;
+    let password = app::domain::NewPassword::parse("correct horse battery staple").unwrap();
+    let hash = app::auth::hash_password(&password).unwrap();
+    app::store::accounts::create_partner_with_user(
+        &portal.db,
+        &app::domain::PartnerName::parse("Bench").unwrap(),
+        &app::domain::EmailAddress::parse("owner@bench.test").unwrap(),
+        &hash,
+    )
+    .await
+    .unwrap();
+    let (rss_before, _) = portal.resources();
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let attempts: Vec<_> = (0..200)
+        .map(|i| {
+            let (client, address) = (client.clone(), portal.address.clone());
+            tokio::spawn(async move {
+                let response = client
+                    .post(format!("{address}/api/login"))
+                    .header("referer", format!("{address}/login"))
+                    .form(&[("email", "owner@bench.test"), ("password", &format!("wrong password {i}"))])
+                    .send()
+                    .await
+                    .unwrap();
+                response.status().as_u16()
+            })
+        })
+        .collect();
+    let mut statuses: HashMap<u16, usize> = HashMap::new();
+    for attempt in attempts {
+        *statuses.entry(attempt.await.unwrap()).or_default() += 1;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let metrics = client
+        .get(format!("{}/metrics", portal.address))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let checks = metrics
+        .lines()
+        .find(|l| l.starts_with("portal_password_checks_total"))
+        .unwrap_or("portal_password_checks_total ?");
+    let mut statuses: Vec<_> = statuses.into_iter().collect();
+    statuses.sort_unstable();
+    println!("sign-in burst: 200 wrong sign-ins at once answered in {seconds:.2} s, by status {statuses:?}; {checks}");
+    println!("  peak RSS before the burst {rss_before:.1} MB");
+    report(&portal, "signin");
 }
 
 #[tokio::main]
@@ -422,12 +505,16 @@ async fn main() {
         "latency" => latency().await,
         "retries" => retries().await,
         "slow" => slow().await,
+        "tenants" => tenants().await,
+        "signin" => signin().await,
         "all" => {
             throughput().await;
             latency().await;
             retries().await;
             slow().await;
+            tenants().await;
+            signin().await;
         }
-        other => panic!("unknown benchmark `{other}`: throughput, latency, retries, slow or all"),
+        other => panic!("unknown benchmark `{other}`: throughput, latency, retries, slow, tenants, signin or all"),
     }
 }

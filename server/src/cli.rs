@@ -40,6 +40,8 @@ pub async fn partner(database_url: &str, command: PartnerCommand) -> anyhow::Res
                 Err(CreatePartnerError::EmailTaken(email)) => {
                     bail!("--email `{email}` is already used by another user")
                 }
+                // A new partner has no users to count against a limit.
+                Err(e @ CreatePartnerError::LimitReached) => return Err(e.into()),
                 Err(CreatePartnerError::Other(e)) => return Err(e),
             };
             let shown_password = generated.then(|| password.expose().to_owned());
@@ -94,10 +96,12 @@ pub async fn user(database_url: &str, command: UserCommand) -> anyhow::Result<()
     let (password, generated) = new_password(password_stdin)?;
     let db = open(database_url).await?;
     let hash = app::auth::hash_password_off_thread(&password).await?;
-    let user = match store::accounts::add_user(&db, &partner, &email, role, &hash).await {
+    // The operator's own commands are not held to the partners' quotas.
+    let user = match store::accounts::add_user(&db, &partner, &email, role, &hash, u32::MAX).await {
         Ok(Some(user)) => user,
         Ok(None) => bail!("--partner {partner}: no such partner (see `portal partner list`)"),
         Err(CreatePartnerError::EmailTaken(email)) => bail!("--email `{email}` is already used by another user"),
+        Err(e @ CreatePartnerError::LimitReached) => return Err(e.into()),
         Err(CreatePartnerError::Other(e)) => return Err(e),
     };
     let shown_password = generated.then(|| password.expose().to_owned());
@@ -127,9 +131,10 @@ pub async fn api_key(database_url: &str, command: ApiKeyCommand) -> anyhow::Resu
         bail!("--partner {partner}: no such partner (see `portal partner list`)");
     }
     let key = app::auth::generate_api_key();
-    let summary =
-        store::api_keys::create(&db, &partner, &name, role, &key.display_prefix(), &app::auth::hash_api_key(&key))
-            .await?;
+    let hash = app::auth::hash_api_key(&key);
+    let summary = store::api_keys::create(&db, &partner, &name, role, &key.display_prefix(), &hash, u32::MAX)
+        .await?
+        .context("the new key was not stored")?;
     if json {
         println!("{}", json!({ "id": summary.id, "partnerId": partner, "key": key.expose() }));
     } else {

@@ -184,6 +184,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTAL_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// The program the template sandbox starts as its workers (with the argument
+    /// `template-worker`); this binary when unset. Tests, whose own binary is not the portal,
+    /// name the portal's.
+    #[arg(long, env = "PORTAL_TEMPLATE_WORKER", hide = true)]
+    pub template_worker: Option<std::path::PathBuf>,
+
     /// The portal's address as partners reach it, for links in emails (e.g.
     /// `https://webhooks.example.com`); `http://` and the listen address when unset. On
     /// `https://` the portal needs `PORTAL_SECRET_KEY`.
@@ -226,6 +232,30 @@ pub struct ServeArgs {
     /// after 12 hours without use.
     #[arg(long, env = "PORTAL_SESSION_LIFETIME", default_value = "7d", value_parser = parse_lifetime)]
     pub session_lifetime: std::time::Duration,
+
+    /// Webhooks one partner may have.
+    #[arg(long, env = "PORTAL_MAX_WEBHOOKS", default_value = "100", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_webhooks: u32,
+
+    /// API keys one partner may have in use (revoked ones don't count).
+    #[arg(long, env = "PORTAL_MAX_API_KEYS", default_value = "20", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_api_keys: u32,
+
+    /// Users one partner may have.
+    #[arg(long, env = "PORTAL_MAX_USERS", default_value = "50", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_users: u32,
+
+    /// Resends one partner may ask for in a minute.
+    #[arg(long, env = "PORTAL_RESENDS_PER_MINUTE", default_value = "60", value_parser = clap::value_parser!(u32).range(1..))]
+    pub resends_per_minute: u32,
+
+    /// Replays one partner may start in a minute.
+    #[arg(long, env = "PORTAL_REPLAYS_PER_MINUTE", default_value = "5", value_parser = clap::value_parser!(u32).range(1..))]
+    pub replays_per_minute: u32,
+
+    /// Test sends one partner may make in a minute.
+    #[arg(long, env = "PORTAL_TESTS_PER_MINUTE", default_value = "30", value_parser = clap::value_parser!(u32).range(1..))]
+    pub tests_per_minute: u32,
 
     /// Mark the session cookie `Secure` (set it when the portal is served over HTTPS).
     #[arg(long, env = "PORTAL_SECURE_COOKIES", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]

@@ -18,6 +18,10 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 pub const MAX_IN_FLIGHT: usize = 256;
 /// Deliveries in flight at once to one webhook, so a slow one can't take every slot.
 pub const MAX_IN_FLIGHT_PER_WEBHOOK: usize = 4;
+/// Places no partner may take while the others have none (see
+/// [`claim_due`](app::store::deliveries::claim_due)): a partner that starts sending finds them
+/// free however slow the others' receivers are. A partner alone still has all the others.
+pub const RESERVED_PLACES: usize = MAX_IN_FLIGHT / 8;
 /// Longest sleep: wakes and due times drive the loop in this process; this picks up work that
 /// another process queued (`portal event publish`, a second portal on PostgreSQL) within a second.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -41,23 +45,52 @@ struct Loaded {
     event: Option<EventBody>,
 }
 
-/// One of a webhook's in-flight places ([`MAX_IN_FLIGHT_PER_WEBHOOK`]), held while a request
-/// to it is under way and given back (telling the loop a place is free) when dropped.
+/// Requests under way, per webhook and per partner: what a claim shares places by.
+#[derive(Default)]
+struct InFlight {
+    webhooks: HashMap<WebhookId, usize>,
+    partners: HashMap<PartnerId, usize>,
+}
+
+/// Takes one away from `key`'s count, forgetting keys at zero.
+fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = counts.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(key);
+        }
+    }
+}
+
+/// One of a webhook's in-flight places ([`MAX_IN_FLIGHT_PER_WEBHOOK`]) and of its partner's,
+/// held while a request to it is under way and given back (telling the loop a place is free)
+/// when dropped.
 struct WebhookSlot {
     webhook: WebhookId,
-    counts: Arc<Mutex<HashMap<WebhookId, usize>>>,
+    partner: PartnerId,
+    counts: Arc<Mutex<InFlight>>,
     freed: Arc<Notify>,
+}
+
+impl WebhookSlot {
+    fn take(counts: &Arc<Mutex<InFlight>>, claimed: &Claimed, freed: &Arc<Notify>) -> Self {
+        let mut held = counts.lock().expect("not poisoned");
+        *held.webhooks.entry(claimed.webhook.clone()).or_default() += 1;
+        *held.partners.entry(claimed.partner.clone()).or_default() += 1;
+        Self {
+            webhook: claimed.webhook.clone(),
+            partner: claimed.partner.clone(),
+            counts: counts.clone(),
+            freed: freed.clone(),
+        }
+    }
 }
 
 impl Drop for WebhookSlot {
     fn drop(&mut self) {
         let mut counts = self.counts.lock().expect("not poisoned");
-        if let Some(n) = counts.get_mut(&self.webhook) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.webhook);
-            }
-        }
+        decrement(&mut counts.webhooks, &self.webhook);
+        decrement(&mut counts.partners, &self.partner);
         drop(counts);
         self.freed.notify_one();
     }
@@ -166,7 +199,7 @@ impl Dispatcher {
         let recorder = tokio::spawn(record_batches(self.db.clone(), jobs));
         let this = Arc::new(self);
         let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-        let per_webhook: Arc<Mutex<HashMap<WebhookId, usize>>> = Arc::default();
+        let in_flight: Arc<Mutex<InFlight>> = Arc::default();
         tracing::info!(worker = %this.worker, "dispatcher started");
         while !*stop.borrow() {
             this.heartbeat.store(now_ms(), Ordering::Relaxed);
@@ -183,16 +216,27 @@ impl Dispatcher {
                 }
                 continue;
             }
-            let in_flight: Vec<(WebhookId, usize)> =
-                per_webhook.lock().expect("not poisoned").iter().map(|(w, n)| (w.clone(), *n)).collect();
+            let (per_webhook, per_partner): (Vec<_>, Vec<_>) = {
+                let held = in_flight.lock().expect("not poisoned");
+                (
+                    held.webhooks.iter().map(|(w, n)| (w.clone(), *n)).collect(),
+                    held.partners.iter().map(|(p, n)| (p.clone(), *n)).collect(),
+                )
+            };
+            let places = deliveries::Places {
+                per_webhook: &per_webhook,
+                per_partner: &per_partner,
+                webhook_places: MAX_IN_FLIGHT_PER_WEBHOOK,
+                total: MAX_IN_FLIGHT,
+                reserve: RESERVED_PLACES,
+            };
             let claimed = match deliveries::claim_due(
                 &this.db,
                 &this.worker,
                 free as i64,
                 now_ms() + LOOKAHEAD_MS,
                 this.lease_ms,
-                MAX_IN_FLIGHT_PER_WEBHOOK,
-                &in_flight,
+                &places,
             )
             .await
             {
@@ -221,10 +265,8 @@ impl Dispatcher {
                         .map(|(_, e)| e.clone()),
                 };
                 let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
-                *per_webhook.lock().expect("not poisoned").entry(delivery.webhook.clone()).or_default() += 1;
-                let (this, per_webhook) = (this.clone(), per_webhook.clone());
-                let slot =
-                    WebhookSlot { webhook: delivery.webhook.clone(), counts: per_webhook, freed: this.freed.clone() };
+                let slot = WebhookSlot::take(&in_flight, &delivery, &this.freed);
+                let this = this.clone();
                 tokio::spawn(async move {
                     let wait = delivery.due_at - now_ms();
                     if wait > 0 {

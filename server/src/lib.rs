@@ -11,6 +11,7 @@ pub mod notifier;
 pub mod rest;
 pub mod retention;
 pub mod security;
+pub mod session_ids;
 pub mod startup;
 pub mod telemetry;
 

@@ -10,6 +10,11 @@ use clap::Parser;
 const THREAD_STACK: usize = 8 * 1024 * 1024;
 
 fn main() -> ExitCode {
+    // A payload-template worker of the sandbox (app::sandbox): no runtime, no database, no
+    // configuration; the serving portal starts it.
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == app::sandbox::WORKER_ARG) {
+        return app::sandbox::worker_main();
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(THREAD_STACK)

@@ -18,10 +18,12 @@ use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 use app::delivery::Sender;
+use app::sandbox::TemplateSandbox;
 use tokio::sync::Notify;
 
 use crate::config::ServeArgs;
 use crate::dispatcher::Dispatcher;
+use crate::session_ids::HashedIds;
 use crate::{guard, rest};
 
 /// How long a session lasts without use.
@@ -83,8 +85,22 @@ impl Application {
             delivery_timeout: args.delivery_timeout,
             trust_forwarded_for: args.trust_forwarded_for,
             session_lifetime: args.session_lifetime,
+            quotas: app::domain::Quotas {
+                webhooks: args.max_webhooks,
+                api_keys: args.max_api_keys,
+                users: args.max_users,
+                resends_per_minute: args.resends_per_minute,
+                replays_per_minute: args.replays_per_minute,
+                tests_per_minute: args.tests_per_minute,
+            },
         });
-        let sender = Sender::new(args.allow_private_targets, args.delivery_timeout)?;
+        let worker = match &args.template_worker {
+            Some(path) => path.clone(),
+            None => {
+                std::env::current_exe().context("could not find the portal's own binary for the template sandbox")?
+            }
+        };
+        let sender = Sender::new(args.allow_private_targets, args.delivery_timeout, TemplateSandbox::new(worker))?;
         let wake = Arc::new(Notify::new());
         let dispatcher = (!args.no_dispatcher).then(|| {
             Dispatcher::new(
@@ -346,9 +362,10 @@ impl SessionBackend {
                     .with_expiry(Expiry::OnInactivity(SESSION_IDLE)),
             )
         }
+        // Stored under a hash of their id: a copy of the database holds no live session.
         match self {
-            Self::Sqlite(store) => with(router, store, secure),
-            Self::Postgres(store) => with(router, store, secure),
+            Self::Sqlite(store) => with(router, HashedIds::new(store), secure),
+            Self::Postgres(store) => with(router, HashedIds::new(store), secure),
         }
     }
 }

@@ -22,6 +22,7 @@ pub async fn create_api_key(name: String, role: Option<String>) -> Result<Create
     let name = ApiKeyName::parse(&name)?;
     let role = role.as_deref().map(Role::parse).transpose()?.unwrap_or_default();
     let key = auth::generate_api_key();
+    let quotas = &state.settings.quotas;
     let summary = store::api_keys::create(
         &state.db,
         &user.partner_id,
@@ -29,8 +30,10 @@ pub async fn create_api_key(name: String, role: Option<String>) -> Result<Create
         role,
         &key.display_prefix(),
         &auth::hash_api_key(&key),
+        quotas.api_keys,
     )
-    .await?;
+    .await?
+    .ok_or_else(|| AppError::LimitReached(crate::domain::Counted::ApiKeys.refusal(quotas)))?;
     tracing::info!(partner = %user.partner_id, key = %summary.id, "API key created");
     Ok(CreatedApiKey { summary, key: key.expose().to_owned() })
 }

@@ -38,6 +38,14 @@ pub enum AppError {
     /// The request can't be done in the thing's present state; the words say what to do.
     #[error("{0}")]
     Conflict(String),
+    /// The partner has as many of something as the operator allows; the words name the limit
+    /// and its setting.
+    #[error("{0}")]
+    LimitReached(String),
+    /// The partner did something more often in a minute than the operator allows; the words
+    /// name the limit and the wait.
+    #[error("{0}")]
+    RateLimited(String),
     /// Something failed on the server; the details are in its log.
     #[error("Something went wrong on our side. Please try again.")]
     Internal,

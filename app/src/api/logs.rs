@@ -57,6 +57,7 @@ pub async fn resend(
     delivery: &crate::domain::DeliveryId,
 ) -> Result<crate::domain::DeliveryId, AppError> {
     use crate::store::log::Resent;
+    state.meter(partner, crate::domain::Metered::Resend).await?;
     match crate::store::log::resend(&state.db, partner, delivery).await? {
         Resent::Queued(id) => {
             tracing::info!(partner = %partner, delivery = %delivery, resend = %id, "delivery resent");
@@ -123,6 +124,7 @@ pub async fn replay(
 ) -> Result<ReplayView, AppError> {
     use crate::store::log::Replay;
     let since = replay_since(state, partner, webhook, since).await?;
+    state.meter(partner, crate::domain::Metered::Replay).await?;
     match crate::store::log::start_replay(&state.db, partner, webhook, since).await? {
         Replay::Started(view) => {
             tracing::info!(partner = %partner, webhook = %webhook, replay = %view.id, total = view.total, "replay started");

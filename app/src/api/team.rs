@@ -36,11 +36,15 @@ pub async fn add_team_member(email: String, role: String) -> Result<AddedMember,
     let (Some(email), Some(role)) = (email, role) else { return Err(errors.into()) };
     let password = crate::auth::generate_new_password();
     let hash = crate::auth::hash_password_off_thread(&password).await?;
-    let id = match accounts::add_user(&state.db, &user.partner_id, &email, role, &hash).await {
+    let quotas = &state.settings.quotas;
+    let id = match accounts::add_user(&state.db, &user.partner_id, &email, role, &hash, quotas.users).await {
         Ok(Some(id)) => id,
         Ok(None) => return Err(AppError::NotFound),
         Err(CreatePartnerError::EmailTaken(_)) => {
             return Err(FieldError::new("email", "is already used by another user").into());
+        }
+        Err(CreatePartnerError::LimitReached) => {
+            return Err(AppError::LimitReached(crate::domain::Counted::Users.refusal(quotas)));
         }
         Err(CreatePartnerError::Other(e)) => return Err(e.into()),
     };

@@ -78,12 +78,19 @@ pub async fn save_webhook(
     };
     let saved_header = existing.as_ref().and_then(|r| r.settings.auth_header.as_ref());
     let settings = input.parse(state.settings.url_policy, saved_header)?;
+    state.sender.sandbox().check(&user.partner_id, settings.payload_template.as_ref()).await?;
     let was_active = existing.as_ref().is_some_and(|r| r.settings.active);
     let view = match existing {
         Some(record) => {
             webhooks::update(&state.db, &user.partner_id, &record.id, &settings).await?.ok_or(AppError::NotFound)?
         }
-        None => webhooks::create(&state.db, &user.partner_id, &settings).await?.0,
+        None => {
+            let limit = state.settings.quotas.webhooks;
+            let Some((view, _)) = webhooks::create(&state.db, &user.partner_id, &settings, limit).await? else {
+                return Err(AppError::LimitReached(crate::domain::Counted::Webhooks.refusal(&state.settings.quotas)));
+            };
+            view
+        }
     };
     if view.active && !was_active {
         state.wake.notify_one(); // held deliveries are due again
@@ -148,20 +155,27 @@ pub async fn test_webhook(id: String) -> Result<crate::domain::AttemptResult, Ap
     let record = crate::store::webhooks::record(&state.db, &user.partner_id, &webhook_id(&id)?)
         .await?
         .ok_or(AppError::NotFound)?;
+    state.meter(&user.partner_id, crate::domain::Metered::Test).await?;
     Ok(crate::delivery::send_test(&state.db, &state.sender, &record).await?)
 }
 
 /// What a payload template makes of the sample event: the body, pretty-printed, or why not.
+/// Admins only (the ones who can save a template); the render runs in the sandbox, under its
+/// deadline and memory limit, like every delivery's.
 #[server(endpoint = "webhooks/preview")]
 pub async fn preview_template(template: String) -> Result<String, AppError> {
-    use crate::domain::{EventBody, PayloadTemplate};
-    super::require_user().await?;
+    use crate::domain::{EventBody, FieldError, PayloadTemplate};
+    let (user, state) = super::require_admin().await?;
     let body = if template.trim().is_empty() {
         serde_json::to_string(&EventBody::sample()).map_err(anyhow::Error::from)?
     } else {
-        PayloadTemplate::parse(&template)?
-            .render(&EventBody::sample())
-            .map_err(|e| AppError::Invalid(crate::domain::FieldError::new("payloadTemplate", e.0)))?
+        let template = PayloadTemplate::parse(&template)?;
+        state
+            .sender
+            .sandbox()
+            .render(&user.partner_id, &template, &EventBody::sample())
+            .await
+            .map_err(|e| AppError::Invalid(FieldError::new("payloadTemplate", e.0)))?
     };
     let value: serde_json::Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
     Ok(serde_json::to_string_pretty(&value).map_err(anyhow::Error::from)?)
@@ -175,10 +189,11 @@ pub async fn open_alerts() -> Result<Vec<crate::domain::AlertView>, AppError> {
     Ok(crate::store::alerts::open(&state.db, &user.partner_id).await?)
 }
 
-/// Hides an alert's banner for everyone of the partner.
+/// Hides an alert's banner for everyone of the partner: an admin's call, since it hides the
+/// news from the whole team.
 #[server(endpoint = "alerts/dismiss")]
 pub async fn dismiss_alert(id: String) -> Result<(), AppError> {
-    let (user, state) = super::require_user().await?;
+    let (user, state) = super::require_admin().await?;
     let id = crate::domain::AlertId::parse(&id).map_err(|_| AppError::NotFound)?;
     if crate::store::alerts::dismiss(&state.db, &user.partner_id, &id).await? {
         Ok(())

@@ -77,16 +77,21 @@ pub fn SignedIn(
             </div>
         </header>
         <main id="main" class="page">
-            <DeactivationBanners />
+            <DeactivationBanners can_dismiss=Signal::derive(move || {
+                matches!(user.get(), Some(Ok(Some(user))) if user.role.can_change())
+            }) />
             {children()}
         </main>
     }
 }
 
-/// One banner per webhook the dispatcher switched off, until someone dismisses it or the
+/// One banner per webhook the dispatcher switched off, until an admin dismisses it or the
 /// webhook is active again.
 #[component]
-fn DeactivationBanners() -> impl IntoView {
+fn DeactivationBanners(
+    /// Whether the signed-in user may dismiss banners (admins).
+    can_dismiss: Signal<bool>,
+) -> impl IntoView {
     let refresh = use_context::<AlertsRefresh>().map(|r| r.0);
     let dismiss = ServerAction::<DismissAlert>::new();
     let alerts = Resource::new(move || (refresh.map(|r| r.get()), dismiss.version().get()), |_| open_alerts());
@@ -102,6 +107,7 @@ fn DeactivationBanners() -> impl IntoView {
                             .map(|alert| {
                                 let href = format!("/webhooks/{}", alert.webhook_id);
                                 let at = crate::components::format_time(&alert.deactivated_at);
+                                let alert_id = alert.id.to_string();
                                 view! {
                                     <div class="banner card" role="alert" data-testid="deactivation-banner">
                                         <p>
@@ -110,12 +116,21 @@ fn DeactivationBanners() -> impl IntoView {
                                             {format!(" was switched off on {at} after its deliveries kept failing. ")}
                                             <span class="reason">{alert.reason}</span>
                                         </p>
-                                        <ActionForm action=dismiss>
-                                            <input type="hidden" name="id" value=alert.id.to_string() />
-                                            <button type="submit" class="secondary">
-                                                "Dismiss"
-                                            </button>
-                                        </ActionForm>
+                                        {move || {
+                                            let alert_id = alert_id.clone();
+                                            can_dismiss
+                                                .get()
+                                                .then(|| {
+                                                    view! {
+                                                        <ActionForm action=dismiss>
+                                                            <input type="hidden" name="id" value=alert_id />
+                                                            <button type="submit" class="secondary">
+                                                                "Dismiss"
+                                                            </button>
+                                                        </ActionForm>
+                                                    }
+                                                })
+                                        }}
                                     </div>
                                 }
                             })

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 
 pub use crate::domain::AttemptResult;
 use crate::domain::{ALLOW_PRIVATE_HINT, EventBody, FailureCause, is_private_ip, private_kind};
+use crate::sandbox::TemplateSandbox;
 use crate::store::webhooks::WebhookRecord;
 
 /// `User-Agent` of every delivery.
@@ -52,18 +53,24 @@ impl OutgoingRequest {
     }
 }
 
-/// Builds the request for `event` to `webhook` at time `now`: the body (template or default),
-/// then the signatures over those exact bytes, then the headers. A template that fails gives
-/// the reason, which fails the attempt.
-pub fn build_request(
+/// The body of `event` for `webhook`: its template's output (rendered in the sandbox) or the
+/// event as JSON. A template that fails gives the reason, which fails the attempt.
+pub async fn build_body(
+    sandbox: &TemplateSandbox,
     webhook: &WebhookRecord,
     event: &EventBody,
-    now: DateTime<Utc>,
-) -> Result<OutgoingRequest, String> {
-    let body = match &webhook.settings.payload_template {
-        Some(template) => template.render(event).map_err(|e| format!("payload template: {e}"))?,
-        None => serde_json::to_string(event).map_err(|e| e.to_string())?,
-    };
+) -> Result<String, String> {
+    match &webhook.settings.payload_template {
+        Some(template) => {
+            sandbox.render(&webhook.partner_id, template, event).await.map_err(|e| format!("payload template: {e}"))
+        }
+        None => serde_json::to_string(event).map_err(|e| e.to_string()),
+    }
+}
+
+/// Builds the request of `body` (see [`build_body`]) for `event` to `webhook` at time `now`:
+/// the signatures over those exact bytes, then the headers.
+pub fn build_request(webhook: &WebhookRecord, event: &EventBody, body: String, now: DateTime<Utc>) -> OutgoingRequest {
     let timestamp = now.timestamp();
     let mut standard = vec![sign::standard_signature(&webhook.signing_secret, &event.id, timestamp, body.as_bytes())];
     if let Some(previous) = &webhook.previous_secret {
@@ -81,15 +88,17 @@ pub fn build_request(
     if let Some(header) = &webhook.settings.auth_header {
         headers.push((header.name().to_owned(), header.expose_value().to_owned()));
     }
-    Ok(OutgoingRequest { url: webhook.settings.url.to_string(), headers, body, auth_header_name })
+    OutgoingRequest { url: webhook.settings.url.to_string(), headers, body, auth_header_name }
 }
 
-/// Sends deliveries: one shared client (connections reused), no redirects, a time limit, and
-/// no connection to a loopback, private or metadata address unless the operator allows it.
+/// Sends deliveries: one shared client (connections reused), no redirects, no proxy, a time
+/// limit, and no connection to a loopback, private or metadata address unless the operator
+/// allows it; payload templates render in its sandbox.
 #[derive(Clone, Debug)]
 pub struct Sender {
     client: reqwest::Client,
     allow_private: bool,
+    sandbox: TemplateSandbox,
 }
 
 /// Resolves names for deliveries, dropping private addresses when they are not allowed; the
@@ -137,16 +146,24 @@ impl std::fmt::Display for RefusedTarget {
 impl std::error::Error for RefusedTarget {}
 
 impl Sender {
-    /// A sender with the given time limit per attempt.
-    pub fn new(allow_private: bool, timeout: Duration) -> anyhow::Result<Self> {
+    /// A sender with the given time limit per attempt, rendering templates in `sandbox`.
+    pub fn new(allow_private: bool, timeout: Duration, sandbox: TemplateSandbox) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
+            // A proxy from the environment (HTTP(S)_PROXY, ALL_PROXY) would resolve names past
+            // the address check below.
+            .no_proxy()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(CheckedResolver { allow_private }))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
-        Ok(Self { client, allow_private })
+        Ok(Self { client, allow_private, sandbox })
+    }
+
+    /// The sandbox payload templates render in.
+    pub fn sandbox(&self) -> &TemplateSandbox {
+        &self.sandbox
     }
 
     /// Sends one request and describes what happened; never fails itself.
@@ -300,8 +317,9 @@ pub async fn attempt(
     webhook: &WebhookRecord,
     event: &EventBody,
 ) -> (Option<OutgoingRequest>, AttemptResult) {
-    match build_request(webhook, event, Utc::now()) {
-        Ok(request) => {
+    match build_body(&sender.sandbox, webhook, event).await {
+        Ok(body) => {
+            let request = build_request(webhook, event, body, Utc::now());
             let result = sender.send(&request).await;
             count(&result);
             (Some(request), result)
@@ -338,7 +356,8 @@ mod tests {
     #[tokio::test]
     async fn private_addresses_are_refused_unless_allowed() {
         let (_listener, port) = local_port().await;
-        let strict = Sender::new(false, Duration::from_secs(2)).unwrap();
+        let sandbox = TemplateSandbox::new("/nonexistent/portal".into());
+        let strict = Sender::new(false, Duration::from_secs(2), sandbox).unwrap();
         // An IP literal never reaches the resolver; it is checked before connecting.
         let result = strict.send(&request(format!("http://127.0.0.1:{port}/hook"))).await;
         assert_eq!(

@@ -278,29 +278,54 @@ mod render {
         text
     }
 
+    /// Output that refuses to grow past [`MAX_RENDERED_BYTES`], so a template that writes too
+    /// much stops there instead of building the whole text first.
+    struct CappedOutput(Vec<u8>);
+
+    impl std::io::Write for CappedOutput {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.0.len() + buf.len() > MAX_RENDERED_BYTES {
+                return Err(std::io::Error::other(format!("renders more than {} KiB", MAX_RENDERED_BYTES / 1024)));
+            }
+            self.0.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     impl PayloadTemplate {
-        /// Checks a template: size, syntax, and that it renders valid JSON for the sample event.
+        /// Checks a template's size and syntax. Whether it renders JSON is checked by rendering
+        /// the sample event in the sandbox ([`crate::sandbox::TemplateSandbox::check`]), since a
+        /// render can take any time and memory the template asks for.
         pub fn parse(text: &str) -> Result<Self, FieldError> {
             let err = |m: String| FieldError::new("payloadTemplate", m);
             if text.len() > MAX_TEMPLATE_BYTES {
                 return Err(err(format!("must be at most {} KiB", MAX_TEMPLATE_BYTES / 1024)));
             }
-            let template = Self(text.to_owned());
-            template.render(&EventBody::sample()).map_err(|e| err(e.0))?;
-            Ok(template)
+            environment().template_from_str(text).map_err(|e| err(describe(&e)))?;
+            Ok(Self(text.to_owned()))
         }
 
-        /// Renders the body for `event`: valid JSON, at most 256 KiB, or an error that says why.
-        pub fn render(&self, event: &EventBody) -> Result<String, TemplateError> {
+        /// Renders the body for `event` in this thread: valid JSON, at most 256 KiB, or an error
+        /// that says why. Fuel bounds the instructions but not what one instruction costs (a
+        /// string repeated or joined to itself), so nothing on the server's threads calls this:
+        /// the sandbox's worker process does, under its memory limit and the sandbox's deadline.
+        pub fn render_unguarded(&self, event: &EventBody) -> Result<String, TemplateError> {
             let env = environment();
             let template = env.template_from_str(&self.0).map_err(|e| TemplateError(describe(&e)))?;
             let mut context = serde_json::to_value(event).map_err(|e| TemplateError(e.to_string()))?;
             context["event"] = context.clone();
-            let body =
-                template.render(minijinja::Value::from_serialize(&context)).map_err(|e| TemplateError(describe(&e)))?;
-            if body.len() > MAX_RENDERED_BYTES {
-                return Err(TemplateError(format!("renders more than {} KiB", MAX_RENDERED_BYTES / 1024)));
-            }
+            let mut output = CappedOutput(Vec::new());
+            template.render_captured_to(minijinja::Value::from_serialize(&context), &mut output).map_err(|e| {
+                match std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>()) {
+                    Some(io) => TemplateError(io.to_string()),
+                    None => TemplateError(describe(&e)),
+                }
+            })?;
+            let body = String::from_utf8(output.0).map_err(|e| TemplateError(e.to_string()))?;
             serde_json::from_str::<serde_json::Value>(&body)
                 .map_err(|e| TemplateError(format!("does not render valid JSON ({e})")))?;
             Ok(body)
@@ -318,7 +343,7 @@ mod render {
             )
             .unwrap();
             let body: serde_json::Value =
-                serde_json::from_str(&template.render(&EventBody::sample()).unwrap()).unwrap();
+                serde_json::from_str(&template.render_unguarded(&EventBody::sample()).unwrap()).unwrap();
             assert_eq!(body["kind"], "verification.completed");
             assert_eq!(body["verification"], "ver_abc123");
             assert_eq!(body["score"], 95);
@@ -329,14 +354,19 @@ mod render {
         fn the_whole_event_is_there_too() {
             let template = PayloadTemplate::parse(r#"{"wrapped": {{ event|tojson }}}"#).unwrap();
             let body: serde_json::Value =
-                serde_json::from_str(&template.render(&EventBody::sample()).unwrap()).unwrap();
+                serde_json::from_str(&template.render_unguarded(&EventBody::sample()).unwrap()).unwrap();
             assert_eq!(body["wrapped"]["id"], "evt_test_0000000000000000000000");
         }
 
+        /// Why `text` is refused: at parsing, or when it renders the sample event.
         fn error(text: &str) -> String {
-            let err = PayloadTemplate::parse(text).unwrap_err();
-            assert_eq!(err.field, "payloadTemplate");
-            err.message
+            match PayloadTemplate::parse(text) {
+                Err(err) => {
+                    assert_eq!(err.field, "payloadTemplate");
+                    err.message
+                }
+                Ok(template) => template.render_unguarded(&EventBody::sample()).unwrap_err().0,
+            }
         }
 
         #[test]

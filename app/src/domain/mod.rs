@@ -7,6 +7,7 @@ mod event;
 mod ids;
 mod log;
 mod policy;
+mod quota;
 mod webhook;
 
 #[cfg(all(test, feature = "ssr"))]
@@ -19,6 +20,7 @@ pub use event::*;
 pub use ids::*;
 pub use log::*;
 pub use policy::*;
+pub use quota::*;
 pub use webhook::*;
 
 /// A refused input, naming the field and the rule it broke. Forms show it next to the field;

@@ -12,6 +12,9 @@ pub enum CreatePartnerError {
     /// Another user already signs in with this email.
     #[error("email `{0}` is already used by another user")]
     EmailTaken(EmailAddress),
+    /// The partner has as many users as it may.
+    #[error("the partner has reached its limit of users")]
+    LimitReached,
     /// The database failed.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -103,7 +106,8 @@ pub async fn signed_in_user(db: &Db, user_id: &UserId) -> anyhow::Result<Option<
     .transpose()
 }
 
-/// Adds a user to an existing partner. `Ok(None)` when the partner does not exist.
+/// Adds a user to an existing partner. `Ok(None)` when the partner does not exist;
+/// [`CreatePartnerError::LimitReached`] when it already has `limit` users.
 #[tracing::instrument(skip_all, fields(partner = %partner, email = %email))]
 pub async fn add_user(
     db: &Db,
@@ -111,8 +115,13 @@ pub async fn add_user(
     email: &EmailAddress,
     role: Role,
     password_hash: &str,
+    limit: u32,
 ) -> Result<Option<UserId>, CreatePartnerError> {
     let user_id = UserId::generate();
+    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+    if !super::quotas::has_room(&mut tx, db.backend(), partner, crate::domain::Counted::Users, limit).await? {
+        return Err(CreatePartnerError::LimitReached);
+    }
     let inserted = sqlx::query(
         "INSERT INTO users (id, partner_id, email, password_hash, role, created_at) \
          SELECT $1, id, $2, $3, $4, $5 FROM partners WHERE id = $6",
@@ -123,12 +132,15 @@ pub async fn add_user(
     .bind(role.as_str())
     .bind(now_ms())
     .bind(partner.as_str())
-    .execute(db.writer())
+    .execute(&mut *tx)
     .await;
     match inserted {
         Err(e) if is_unique_violation(&e) => Err(CreatePartnerError::EmailTaken(email.clone())),
         Err(e) => Err(anyhow::Error::from(e).context("could not insert the user").into()),
-        Ok(done) => Ok((done.rows_affected() > 0).then_some(user_id)),
+        Ok(done) => {
+            tx.commit().await.context("could not commit the user")?;
+            Ok((done.rows_affected() > 0).then_some(user_id))
+        }
     }
 }
 

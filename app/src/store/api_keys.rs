@@ -21,7 +21,8 @@ fn summary(row: &AnyRow) -> anyhow::Result<ApiKeySummary> {
     })
 }
 
-/// Records a new key for `partner`, given its hash and display prefix.
+/// Records a new key for `partner`, given its hash and display prefix; `None` when the
+/// partner already has `limit` keys in use.
 #[tracing::instrument(skip_all, fields(partner = %partner))]
 pub async fn create(
     db: &Db,
@@ -30,8 +31,13 @@ pub async fn create(
     role: Role,
     prefix: &str,
     key_hash: &str,
-) -> anyhow::Result<ApiKeySummary> {
+    limit: u32,
+) -> anyhow::Result<Option<ApiKeySummary>> {
     let id = ApiKeyId::generate();
+    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+    if !super::quotas::has_room(&mut tx, db.backend(), partner, crate::domain::Counted::ApiKeys, limit).await? {
+        return Ok(None);
+    }
     let row = sqlx::query(&format!(
         "INSERT INTO api_keys (id, partner_id, name, prefix, key_hash, created_at, role) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
@@ -43,10 +49,11 @@ pub async fn create(
     .bind(key_hash)
     .bind(now_ms())
     .bind(role.as_str())
-    .fetch_one(db.writer())
+    .fetch_one(&mut *tx)
     .await
     .context("could not store the API key")?;
-    summary(&row)
+    tx.commit().await.context("could not commit the API key")?;
+    summary(&row).map(Some)
 }
 
 /// The partner's keys, newest first, revoked ones included.

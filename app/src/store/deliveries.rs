@@ -131,11 +131,33 @@ pub struct Claimed {
     pub due_at: i64,
 }
 
+/// What a process has in flight, and the places a claim shares out.
+#[derive(Debug, Clone, Copy)]
+pub struct Places<'a> {
+    /// Requests under way per webhook.
+    pub per_webhook: &'a [(WebhookId, usize)],
+    /// Requests under way per partner.
+    pub per_partner: &'a [(PartnerId, usize)],
+    /// Most requests to one webhook at once.
+    pub webhook_places: usize,
+    /// Every place of the process.
+    pub total: usize,
+    /// Places no partner may take while others have none: what a partner that starts sending
+    /// finds free, however long the others' receivers take to answer.
+    pub reserve: usize,
+}
+
 /// Leases up to `limit` deliveries due by `horizon` (ms; now or a little later, so that one
 /// claim serves the deliveries falling due over the next few milliseconds) to `worker` until
-/// `lease_ms` from now, at most `per_webhook` to one webhook counting the `in_flight` ones this
-/// process already sends, so a slow webhook can't take every slot. On PostgreSQL rows another process is claiming are
-/// skipped (`FOR UPDATE SKIP LOCKED`); SQLite has one writer anyway.
+/// `lease_ms` from now, sharing `places` fairly. On PostgreSQL rows another process is
+/// claiming are skipped (`FOR UPDATE SKIP LOCKED`); SQLite has one writer anyway.
+///
+/// Fairness, partners first: the partners with pending deliveries share the places but the
+/// reserve, `(total - reserve) / partners` each (all of them for a partner alone), and the
+/// places free go round the partners by how many each holds, fewest first; within a partner
+/// round its webhooks the same way, each webhook holding at most `webhook_places`. A partner
+/// whose receivers are slow fills its own share and waits; another partner's deliveries find
+/// the reserve and the rest of the places free.
 #[tracing::instrument(skip_all, fields(limit))]
 pub async fn claim_due(
     db: &Db,
@@ -143,35 +165,29 @@ pub async fn claim_due(
     limit: i64,
     horizon: i64,
     lease_ms: i64,
-    per_webhook: usize,
-    in_flight: &[(WebhookId, usize)],
+    places: &Places<'_>,
 ) -> anyhow::Result<Vec<Claimed>> {
     if limit <= 0 {
         return Ok(Vec::new());
     }
     let now = now_ms();
-    // The in-flight counts go in as two JSON parameters, so the statement's text never changes
+    // The in-flight counts go in as JSON parameters, so the statement's text never changes
     // and is prepared once per connection: the webhooks at their limit (skipped before the
-    // window is cut, so they can't fill it), and the places the others have taken.
-    let full: Vec<&str> = in_flight.iter().filter(|(_, n)| *n >= per_webhook).map(|(w, _)| w.as_str()).collect();
-    let busy: serde_json::Map<String, serde_json::Value> = in_flight
-        .iter()
-        .filter(|(_, n)| *n < per_webhook)
-        .map(|(w, n)| (w.as_str().to_owned(), serde_json::Value::from(*n)))
-        .collect();
+    // window is cut, so they can't fill it), and the places webhooks and partners have taken.
+    let full: Vec<&str> =
+        places.per_webhook.iter().filter(|(_, n)| *n >= places.webhook_places).map(|(w, _)| w.as_str()).collect();
+    let counts = |pairs: &mut dyn Iterator<Item = (&str, usize)>| {
+        serde_json::Value::Object(pairs.map(|(k, n)| (k.to_owned(), serde_json::Value::from(n))).collect()).to_string()
+    };
+    let busy = counts(
+        &mut places.per_webhook.iter().filter(|(_, n)| *n < places.webhook_places).map(|(w, n)| (w.as_str(), *n)),
+    );
+    let partners_busy = counts(&mut places.per_partner.iter().map(|(p, n)| (p.as_str(), *n)));
     static SQLITE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     static POSTGRES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let text = match db.backend() {
-        Backend::Sqlite => SQLITE.get_or_init(|| {
-            claim_sql("SELECT value FROM json_each($6)", "SELECT key, value AS taken FROM json_each($7)", "")
-        }),
-        Backend::Postgres => POSTGRES.get_or_init(|| {
-            claim_sql(
-                "SELECT jsonb_array_elements_text($6::jsonb)",
-                "SELECT key, value::bigint AS taken FROM jsonb_each_text($7::jsonb)",
-                "FOR UPDATE SKIP LOCKED",
-            )
-        }),
+        Backend::Sqlite => SQLITE.get_or_init(|| claim_sql(Backend::Sqlite)),
+        Backend::Postgres => POSTGRES.get_or_init(|| claim_sql(Backend::Postgres)),
     };
     let rows = sqlx::query(text)
         .bind(now + lease_ms)
@@ -180,9 +196,12 @@ pub async fn claim_due(
         .bind(limit)
         .bind(limit * 8)
         .bind(serde_json::to_string(&full)?)
-        .bind(serde_json::Value::Object(busy).to_string())
-        .bind(per_webhook as i64)
+        .bind(busy)
+        .bind(places.webhook_places as i64)
         .bind(horizon.max(now))
+        .bind(partners_busy)
+        .bind(places.total as i64)
+        .bind(places.reserve.min(places.total.saturating_sub(1)) as i64)
         .fetch_all(db.writer())
         .await
         .context("could not claim deliveries")?;
@@ -202,24 +221,80 @@ pub async fn claim_due(
 }
 
 /// The claim's text: `$1` lease end, `$2` worker, `$3` now, `$4` limit, `$5` the window of due
-/// rows looked at, `$6` the webhooks at their limit (JSON list), `$7` the places the others have
-/// taken (JSON object), `$8` the places a webhook has, `$9` the horizon (due by then). The
-/// backend gives the JSON functions and the row lock. The places taken are read from their JSON
-/// once (`MATERIALIZED`), not once per row looked at.
-fn claim_sql(full: &str, busy: &str, lock: &str) -> String {
+/// rows looked at per partner, `$6` the webhooks at their limit (JSON list), `$7` the places the
+/// others have taken (JSON object), `$8` the places a webhook has, `$9` the horizon (due by
+/// then), `$10` the places partners have taken (JSON object), `$11` every place, `$12` the
+/// reserve.
+///
+/// `parts` finds the partners with pending deliveries by skipping through the
+/// `deliveries_partner_due` index (one seek per partner, however many deliveries each has);
+/// `due` takes each one's oldest due deliveries from the same index, so a partner with
+/// thousands queued can't fill the window and hide another's. The counts are read from their
+/// JSON once (`MATERIALIZED`), not once per row looked at.
+fn claim_sql(backend: Backend) -> String {
+    // A partner's window: its oldest due deliveries not under way, off the index.
+    let window = |columns: &str, full: &str, lock: &str| {
+        format!(
+            "SELECT {columns} FROM deliveries x \
+             WHERE x.state = 'pending' AND x.partner_id = parts.p AND x.next_attempt_at <= $9 \
+             AND (x.locked_until IS NULL OR x.locked_until < $3) AND x.webhook_id NOT IN ({full}) \
+             ORDER BY x.next_attempt_at LIMIT $5 {lock}"
+        )
+    };
+    let (busy, partners, greatest, due_from) = match backend {
+        // SQLite has no LATERAL; it runs the correlated IN once per partner, seeking each id.
+        Backend::Sqlite => (
+            "SELECT key, value AS taken FROM json_each($7)",
+            "SELECT key, value AS taken FROM json_each($10)",
+            "MAX",
+            format!(
+                "SELECT d.id, d.partner_id, d.webhook_id, d.next_attempt_at FROM parts \
+                 JOIN deliveries d ON d.id IN ({})",
+                window("x.id", "SELECT value FROM json_each($6)", "")
+            ),
+        ),
+        // PostgreSQL would test a correlated IN against every delivery: LATERAL instead.
+        Backend::Postgres => (
+            "SELECT key, value::bigint AS taken FROM jsonb_each_text($7::jsonb)",
+            "SELECT key, value::bigint AS taken FROM jsonb_each_text($10::jsonb)",
+            "GREATEST",
+            format!(
+                "SELECT d.id, d.partner_id, d.webhook_id, d.next_attempt_at FROM parts CROSS JOIN LATERAL ({}) d",
+                window(
+                    "x.id, x.partner_id, x.webhook_id, x.next_attempt_at",
+                    "SELECT jsonb_array_elements_text($6::jsonb)",
+                    "FOR UPDATE SKIP LOCKED"
+                )
+            ),
+        ),
+    };
     format!(
-        "WITH busy AS MATERIALIZED ({busy}) \
+        "WITH RECURSIVE parts (p) AS ( \
+           SELECT MIN(partner_id) FROM deliveries WHERE state = 'pending' \
+           UNION ALL \
+           SELECT (SELECT MIN(partner_id) FROM deliveries WHERE state = 'pending' AND partner_id > parts.p) \
+           FROM parts WHERE parts.p IS NOT NULL), \
+         busy AS MATERIALIZED ({busy}), \
+         partners_busy AS MATERIALIZED ({partners}), \
+         share AS MATERIALIZED ( \
+           SELECT {greatest}(1, ($11 - $12) / {greatest}(1, COUNT(*))) AS places FROM parts WHERE p IS NOT NULL), \
+         due AS ( \
+           {due_from} \
+           WHERE parts.p IS NOT NULL AND parts.p NOT IN ( \
+             SELECT key FROM partners_busy WHERE taken >= (SELECT places FROM share))), \
+         by_webhook AS ( \
+           SELECT due.id, due.partner_id, due.next_attempt_at, \
+                  ROW_NUMBER() OVER (PARTITION BY due.webhook_id ORDER BY due.next_attempt_at, due.id) \
+                  + COALESCE(busy.taken, 0) AS place \
+           FROM due LEFT JOIN busy ON busy.key = due.webhook_id), \
+         by_partner AS ( \
+           SELECT w.id, w.next_attempt_at, \
+                  ROW_NUMBER() OVER (PARTITION BY w.partner_id ORDER BY w.place, w.next_attempt_at, w.id) \
+                  + COALESCE(pb.taken, 0) AS turn \
+           FROM by_webhook w LEFT JOIN partners_busy pb ON pb.key = w.partner_id WHERE w.place <= $8) \
          UPDATE deliveries SET locked_until = $1, locked_by = $2 WHERE id IN ( \
-           SELECT id FROM ( \
-             SELECT due.id, due.next_attempt_at, \
-                    ROW_NUMBER() OVER (PARTITION BY due.webhook_id ORDER BY due.next_attempt_at, due.id) \
-                    + COALESCE(busy.taken, 0) AS place \
-             FROM (SELECT id, webhook_id, next_attempt_at FROM deliveries \
-                   WHERE state = 'pending' AND next_attempt_at <= $9 \
-                   AND (locked_until IS NULL OR locked_until < $3) AND webhook_id NOT IN ({full}) \
-                   ORDER BY next_attempt_at LIMIT $5 {lock}) due \
-             LEFT JOIN busy ON busy.key = due.webhook_id \
-           ) ranked WHERE place <= $8 ORDER BY next_attempt_at LIMIT $4) \
+           SELECT id FROM by_partner WHERE turn <= (SELECT places FROM share) \
+           ORDER BY turn, next_attempt_at LIMIT $4) \
          RETURNING id, partner_id, webhook_id, event_id, attempts, origin, next_attempt_at"
     )
 }
@@ -784,7 +859,7 @@ mod tests {
         };
         let mut hooks = Vec::new();
         for _ in 0..n {
-            hooks.push(crate::store::webhooks::create(db, &partner, &settings).await.unwrap().0.id);
+            hooks.push(crate::store::webhooks::create(db, &partner, &settings, u32::MAX).await.unwrap().unwrap().0.id);
         }
         for i in 0..events {
             let event = NewEvent {

@@ -373,37 +373,35 @@ async fn replay_target(
     .transpose()
 }
 
-/// The events a replay since `since` would send: the partner's events of the webhook's types
-/// created from then on that were never queued for this webhook, oldest first.
-async fn missed_events(
-    conn: &mut sqlx::AnyConnection,
+/// Most events one transaction of a replay queues: a replay of a million events holds the
+/// writer a chunk at a time, and other partners' writes go in between.
+const REPLAY_CHUNK: i64 = 500;
+
+/// The events a replay since `since` (until `until`) would send: the partner's events of the
+/// webhook's types that were never queued for this webhook. Appends `FROM … WHERE …` to `sql`.
+fn missed_events(
+    sql: &mut Sql,
     partner: &PartnerId,
     webhook: &WebhookId,
     filter: &EventFilter,
     since: i64,
-) -> anyhow::Result<Vec<String>> {
-    let rows = sqlx::query(
-        "SELECT e.id, e.type FROM events e WHERE e.partner_id = $1 AND e.created_at >= $2 \
-         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = $3 AND d.event_id = e.id) \
-         ORDER BY e.created_at, e.id",
-    )
-    .bind(partner.as_str())
-    .bind(since)
-    .bind(webhook.as_str())
-    .fetch_all(conn)
-    .await
-    .context("could not find the missed events")?;
-    let mut ids = Vec::new();
-    for row in rows {
-        let event_type: String = row.try_get("type")?;
-        if crate::domain::EventType::parse(&event_type).is_ok_and(|t| filter.accepts(t)) {
-            ids.push(row.try_get("id")?);
+    until: i64,
+) {
+    sql.push(" FROM events e WHERE e.partner_id = ").text(partner.as_str());
+    sql.push(" AND e.created_at >= ").int(since).push(" AND e.created_at <= ").int(until);
+    sql.push(" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = ").text(webhook.as_str());
+    sql.push(" AND d.event_id = e.id)");
+    if let Some(names) = filter.names() {
+        sql.push(" AND e.type IN (");
+        for (i, name) in names.iter().enumerate() {
+            sql.push(if i == 0 { "" } else { ", " }).text(name);
         }
+        sql.push(")");
     }
-    Ok(ids)
 }
 
-/// How many events a replay since `since` would send; `None` when the partner has no such webhook.
+/// How many events a replay since `since` would send; `None` when the partner has no such
+/// webhook. Counted by the database, not by loading every id.
 pub async fn count_missed(
     db: &Db,
     partner: &PartnerId,
@@ -412,54 +410,85 @@ pub async fn count_missed(
 ) -> anyhow::Result<Option<i64>> {
     let mut conn = db.pool().acquire().await?;
     let Some((_, filter, _)) = replay_target(&mut conn, partner, webhook).await? else { return Ok(None) };
-    Ok(Some(missed_events(&mut conn, partner, webhook, &filter, since).await?.len() as i64))
+    let mut sql = Sql::default();
+    sql.push("SELECT COUNT(*) AS n");
+    missed_events(&mut sql, partner, webhook, &filter, since, now_ms());
+    let row = sql.query().fetch_one(&mut *conn).await.context("could not count the missed events")?;
+    Ok(Some(row.try_get("n")?))
 }
 
-/// Queues a delivery of every missed event since `since` to an active webhook, in one
-/// transaction, under a new replay whose progress [`latest_replay`] reads.
+/// Queues a delivery of every missed event since `since` to an active webhook under a new
+/// replay whose progress [`latest_replay`] reads. The events are queued oldest first, a chunk
+/// per transaction; the replay's total is what was queued.
 #[tracing::instrument(skip_all, fields(partner = %partner, webhook = %webhook))]
 pub async fn start_replay(db: &Db, partner: &PartnerId, webhook: &WebhookId, since: i64) -> anyhow::Result<Replay> {
     let now = now_ms();
-    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
-    let Some((active, filter, _)) = replay_target(&mut tx, partner, webhook).await? else {
+    let mut conn = db.pool().acquire().await?;
+    let Some((active, filter, _)) = replay_target(&mut conn, partner, webhook).await? else {
         return Ok(Replay::NotFound);
     };
+    drop(conn);
     if !active {
         return Ok(Replay::WebhookInactive);
     }
-    let events = missed_events(&mut tx, partner, webhook, &filter, since).await?;
     let replay = ReplayId::generate();
     sqlx::query(
-        "INSERT INTO replays (id, partner_id, webhook_id, since, total, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO replays (id, partner_id, webhook_id, since, total, created_at) VALUES ($1, $2, $3, $4, 0, $5)",
     )
     .bind(replay.as_str())
     .bind(partner.as_str())
     .bind(webhook.as_str())
     .bind(since)
-    .bind(events.len() as i64)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(db.writer())
     .await
     .context("could not note the replay")?;
-    // Several rows per statement: a replay of thousands of events is a few round trips.
-    for chunk in events.chunks(200) {
+    let mut after: Option<(i64, String)> = None;
+    let mut total = 0;
+    loop {
+        let mut tx = db.writer().begin().await.context("could not start a transaction")?;
         let mut sql = Sql::default();
-        sql.push(
-            "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, \
-             created_at, updated_at, origin, replay_id) VALUES ",
-        );
-        for (i, event) in chunk.iter().enumerate() {
-            sql.push(if i == 0 { "(" } else { ", (" });
-            sql.text(DeliveryId::generate().as_str()).push(", ").text(partner.as_str()).push(", ");
-            sql.text(webhook.as_str()).push(", ").text(event).push(", 'pending', 0, ").int(now).push(", ");
-            sql.int(now).push(", ").int(now).push(", 'replay', ").text(replay.as_str()).push(")");
+        sql.push("SELECT e.id, e.created_at");
+        missed_events(&mut sql, partner, webhook, &filter, since, now);
+        if let Some((at, id)) = &after {
+            sql.push(" AND (e.created_at > ").int(*at).push(" OR (e.created_at = ").int(*at);
+            sql.push(" AND e.id > ").text(id).push("))");
         }
-        sql.query().execute(&mut *tx).await.context("could not queue the replay")?;
+        sql.push(" ORDER BY e.created_at, e.id LIMIT ").int(REPLAY_CHUNK);
+        let rows = sql.query().fetch_all(&mut *tx).await.context("could not find the missed events")?;
+        let events: Vec<(i64, String)> =
+            rows.iter().map(|r| Ok((r.try_get("created_at")?, r.try_get("id")?))).collect::<anyhow::Result<_>>()?;
+        // Several rows per statement: a chunk is a few round trips.
+        for chunk in events.chunks(200) {
+            let mut sql = Sql::default();
+            sql.push(
+                "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, \
+                 created_at, updated_at, origin, replay_id) VALUES ",
+            );
+            for (i, (_, event)) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                sql.text(DeliveryId::generate().as_str()).push(", ").text(partner.as_str()).push(", ");
+                sql.text(webhook.as_str()).push(", ").text(event).push(", 'pending', 0, ").int(now).push(", ");
+                sql.int(now).push(", ").int(now).push(", 'replay', ").text(replay.as_str()).push(")");
+            }
+            sql.query().execute(&mut *tx).await.context("could not queue the replay")?;
+        }
+        total += events.len() as i64;
+        sqlx::query("UPDATE replays SET total = $1 WHERE id = $2")
+            .bind(total)
+            .bind(replay.as_str())
+            .execute(&mut *tx)
+            .await
+            .context("could not count the replay")?;
+        if !events.is_empty() {
+            db.announce_work(&mut tx).await?;
+        }
+        tx.commit().await.context("could not commit the replay")?;
+        after = events.last().cloned();
+        if (events.len() as i64) < REPLAY_CHUNK {
+            break;
+        }
     }
-    if !events.is_empty() {
-        db.announce_work(&mut tx).await?;
-    }
-    tx.commit().await.context("could not commit the replay")?;
     let view = latest_replay(db, partner, webhook).await?.context("the replay just made is missing")?;
     Ok(Replay::Started(view))
 }

@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod api_keys;
 pub mod deliveries;
 pub mod log;
+pub mod quotas;
 pub mod throttle;
 pub mod webhooks;
 

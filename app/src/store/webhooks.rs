@@ -49,9 +49,29 @@ pub struct WebhookRecord {
     pub last_deactivated_at: Option<i64>,
 }
 
+/// What a sealed value of a webhook is bound to (the AEAD's associated data): the webhook and
+/// the kind of secret. The current and the previous signing secret share a kind, since
+/// rotation moves one into the other's column.
+fn place(webhook: &str, kind: SecretKind) -> String {
+    let kind = match kind {
+        SecretKind::Signing => "signing-secret",
+        SecretKind::AuthHeader => "auth-header",
+    };
+    format!("webhooks/{webhook}/{kind}")
+}
+
+/// The kinds of secret a webhook keeps sealed.
+#[derive(Clone, Copy)]
+enum SecretKind {
+    Signing,
+    AuthHeader,
+}
+
 impl WebhookRecord {
     /// The row with its secrets opened by `secrets`.
     fn from_row(row: &AnyRow, secrets: &SecretBox) -> anyhow::Result<Self> {
+        let id: String = row.try_get("id")?;
+        let open = |value: &str, kind| secrets.open(value, &place(&id, kind));
         let event_types: Option<String> = row.try_get("event_types")?;
         let event_filter = match event_types {
             None => EventFilter::All,
@@ -64,7 +84,7 @@ impl WebhookRecord {
             row.try_get::<Option<String>, _>("auth_header_name")?,
             row.try_get::<Option<String>, _>("auth_header_value")?,
         ) {
-            (Some(name), Some(value)) => Some(AuthHeader::from_trusted(name, secrets.open(&value)?)),
+            (Some(name), Some(value)) => Some(AuthHeader::from_trusted(name, open(&value, SecretKind::AuthHeader)?)),
             _ => None,
         };
         let now = now_ms();
@@ -72,11 +92,13 @@ impl WebhookRecord {
             row.try_get::<Option<String>, _>("previous_secret")?,
             row.try_get::<Option<i64>, _>("previous_secret_expires_at")?,
         ) {
-            (Some(secret), Some(expires)) if expires > now => Some(SigningSecret::from_trusted(secrets.open(&secret)?)),
+            (Some(secret), Some(expires)) if expires > now => {
+                Some(SigningSecret::from_trusted(open(&secret, SecretKind::Signing)?))
+            }
             _ => None,
         };
         Ok(Self {
-            id: WebhookId::parse(&row.try_get::<String, _>("id")?)?,
+            id: WebhookId::parse(&id)?,
             partner_id: PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?,
             settings: WebhookSettings {
                 url: WebhookUrl::from_trusted(row.try_get("url")?),
@@ -90,7 +112,10 @@ impl WebhookRecord {
             },
             deactivated_at: row.try_get("deactivated_at")?,
             deactivated_reason: row.try_get("deactivated_reason")?,
-            signing_secret: SigningSecret::from_trusted(secrets.open(&row.try_get::<String, _>("signing_secret")?)?),
+            signing_secret: SigningSecret::from_trusted(open(
+                &row.try_get::<String, _>("signing_secret")?,
+                SecretKind::Signing,
+            )?),
             previous_secret,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
@@ -184,16 +209,22 @@ fn event_types_column(filter: &EventFilter) -> Option<String> {
     filter.names().map(|names| serde_json::to_string(&names).expect("a list of strings serializes"))
 }
 
-/// Creates a webhook with a fresh signing secret; answers it with the secret, shown this once.
+/// Creates a webhook with a fresh signing secret; answers it with the secret, shown this once,
+/// or `None` when the partner already has `limit` webhooks.
 #[tracing::instrument(skip_all, fields(partner = %partner))]
 pub async fn create(
     db: &Db,
     partner: &PartnerId,
     settings: &WebhookSettings,
-) -> anyhow::Result<(WebhookView, SigningSecret)> {
+    limit: u32,
+) -> anyhow::Result<Option<(WebhookView, SigningSecret)>> {
     let id = WebhookId::generate();
     let secret = SigningSecret::generate();
     let now = now_ms();
+    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+    if !super::quotas::has_room(&mut tx, db.backend(), partner, crate::domain::Counted::Webhooks, limit).await? {
+        return Ok(None);
+    }
     let row = sqlx::query(&format!(
         "INSERT INTO webhooks (id, partner_id, url, active, deactivated_at, event_types, auth_header_name, \
          auth_header_value, payload_template, signing_secret, created_at, updated_at, rate_limit) \
@@ -206,16 +237,22 @@ pub async fn create(
     .bind((!settings.active).then_some(now))
     .bind(event_types_column(&settings.event_filter))
     .bind(settings.auth_header.as_ref().map(|h| h.name().to_owned()))
-    .bind(settings.auth_header.as_ref().map(|h| db.secrets().seal(h.expose_value())))
+    .bind(
+        settings
+            .auth_header
+            .as_ref()
+            .map(|h| db.secrets().seal(h.expose_value(), &place(id.as_str(), SecretKind::AuthHeader))),
+    )
     .bind(settings.payload_template.as_ref().map(|t| t.as_str().to_owned()))
-    .bind(db.secrets().seal(secret.expose()))
+    .bind(db.secrets().seal(secret.expose(), &place(id.as_str(), SecretKind::Signing)))
     .bind(now)
     .bind(settings.rate_limit.map(i64::from))
-    .fetch_one(db.writer())
+    .fetch_one(&mut *tx)
     .await
     .context("could not store the webhook")?;
+    tx.commit().await.context("could not commit the webhook")?;
     let record = WebhookRecord::from_row(&row, db.secrets())?;
-    Ok((view(&record, None), secret))
+    Ok(Some((view(&record, None), secret)))
 }
 
 /// The partner's webhooks, newest first.
@@ -288,7 +325,12 @@ pub async fn update(
     .bind(settings.url.as_str())
     .bind(event_types_column(&settings.event_filter))
     .bind(settings.auth_header.as_ref().map(|h| h.name().to_owned()))
-    .bind(settings.auth_header.as_ref().map(|h| db.secrets().seal(h.expose_value())))
+    .bind(
+        settings
+            .auth_header
+            .as_ref()
+            .map(|h| db.secrets().seal(h.expose_value(), &place(id.as_str(), SecretKind::AuthHeader))),
+    )
     .bind(settings.payload_template.as_ref().map(|t| t.as_str().to_owned()))
     .bind(now)
     .bind(flag(settings.active))
@@ -344,7 +386,7 @@ pub async fn rotate_secret(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyh
          signing_secret = $2, updated_at = $3 WHERE partner_id = $4 AND id = $5",
     )
     .bind(now + PREVIOUS_SECRET_GRACE_MS)
-    .bind(db.secrets().seal(secret.expose()))
+    .bind(db.secrets().seal(secret.expose(), &place(id.as_str(), SecretKind::Signing)))
     .bind(now)
     .bind(partner.as_str())
     .bind(id.as_str())
@@ -384,24 +426,31 @@ pub async fn take_send_slot(db: &Db, id: &WebhookId, per_second: u32) -> anyhow:
     Ok(Err(next.unwrap_or(now + interval)))
 }
 
-/// Seals every webhook secret still stored in the clear; answers how many webhooks it changed.
+/// Seals again, bound to their webhook, every secret an older version stored (in the clear,
+/// or sealed bound to nothing); answers how many webhooks it changed.
 pub async fn seal_plain_secrets(db: &Db) -> anyhow::Result<u64> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT id, signing_secret, previous_secret, auth_header_value FROM webhooks \
-         WHERE signing_secret NOT LIKE 'enc:%' OR previous_secret NOT LIKE 'enc:%' OR auth_header_value NOT LIKE 'enc:%'",
-    )
+         WHERE signing_secret NOT LIKE '{bound}%' OR previous_secret NOT LIKE '{bound}%' \
+         OR auth_header_value NOT LIKE '{bound}%'",
+        bound = crate::crypto::SEALED_PREFIX
+    ))
     .fetch_all(db.pool())
     .await
-    .context("could not look for secrets stored in the clear")?;
-    let seal = |value: Option<String>| value.map(|v| if SecretBox::is_sealed(&v) { v } else { db.secrets().seal(&v) });
+    .context("could not look for secrets sealed by an older version")?;
     for row in &rows {
+        let id: String = row.try_get("id")?;
+        let reseal = |column: &str, kind| -> anyhow::Result<Option<String>> {
+            let Some(value) = row.try_get::<Option<String>, _>(column)? else { return Ok(None) };
+            Ok(Some(db.secrets().reseal(&value, &place(&id, kind))?.unwrap_or(value)))
+        };
         sqlx::query(
             "UPDATE webhooks SET signing_secret = $1, previous_secret = $2, auth_header_value = $3 WHERE id = $4",
         )
-        .bind(seal(row.try_get("signing_secret")?))
-        .bind(seal(row.try_get("previous_secret")?))
-        .bind(seal(row.try_get("auth_header_value")?))
-        .bind(row.try_get::<String, _>("id")?)
+        .bind(reseal("signing_secret", SecretKind::Signing)?)
+        .bind(reseal("previous_secret", SecretKind::Signing)?)
+        .bind(reseal("auth_header_value", SecretKind::AuthHeader)?)
+        .bind(&id)
         .execute(db.writer())
         .await
         .context("could not seal a webhook's secrets")?;

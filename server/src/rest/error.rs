@@ -14,7 +14,7 @@ pub struct ErrorBody {
 /// `{code, message}`, with `field` and `errors` when fields were refused.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `too_large`, `validation_failed` or `internal`.
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `too_large`, `validation_failed`, `limit_reached`, `rate_limited` or `internal`.
     code: String,
     /// What was wrong, in words.
     message: String,
@@ -52,6 +52,12 @@ pub enum ApiError {
     /// The body is larger than the portal takes.
     #[error("{0}")]
     TooLarge(String),
+    /// The partner has as many of something as the operator allows.
+    #[error("{0}")]
+    LimitReached(String),
+    /// The partner did something more often in a minute than the operator allows.
+    #[error("{0}")]
+    RateLimited(String),
     /// Fields broke rules; nothing was changed. Never empty.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<app::domain::FieldError>),
@@ -70,6 +76,8 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            Self::LimitReached(_) => (StatusCode::UNPROCESSABLE_ENTITY, "limit_reached"),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -111,6 +119,8 @@ impl From<app::api::AppError> for ApiError {
             AppError::Conflict(message) => Self::Conflict(message),
             AppError::Invalid(field) => Self::Invalid(vec![field]),
             AppError::InvalidFields(fields) => Self::Invalid(fields),
+            AppError::LimitReached(message) => Self::LimitReached(message),
+            AppError::RateLimited(message) => Self::RateLimited(message),
             AppError::Unauthorized | AppError::WrongCredentials => Self::Unauthorized("sign in first"),
             other => Self::Internal(anyhow::anyhow!("{other}")),
         }

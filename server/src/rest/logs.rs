@@ -92,7 +92,7 @@ pub async fn attempt(
 
 /// `POST /api/v1/deliveries/{id}/resend`: 202; a new delivery of the same event (same id) to
 /// the same webhook, logged as a resend. 409 while the webhook is inactive.
-#[utoipa::path(post, path = "/api/v1/deliveries/{id}/resend", tag = "logs", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 202, body = ResentBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/deliveries/{id}/resend", tag = "logs", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 202, body = ResentBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn resend(
     State(state): State<AppState>,
     ApiAdmin(partner): ApiAdmin,
@@ -109,7 +109,7 @@ pub async fn resend(
 
 /// `POST /api/v1/webhooks/{id}/replay`: 202 with the replay; its events go out as deliveries
 /// marked `replay`. 409 while the webhook is inactive.
-#[utoipa::path(post, path = "/api/v1/webhooks/{id}/replay", tag = "logs", security(("apiKey" = [])), params(("id" = String, Path)), request_body(content = Option<ReplayBody>), responses((status = 202, body = ReplayView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/replay", tag = "logs", security(("apiKey" = [])), params(("id" = String, Path)), request_body(content = Option<ReplayBody>), responses((status = 202, body = ReplayView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn replay(
     State(state): State<AppState>,
     ApiAdmin(partner): ApiAdmin,

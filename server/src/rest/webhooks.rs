@@ -1,6 +1,6 @@
 //! `/api/v1/webhooks`: the partner's webhooks over REST.
 
-use app::domain::{AttemptResult, WebhookId, WebhookInput, WebhookView};
+use app::domain::{AttemptResult, PartnerId, WebhookId, WebhookInput, WebhookSettings, WebhookView};
 use app::state::AppState;
 use app::store::webhooks::{self, WebhookRecord};
 use axum::Json;
@@ -116,6 +116,13 @@ pub(super) async fn load(state: &AppState, partner: &ApiPartner, id: &str) -> Re
     webhooks::record(&state.db, &partner.0, &parse_id(id)?).await?.ok_or_else(|| not_found(id))
 }
 
+/// Renders the template of `settings` for the sample event in the sandbox: a 422 naming
+/// `payloadTemplate` when it does not make JSON there.
+async fn check_template(state: &AppState, partner: &PartnerId, settings: &WebhookSettings) -> Result<(), ApiError> {
+    let template = settings.payload_template.as_ref();
+    state.sender.sandbox().check(partner, template).await.map_err(|e| ApiError::Invalid(vec![e]))
+}
+
 /// `GET /api/v1/webhooks`
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", security(("apiKey" = [])), responses((status = 200, body = ListBody), (status = 401, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, partner: ApiPartner) -> Result<Json<ListBody>, ApiError> {
@@ -123,7 +130,7 @@ pub async fn list(State(state): State<AppState>, partner: ApiPartner) -> Result<
 }
 
 /// `POST /api/v1/webhooks`: 201 with the webhook and its signing secret.
-#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", security(("apiKey" = [])), request_body = CreateBody, responses((status = 201, body = CreatedBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", security(("apiKey" = [])), request_body = CreateBody, responses((status = 201, body = CreatedBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, description = "a field was refused, or the partner has its limit of webhooks (`limit_reached`)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     ApiAdmin(partner): ApiAdmin,
@@ -143,7 +150,11 @@ pub async fn create(
         rate_limit: body.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
     };
     let settings = input.parse(state.settings.url_policy, None).map_err(ApiError::Invalid)?;
-    let (webhook, secret) = webhooks::create(&state.db, &partner.0, &settings).await?;
+    check_template(&state, &partner.0, &settings).await?;
+    let quotas = &state.settings.quotas;
+    let (webhook, secret) = webhooks::create(&state.db, &partner.0, &settings, quotas.webhooks)
+        .await?
+        .ok_or_else(|| ApiError::LimitReached(app::domain::Counted::Webhooks.refusal(quotas)))?;
     tracing::info!(partner = %partner.0, webhook = %webhook.id, "webhook created over the API");
     Ok((StatusCode::CREATED, Json(CreatedBody { webhook, secret: secret.expose().to_owned() })))
 }
@@ -191,6 +202,7 @@ pub async fn update(
     }
     let settings =
         input.parse(state.settings.url_policy, record.settings.auth_header.as_ref()).map_err(ApiError::Invalid)?;
+    check_template(&state, &partner.0, &settings).await?;
     let webhook =
         webhooks::update(&state.db, &partner.0, &record.id, &settings).await?.ok_or_else(|| not_found(&id))?;
     if webhook.active && !record.settings.active {
@@ -222,13 +234,14 @@ async fn switch(state: AppState, partner: ApiPartner, id: String, active: bool) 
 }
 
 /// `POST /api/v1/webhooks/{id}/test`: 200 with what the receiver said, whatever it said.
-#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = AttemptResult), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = AttemptResult), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn test(
     State(state): State<AppState>,
     ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<AttemptResult>, ApiError> {
     let record = load(&state, &partner, &id).await?;
+    state.meter(&partner.0, app::domain::Metered::Test).await?;
     Ok(Json(app::delivery::send_test(&state.db, &state.sender, &record).await?))
 }
 

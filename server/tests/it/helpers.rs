@@ -46,6 +46,8 @@ pub async fn spawn_app_with(flags: &[&str]) -> TestApp {
     let site_root = dir.path().join("site");
     let mut args = vec!["portal", "serve", "--addr", "127.0.0.1:0", "--operator-token", OPERATOR_TOKEN];
     args.extend(["--site-root", site_root.to_str().unwrap()]);
+    // The test binary is not the portal: the template sandbox starts the portal's.
+    args.extend(["--template-worker", env!("CARGO_BIN_EXE_portal")]);
     args.extend(flags);
     let cli = Cli::try_parse_from(args).expect("test flags parse");
     let Some(Command::Serve(args)) = cli.command else { unreachable!() };
@@ -179,6 +181,7 @@ pub async fn insert_api_key_with_role(db: &Db, partner: &PartnerId, role: app::d
         role,
         &key.display_prefix(),
         &app::auth::hash_api_key(&key),
+        u32::MAX,
     )
     .await
     .unwrap();
@@ -207,7 +210,7 @@ pub async fn insert_webhooks(db: &Db, partner: &PartnerId, url: &str, n: usize) 
         .parse(app::domain::UrlPolicy { allow_private: true }, None)
         .unwrap();
     for _ in 0..n {
-        app::store::webhooks::create(db, partner, &settings).await.unwrap();
+        app::store::webhooks::create(db, partner, &settings, u32::MAX).await.unwrap();
     }
 }
 

@@ -8,6 +8,7 @@ mod cli;
 pub mod crash;
 mod dispatcher;
 mod helpers;
+mod isolation;
 mod logs;
 mod operations;
 mod portal_webhooks;

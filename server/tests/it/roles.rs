@@ -86,6 +86,7 @@ async fn a_viewer_reads_webhooks_and_logs_and_every_change_is_refused() {
         ("api_keys/revoke", vec![("id", "key_01KAQ3M7A8Q9XKJ2V5T6N4B0CD")]),
         ("team/list", vec![]),
         ("team/add", vec![("email", "eve@acme.test"), ("role", "admin")]),
+        ("alerts/dismiss", vec![("id", "alr_01KAQ3M7A8Q9XKJ2V5T6N4B0CD")]),
     ] {
         let (status, body) = app.server_fn(&vic, name, &form).await;
         assert!(!status.is_success() && body.contains("Forbidden"), "{name} must be refused: {status} {body}");

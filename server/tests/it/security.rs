@@ -411,7 +411,7 @@ async fn webhook_secrets_are_sealed_in_the_database_and_old_plain_ones_get_seale
         ["signing_secret", "previous_secret", "auth_header_value"].map(|c| row.get::<String, _>(c))
     };
     for value in stored(app.db.clone(), id.clone()).await {
-        assert!(value.starts_with("enc:v1:"), "{value}");
+        assert!(value.starts_with("enc:v2:"), "{value}");
         assert!(plain.iter().all(|p| !value.contains(p)), "{value}");
     }
     // Not in the file either (nor in its write-ahead log).
@@ -438,7 +438,7 @@ async fn webhook_secrets_are_sealed_in_the_database_and_old_plain_ones_get_seale
         .unwrap();
     app.db.migrate().await.unwrap();
     for value in stored(app.db.clone(), id.clone()).await {
-        assert!(value.starts_with("enc:v1:"), "{value}");
+        assert!(value.starts_with("enc:v2:"), "{value}");
     }
     let record = app::store::webhooks::record(&app.db, &partner.id, &app::domain::WebhookId::parse(&id).unwrap())
         .await

@@ -165,3 +165,27 @@ async fn pages_are_compressed_for_browsers_that_accept_it() {
     let plain = browser().get(app.url("/login")).send().await.unwrap();
     assert!(plain.headers().get("content-encoding").is_none());
 }
+
+#[tokio::test]
+async fn the_database_keeps_a_hash_of_each_session_id_never_the_id() {
+    let app = spawn_app().await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    let response = app.login(&browser(), &partner.email, &partner.password).await;
+    let cookie = session_cookie(&response).expect("login sets the session cookie");
+    let table = if app.database_url.starts_with("postgres") { "tower_sessions.session" } else { "tower_sessions" };
+    let ids: Vec<String> = sqlx::query(&format!("SELECT id FROM {table}"))
+        .fetch_all(app.db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| sqlx::Row::get::<String, _>(row, "id"))
+        .collect();
+    assert!(!ids.contains(&cookie), "the cookie's id is in the database: {ids:?}");
+    let id: tower_sessions::session::Id = cookie.parse().unwrap();
+    assert!(ids.contains(&server::session_ids::stored_id(&id).to_string()), "{ids:?}");
+    // A copy of that row is no way in: presenting the stored id signs no one in.
+    let stolen = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page =
+        stolen.get(app.url("/webhooks")).header("cookie", format!("portal_session={}", ids[0])).send().await.unwrap();
+    assert_eq!(location(&page).as_deref(), Some("/login"));
+}

@@ -1,0 +1,325 @@
+//! The hostile-tenant suite: what one partner does can't take the portal away from the others.
+//! Templates that build huge values or loop for long fail on their own, and a partner whose
+//! receivers hang can't hold the dispatcher's places against another partner's deliveries.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::dispatcher::{Setup, setup};
+use crate::helpers::{OPERATOR_TOKEN, http};
+use crate::receiver::{Receiver, Reply, eventually};
+
+/// Builds a 100 MB string and doubles it: far past the sandbox's 64 MiB, so the render can only
+/// fail (in the portal's own process it would take the memory of every partner).
+const MEMORY_BOMB: &str =
+    r#"{% set s = "x" * 100000000 %}{% set s = s ~ s %}{% set s = s ~ s %}{"length": {{ s|length }}}"#;
+
+/// Fine for the sample event; for an event whose data asks, builds 20 MB strings over and over,
+/// seconds of work that the compiler can't fold (the sizes come from the event).
+const SLOW_FOR_SOME_EVENTS: &str = r#"{% if data.rounds is defined %}{% for i in range(data.rounds) %}{% set s = "ab" * data.size %}{% endfor %}{% endif %}{"id": {{ id|tojson }}}"#;
+
+/// Fine for the sample event; for an event whose data asks, the memory bomb.
+const BIG_FOR_SOME_EVENTS: &str = r#"{% if data.bomb is defined %}{% set s = "x" * data.bomb %}{% set s = s ~ s %}{% set s = s ~ s %}{% endif %}{"id": {{ id|tojson }}}"#;
+
+/// `GET /healthz` answers while `work` runs: polled throughout, each answer within half a second.
+async fn healthz_throughout<T>(s: &Setup, work: impl std::future::Future<Output = T>) -> T {
+    let client = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().unwrap();
+    let url = s.app.url("/healthz");
+    let probe = async {
+        loop {
+            let answer = client.get(&url).send().await;
+            assert!(
+                answer.as_ref().is_ok_and(|r| r.status() == StatusCode::OK),
+                "/healthz did not answer within 0.5 s: {answer:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::select! {
+        out = work => out,
+        () = probe => unreachable!(),
+    }
+}
+
+async fn create(s: &Setup, template: &str, url: &str) -> (StatusCode, Value) {
+    let response = http()
+        .post(s.app.url("/api/v1/webhooks"))
+        .bearer_auth(&s.key)
+        .json(&json!({"url": url, "active": true, "payloadTemplate": template}))
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_template_that_builds_a_huge_string_is_refused_and_the_portal_keeps_serving() {
+    let s = setup(&[]).await;
+    let started = Instant::now();
+    let (status, body) = healthz_throughout(&s, create(&s, MEMORY_BOMB, "https://example.com/hook")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let text = body.to_string();
+    assert!(text.contains("payloadTemplate") && text.contains("more than 64 MiB"), "{text}");
+    eprintln!("refused in {:?}", started.elapsed());
+    // The same render behind the page's preview, and nothing was saved.
+    let partner = s.app.create_partner("Preview Partner", "pat@preview.test").await;
+    let client = s.app.signed_in_client(&partner).await;
+    let (status, answer) = s.app.server_fn(&client, "webhooks/preview", &[("template", MEMORY_BOMB)]).await;
+    assert!(!status.is_success() && answer.contains("more than 64 MiB"), "{status} {answer}");
+    let list: Value =
+        http().get(s.app.url("/api/v1/webhooks")).bearer_auth(&s.key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["data"], json!([]), "nothing was saved");
+}
+
+#[tokio::test]
+async fn renders_that_take_too_long_or_too_much_fail_their_attempt_with_the_reason() {
+    let s = setup(&[]).await;
+    let receiver = Receiver::start(Reply::Status(200, "ok")).await;
+    let (status, slow) = create(&s, SLOW_FOR_SOME_EVENTS, &receiver.url).await;
+    assert_eq!(status, StatusCode::CREATED, "{slow}");
+    let (status, big) = create(&s, BIG_FOR_SOME_EVENTS, &receiver.url).await;
+    assert_eq!(status, StatusCode::CREATED, "{big}");
+    // Two bombs at once, each for both webhooks: two attempts that take seconds of work
+    // and two that take gigabytes, unless the sandbox stops them.
+    healthz_throughout(&s, async {
+        for (id, data) in [("evt_slow", json!({"rounds": 5000, "size": 10_000_000})), ("evt_big", json!({"bomb": 100_000_000}))] {
+            let (status, body) = s
+                .publish(json!({"partnerId": s.partner, "type": "verification.completed", "status": "success", "id": id, "data": data}))
+                .await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        }
+        for (webhook, why) in [(&slow["id"], "took longer than 100 ms"), (&big["id"], "more than 64 MiB")] {
+            let path = format!("/api/v1/webhooks/{}/attempts", webhook.as_str().unwrap());
+            eventually(&format!("an attempt of {webhook} failed with {why:?}"), Duration::from_secs(20), || async {
+                let log: Value = http().get(s.app.url(&path)).bearer_auth(&s.key).send().await.unwrap().json().await.unwrap();
+                log["data"].as_array().unwrap().iter().any(|a| a.to_string().contains(why))
+            })
+            .await;
+        }
+    })
+    .await;
+    // The other event went out to each: a bomb fails its own attempt, nothing more.
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    let ids: Vec<String> =
+        got.iter().map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["id"].to_string()).collect();
+    assert!(ids.contains(&"\"evt_slow\"".to_owned()) && ids.contains(&"\"evt_big\"".to_owned()), "{ids:?}");
+}
+
+#[tokio::test]
+async fn a_partner_whose_receivers_hang_does_not_delay_another_partners_deliveries() {
+    // Receivers get a minute, so a place given to a hanging one stays taken for the whole test.
+    let a = setup(&["--delivery-timeout", "60s"]).await;
+    let hanging = Receiver::start(Reply::Hang(Duration::from_secs(120))).await;
+    const HOOKS: usize = 64;
+    for i in 0..HOOKS {
+        let (status, body) = create(&a, "", &format!("{}/{i}", hanging.url)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    for i in 0..40 {
+        a.publish_event(&format!("evt_a_{i}")).await;
+    }
+    // Every place partner A may hold is taken before partner B publishes anything.
+    let a_limit = server::dispatcher::MAX_IN_FLIGHT - server::dispatcher::RESERVED_PLACES;
+    hanging.wait_for(a_limit, Duration::from_secs(30)).await;
+
+    let b_partner = a.app.create_partner("Beta", "bea@beta.test").await;
+    let b_key = a.app.create_api_key(&b_partner.id).await;
+    let fast = Receiver::start(Reply::Status(200, "ok")).await;
+    let response = http()
+        .post(a.app.url("/api/v1/webhooks"))
+        .bearer_auth(&b_key)
+        .json(&json!({"url": fast.url, "active": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    for i in 0..20 {
+        let response = http()
+            .post(a.app.url("/api/v1/events"))
+            .bearer_auth(OPERATOR_TOKEN)
+            .json(&json!({"partnerId": b_partner.id.to_string(), "type": "verification.completed", "status": "success",
+                "id": format!("evt_b_{i}"), "data": {}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    // Without fair places these wait for A's receivers: a minute.
+    fast.wait_for(20, Duration::from_secs(15)).await;
+    assert_eq!(hanging.received().len(), a_limit, "A holds no more than its share while B has work");
+}
+
+/// `POST` with the partner's key; the status and the JSON answer.
+async fn post_json(s: &Setup, path: &str, body: Value) -> (StatusCode, Value) {
+    let response = http().post(s.app.url(path)).bearer_auth(&s.key).json(&body).send().await.unwrap();
+    (response.status(), response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_partner_can_not_pass_its_limit_of_webhooks_even_in_parallel() {
+    let s = setup(&["--max-webhooks", "5"]).await;
+    let mut creates = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (url, key) = (s.app.url("/api/v1/webhooks"), s.key.clone());
+        creates.spawn(async move {
+            let body = json!({"url": format!("https://example.com/{i}")});
+            let response = http().post(url).bearer_auth(key).json(&body).send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        });
+    }
+    let answers = creates.join_all().await;
+    let created = answers.iter().filter(|(status, _)| *status == StatusCode::CREATED).count();
+    assert_eq!(created, 5, "{answers:?}");
+    let (status, refused) = answers.iter().find(|(status, _)| *status != StatusCode::CREATED).unwrap();
+    assert_eq!(*status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused["error"]["code"], "limit_reached");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("limit of 5 webhooks") && message.contains("PORTAL_MAX_WEBHOOKS"), "{message}");
+    // Another partner has its own five.
+    let other = s.app.create_partner("Other", "olga@other.test").await;
+    let other_key = s.app.create_api_key(&other.id).await;
+    let response = http()
+        .post(s.app.url("/api/v1/webhooks"))
+        .bearer_auth(&other_key)
+        .json(&json!({"url": "https://example.com/other"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn test_sends_and_resends_are_limited_per_partner_and_minute() {
+    let s = setup(&["--tests-per-minute", "2", "--resends-per-minute", "1"]).await;
+    let receiver = Receiver::start(Reply::Status(200, "ok")).await;
+    let webhook = s.create_webhook(json!({"url": receiver.url})).await;
+    let id = webhook["id"].as_str().unwrap();
+    for _ in 0..2 {
+        let (status, body) = post_json(&s, &format!("/api/v1/webhooks/{id}/test"), Value::Null).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, refused) = post_json(&s, &format!("/api/v1/webhooks/{id}/test"), Value::Null).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{refused}");
+    assert_eq!(refused["error"]["code"], "rate_limited");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("2 a minute") && message.contains("PORTAL_TESTS_PER_MINUTE"), "{message}");
+    assert_eq!(receiver.received().len(), 2, "the refused test sent nothing");
+
+    s.publish_event("evt_quota").await;
+    receiver.wait_for(3, Duration::from_secs(10)).await;
+    let delivery = std::sync::Mutex::new(None);
+    eventually("the event's attempt is logged", Duration::from_secs(10), || async {
+        let log: Value = http()
+            .get(s.app.url(&format!("/api/v1/webhooks/{id}/attempts")))
+            .bearer_auth(&s.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let found = log["data"].as_array().unwrap().iter().find_map(|a| a["deliveryId"].as_str().map(str::to_owned));
+        *delivery.lock().unwrap() = found;
+        delivery.lock().unwrap().is_some()
+    })
+    .await;
+    let delivery = delivery.into_inner().unwrap().unwrap();
+    let (status, _) = post_json(&s, &format!("/api/v1/deliveries/{delivery}/resend"), Value::Null).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, refused) = post_json(&s, &format!("/api/v1/deliveries/{delivery}/resend"), Value::Null).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("Too many resends"), "{refused}");
+}
+
+#[tokio::test]
+async fn users_and_api_keys_stop_at_their_limits_in_the_portal() {
+    let s = setup(&["--max-users", "1", "--max-api-keys", "2"]).await;
+    let partner = s.app.create_partner("Team", "tina@team.test").await;
+    let client = s.app.signed_in_client(&partner).await;
+    let (status, answer) =
+        s.app.server_fn(&client, "team/add", &[("email", "new@team.test"), ("role", "viewer")]).await;
+    assert!(
+        !status.is_success() && answer.contains("limit of 1 users") && answer.contains("PORTAL_MAX_USERS"),
+        "{answer}"
+    );
+    for _ in 0..2 {
+        let (status, answer) = s.app.server_fn(&client, "api_keys/create", &[("name", "ci")]).await;
+        assert!(status.is_success(), "{status} {answer}");
+    }
+    let (status, answer) = s.app.server_fn(&client, "api_keys/create", &[("name", "one more")]).await;
+    assert!(!status.is_success() && answer.contains("limit of 2 API keys"), "{status} {answer}");
+}
+
+#[tokio::test]
+async fn a_replay_larger_than_a_chunk_plans_and_queues_every_missed_event() {
+    let s = setup(&[]).await;
+    let receiver = Receiver::start(Reply::Status(200, "ok")).await;
+    let webhook = s.create_webhook(json!({"url": receiver.url, "active": false})).await;
+    let id = webhook["id"].as_str().unwrap().to_owned();
+    let partner = app::domain::PartnerId::parse(&s.partner).unwrap();
+    const MISSED: usize = 1_234;
+    for i in 0..MISSED {
+        let event = app::domain::NewEvent::parse(
+            &s.partner,
+            "verification.completed",
+            "success",
+            json!({}),
+            Some(&format!("evt_m_{i:05}")),
+        )
+        .unwrap();
+        app::store::deliveries::publish(&s.app.db, &event).await.unwrap();
+    }
+    s.post(&format!("/api/v1/webhooks/{id}/activate")).await;
+    let webhook_id = app::domain::WebhookId::parse(&id).unwrap();
+    let planned = app::store::log::count_missed(&s.app.db, &partner, &webhook_id, 0).await.unwrap();
+    assert_eq!(planned, Some(MISSED as i64), "the plan counts every missed event");
+    let (status, replay) =
+        post_json(&s, &format!("/api/v1/webhooks/{id}/replay"), json!({"since": "2000-01-01T00:00:00Z"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{replay}");
+    assert_eq!(replay["total"], MISSED, "{replay}");
+    let got = receiver.wait_for(MISSED, Duration::from_secs(60)).await;
+    let ids: std::collections::HashSet<String> = got
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), MISSED, "each missed event once");
+}
+
+#[tokio::test]
+async fn a_sealed_auth_header_moved_to_another_partners_webhook_does_not_open_there() {
+    let s = setup(&[]).await;
+    let theirs = s
+        .create_webhook(
+            json!({"url": "https://example.com/a", "authHeader": {"name": "X-Key", "value": "partner-a-secret-9876"}}),
+        )
+        .await;
+    let other = s.app.create_partner("Mallory", "mal@mallory.test").await;
+    let other_key = s.app.create_api_key(&other.id).await;
+    let response = http()
+        .post(s.app.url("/api/v1/webhooks"))
+        .bearer_auth(&other_key)
+        .json(&json!({"url": "https://example.com/m", "authHeader": {"name": "X-Key", "value": "mallory-own-value"}}))
+        .send()
+        .await
+        .unwrap();
+    let mine: Value = response.json().await.unwrap();
+    let mine = mine["id"].as_str().unwrap().to_owned();
+    // Someone who can write to the database copies partner A's sealed value into their row.
+    sqlx::query(
+        "UPDATE webhooks SET auth_header_value = (SELECT auth_header_value FROM webhooks WHERE id = $1) WHERE id = $2",
+    )
+    .bind(theirs["id"].as_str().unwrap())
+    .bind(&mine)
+    .execute(s.app.db.pool())
+    .await
+    .unwrap();
+    let webhook = app::domain::WebhookId::parse(&mine).unwrap();
+    let opened = app::store::webhooks::record(&s.app.db, &other.id, &webhook).await;
+    let error = format!("{:#}", opened.unwrap_err());
+    assert!(error.contains("another place"), "{error}");
+    let answer =
+        http().get(s.app.url(&format!("/api/v1/webhooks/{mine}"))).bearer_auth(&other_key).send().await.unwrap();
+    assert!(!answer.text().await.unwrap().contains("9876"), "nothing of A's value shows");
+}
