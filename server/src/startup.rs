@@ -96,6 +96,8 @@ impl Application {
         });
         let worker = match &args.template_worker {
             Some(path) => path.clone(),
+            // This very binary, even after a deploy replaced its file on disk.
+            None if std::path::Path::new("/proc/self/exe").exists() => "/proc/self/exe".into(),
             None => {
                 std::env::current_exe().context("could not find the portal's own binary for the template sandbox")?
             }
