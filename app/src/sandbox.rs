@@ -136,6 +136,19 @@ impl Drop for Worker {
     }
 }
 
+/// Kills a worker whose answer nobody waits for any more: the deadline passed, or the request
+/// that asked for the render went away (a client that disconnects drops its handler's future).
+/// Without it a dropped render would keep its worker running, with a place no longer counted.
+struct KillUnlessAnswered(Option<Arc<Mutex<Child>>>);
+
+impl Drop for KillUnlessAnswered {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.take() {
+            let _ = child.lock().unwrap_or_else(std::sync::PoisonError::into_inner).kill();
+        }
+    }
+}
+
 /// Gives back a partner's render place when dropped.
 struct PartnerPlace<'a> {
     inner: &'a Inner,
@@ -211,7 +224,7 @@ impl TemplateSandbox {
                 }
             }
         };
-        let child = worker.child.clone();
+        let mut unanswered = KillUnlessAnswered(Some(worker.child.clone()));
         let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
         tokio::task::spawn_blocking(move || {
             let answer = worker.exchange(&line).map_err(|_| worker.end());
@@ -220,6 +233,7 @@ impl TemplateSandbox {
         });
         match tokio::time::timeout(RENDER_DEADLINE, answer_rx).await {
             Ok(Ok((worker, Ok(answer)))) => {
+                unanswered.0 = None;
                 self.inner.idle.lock().expect("not poisoned").push(worker);
                 match answer {
                     Answer::Body(body) => Ok(body),
@@ -241,7 +255,7 @@ impl TemplateSandbox {
             }
             Ok(Err(_)) => Err(TemplateError("the template sandbox failed; the operator is told".into())),
             Err(_) => {
-                let _ = child.lock().expect("not poisoned").kill();
+                drop(unanswered); // kills the worker
                 tracing::info!(partner = %partner, "a template render passed its deadline");
                 Err(TemplateError(format!("took longer than {} ms to render", RENDER_DEADLINE.as_millis())))
             }

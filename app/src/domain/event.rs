@@ -297,15 +297,17 @@ mod render {
     }
 
     impl PayloadTemplate {
-        /// Checks a template's size and syntax. Whether it renders JSON is checked by rendering
-        /// the sample event in the sandbox ([`crate::sandbox::TemplateSandbox::check`]), since a
-        /// render can take any time and memory the template asks for.
+        /// Checks a template's size and syntax. Only the parser runs here: compiling folds
+        /// constant expressions (`"x" * 100000000 ~ …`), which could take the process's memory.
+        /// Whether it renders JSON is checked by rendering the sample event in the sandbox
+        /// ([`crate::sandbox::TemplateSandbox::check`]), where compiling and rendering happen.
         pub fn parse(text: &str) -> Result<Self, FieldError> {
             let err = |m: String| FieldError::new("payloadTemplate", m);
             if text.len() > MAX_TEMPLATE_BYTES {
                 return Err(err(format!("must be at most {} KiB", MAX_TEMPLATE_BYTES / 1024)));
             }
-            environment().template_from_str(text).map_err(|e| err(describe(&e)))?;
+            minijinja::machinery::parse(text, "payloadTemplate", Default::default(), Default::default())
+                .map_err(|e| err(describe(&e)))?;
             Ok(Self(text.to_owned()))
         }
 

@@ -152,8 +152,8 @@ pub struct Places<'a> {
 /// `lease_ms` from now, sharing `places` fairly. On PostgreSQL rows another process is
 /// claiming are skipped (`FOR UPDATE SKIP LOCKED`); SQLite has one writer anyway.
 ///
-/// Fairness, partners first: the partners with pending deliveries share the places but the
-/// reserve, `(total - reserve) / partners` each (all of them for a partner alone), and the
+/// Fairness, partners first: the partners with deliveries due or under way share the places
+/// but the reserve, `(total - reserve) / partners` each (all of them for a partner alone), and the
 /// places free go round the partners by how many each holds, fewest first; within a partner
 /// round its webhooks the same way, each webhook holding at most `webhook_places`. A partner
 /// whose receivers are slow fills its own share and waits; another partner's deliveries find
@@ -228,6 +228,8 @@ pub async fn claim_due(
 ///
 /// `parts` finds the partners with pending deliveries by skipping through the
 /// `deliveries_partner_due` index (one seek per partner, however many deliveries each has);
+/// the places are shared between the `active` ones, those with deliveries due now or under
+/// way here (a partner whose deliveries all wait for a later retry takes no share);
 /// `due` takes each one's oldest due deliveries from the same index, so a partner with
 /// thousands queued can't fill the window and hide another's. The counts are read from their
 /// JSON once (`MATERIALIZED`), not once per row looked at.
@@ -276,8 +278,13 @@ fn claim_sql(backend: Backend) -> String {
            FROM parts WHERE parts.p IS NOT NULL), \
          busy AS MATERIALIZED ({busy}), \
          partners_busy AS MATERIALIZED ({partners}), \
+         active AS MATERIALIZED ( \
+           SELECT p FROM parts WHERE p IS NOT NULL AND EXISTS ( \
+             SELECT 1 FROM deliveries y WHERE y.state = 'pending' AND y.partner_id = parts.p \
+             AND y.next_attempt_at <= $9 AND (y.locked_until IS NULL OR y.locked_until < $3)) \
+           UNION SELECT key FROM partners_busy), \
          share AS MATERIALIZED ( \
-           SELECT {greatest}(1, ($11 - $12) / {greatest}(1, COUNT(*))) AS places FROM parts WHERE p IS NOT NULL), \
+           SELECT {greatest}(1, ($11 - $12) / {greatest}(1, COUNT(*))) AS places FROM active), \
          due AS ( \
            {due_from} \
            WHERE parts.p IS NOT NULL AND parts.p NOT IN ( \

@@ -143,11 +143,17 @@ pub enum Admission {
 /// Counts a sign-in attempt against each of `keys` (from [`ThrottleKey::for_sign_in`]) before
 /// its password is checked: `Counted` when no key is locked, locking the keys it brings to
 /// their limit; `Locked` with the longest wait, counting nothing, when one is.
+///
+/// The email's own lock holds back only the clients that have failed for that email in the
+/// window: a client trying it for the first time (its owner, from their own place) still gets
+/// its check. Otherwise strangers at many addresses could keep the lock, and its owner out,
+/// for as long as they liked; a distributed guesser gets one guess per address more.
 #[tracing::instrument(skip_all)]
 pub async fn admit(db: &Db, keys: &[ThrottleKey]) -> anyhow::Result<Admission> {
     let now = now_ms();
     let mut tx = db.writer().begin().await.context("could not start a transaction")?;
     let mut wait = None;
+    let mut first_from_this_client = false;
     for key in keys {
         let row = sqlx::query(
             "INSERT INTO login_throttle (key, failures, window_start) VALUES ($1, 1, $2) \
@@ -164,7 +170,12 @@ pub async fn admit(db: &Db, keys: &[ThrottleKey]) -> anyhow::Result<Admission> {
         .context("could not count the sign-in attempt")?;
         let attempts: i64 = row.try_get("failures")?;
         let locked_until: Option<i64> = row.try_get("locked_until")?;
-        if let Some(until) = locked_until.filter(|until| *until > now) {
+        if matches!(key, ThrottleKey::EmailAndClient { .. }) {
+            first_from_this_client = attempts == 1;
+        }
+        if let Some(until) = locked_until.filter(|until| *until > now)
+            && !(matches!(key, ThrottleKey::Email(_)) && first_from_this_client)
+        {
             wait = wait.max(Some(until - now));
             continue;
         }

@@ -438,24 +438,49 @@ pub async fn seal_plain_secrets(db: &Db) -> anyhow::Result<u64> {
     .fetch_all(db.pool())
     .await
     .context("could not look for secrets sealed by an older version")?;
+    let mut changed = 0;
     for row in &rows {
         let id: String = row.try_get("id")?;
+        let old = |column: &str| row.try_get::<Option<String>, _>(column);
         let reseal = |column: &str, kind| -> anyhow::Result<Option<String>> {
-            let Some(value) = row.try_get::<Option<String>, _>(column)? else { return Ok(None) };
+            let Some(value) = old(column)? else { return Ok(None) };
             Ok(Some(db.secrets().reseal(&value, &place(&id, kind))?.unwrap_or(value)))
         };
-        sqlx::query(
-            "UPDATE webhooks SET signing_secret = $1, previous_secret = $2, auth_header_value = $3 WHERE id = $4",
+        let sealed = (|| {
+            anyhow::Ok((
+                reseal("signing_secret", SecretKind::Signing)?,
+                reseal("previous_secret", SecretKind::Signing)?,
+                reseal("auth_header_value", SecretKind::AuthHeader)?,
+            ))
+        })();
+        // One webhook whose old values don't open (another key) must not keep the portal down;
+        // reading it says so.
+        let (signing, previous, auth) = match sealed {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                tracing::error!(webhook = %id, error = format!("{e:#}"), "could not seal a webhook's old secrets again");
+                continue;
+            }
+        };
+        // Only if nothing changed them since they were read (another process rotating a secret).
+        let done = sqlx::query(
+            "UPDATE webhooks SET signing_secret = $1, previous_secret = $2, auth_header_value = $3 WHERE id = $4 \
+             AND signing_secret = $5 AND COALESCE(previous_secret, '') = COALESCE($6, '') \
+             AND COALESCE(auth_header_value, '') = COALESCE($7, '')",
         )
-        .bind(reseal("signing_secret", SecretKind::Signing)?)
-        .bind(reseal("previous_secret", SecretKind::Signing)?)
-        .bind(reseal("auth_header_value", SecretKind::AuthHeader)?)
+        .bind(signing)
+        .bind(previous)
+        .bind(auth)
         .bind(&id)
+        .bind(old("signing_secret")?)
+        .bind(old("previous_secret")?)
+        .bind(old("auth_header_value")?)
         .execute(db.writer())
         .await
         .context("could not seal a webhook's secrets")?;
+        changed += done.rows_affected();
     }
-    Ok(rows.len() as u64)
+    Ok(changed)
 }
 
 /// The webhooks with these ids, with their secrets, by id (the dispatcher loads a claimed

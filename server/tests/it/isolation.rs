@@ -2,7 +2,7 @@
 //! Templates that build huge values or loop for long fail on their own, and a partner whose
 //! receivers hang can't hold the dispatcher's places against another partner's deliveries.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -15,6 +15,28 @@ use crate::receiver::{Receiver, Reply, eventually};
 /// fail (in the portal's own process it would take the memory of every partner).
 const MEMORY_BOMB: &str =
     r#"{% set s = "x" * 100000000 %}{% set s = s ~ s %}{% set s = s ~ s %}{"length": {{ s|length }}}"#;
+
+/// Constant expressions that fold to 2 GB when the template is compiled: saving must not
+/// compile it in the portal's process.
+fn folded_bomb() -> String {
+    let terms = vec![r#"("x" * 100000000)"#; 20].join(" ~ ");
+    format!(r#"{{"a": "{{{{ {terms} }}}}"}}"#)
+}
+
+/// Peak resident memory of this test process (MB): the portal under test runs in it.
+fn peak_rss_mb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb / 1024
+}
 
 /// Fine for the sample event; for an event whose data asks, builds 20 MB strings over and over,
 /// seconds of work that the compiler can't fold (the sizes come from the event).
@@ -54,26 +76,30 @@ async fn create(s: &Setup, template: &str, url: &str) -> (StatusCode, Value) {
     (response.status(), response.json().await.unwrap())
 }
 
-#[tokio::test]
+// Several threads, so the /healthz probe measures the portal, not the test's own thread.
+#[tokio::test(flavor = "multi_thread")]
 async fn a_template_that_builds_a_huge_string_is_refused_and_the_portal_keeps_serving() {
     let s = setup(&[]).await;
-    let started = Instant::now();
     let (status, body) = healthz_throughout(&s, create(&s, MEMORY_BOMB, "https://example.com/hook")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let text = body.to_string();
     assert!(text.contains("payloadTemplate") && text.contains("more than 64 MiB"), "{text}");
-    eprintln!("refused in {:?}", started.elapsed());
     // The same render behind the page's preview, and nothing was saved.
     let partner = s.app.create_partner("Preview Partner", "pat@preview.test").await;
     let client = s.app.signed_in_client(&partner).await;
     let (status, answer) = s.app.server_fn(&client, "webhooks/preview", &[("template", MEMORY_BOMB)]).await;
     assert!(!status.is_success() && answer.contains("more than 64 MiB"), "{status} {answer}");
+    // Compiling folds constants: that too happens in the sandbox, not here.
+    let (status, body) = healthz_throughout(&s, create(&s, &folded_bomb(), "https://example.com/hook")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("more than 64 MiB"), "{body}");
+    assert!(peak_rss_mb() < 1024, "the portal's process reached {} MB", peak_rss_mb());
     let list: Value =
         http().get(s.app.url("/api/v1/webhooks")).bearer_auth(&s.key).send().await.unwrap().json().await.unwrap();
     assert_eq!(list["data"], json!([]), "nothing was saved");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn renders_that_take_too_long_or_too_much_fail_their_attempt_with_the_reason() {
     let s = setup(&[]).await;
     let receiver = Receiver::start(Reply::Status(200, "ok")).await;
@@ -193,6 +219,11 @@ async fn a_partner_can_not_pass_its_limit_of_webhooks_even_in_parallel() {
 #[tokio::test]
 async fn test_sends_and_resends_are_limited_per_partner_and_minute() {
     let s = setup(&["--tests-per-minute", "2", "--resends-per-minute", "1"]).await;
+    // The counts start again with each minute of the clock: start early in one.
+    eventually("the minute has 20 s to go", Duration::from_secs(25), || async {
+        chrono::Utc::now().timestamp_millis().rem_euclid(60_000) < 40_000
+    })
+    .await;
     let receiver = Receiver::start(Reply::Status(200, "ok")).await;
     let webhook = s.create_webhook(json!({"url": receiver.url})).await;
     let id = webhook["id"].as_str().unwrap();
@@ -322,4 +353,46 @@ async fn a_sealed_auth_header_moved_to_another_partners_webhook_does_not_open_th
     let answer =
         http().get(s.app.url(&format!("/api/v1/webhooks/{mine}"))).bearer_auth(&other_key).send().await.unwrap();
     assert!(!answer.text().await.unwrap().contains("9876"), "nothing of A's value shows");
+}
+
+/// Slow on the sample event itself: string products sized by its data, so nothing folds.
+const SLOW_ON_THE_SAMPLE: &str =
+    r#"{% for i in range(5000) %}{% set s = "ab" * (data.sessionId * 10000) %}{% endfor %}{"id": {{ id|tojson }}}"#;
+
+/// Worker processes of `program` still running (zombies, killed and not yet reaped, left out).
+fn running(program: &std::path::Path) -> usize {
+    let program = program.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).unwrap_or("Z");
+            String::from_utf8_lossy(&cmdline).starts_with(&program) && state != "Z"
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_render_nobody_waits_for_any_more_stops_its_worker() {
+    use app::domain::{EventBody, PartnerId, PayloadTemplate};
+    // A name of its own for this sandbox's workers, to find them among the processes.
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("portal-of-this-test");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_portal"), &program).unwrap();
+    let sandbox = app::sandbox::TemplateSandbox::new(program.clone());
+    let partner = PartnerId::generate();
+    let quick = PayloadTemplate::parse(r#"{"id": {{ id|tojson }}}"#).unwrap();
+    sandbox.render(&partner, &quick, &EventBody::sample()).await.unwrap();
+    assert_eq!(running(&program), 1, "a worker waits for the next render");
+    // The request that asked goes away mid-render (a client that disconnects drops its future).
+    let slow = PayloadTemplate::parse(SLOW_ON_THE_SAMPLE).unwrap();
+    let sample = EventBody::sample();
+    let render = sandbox.render(&partner, &slow, &sample);
+    assert!(tokio::time::timeout(Duration::from_millis(30), render).await.is_err(), "still rendering at 30 ms");
+    eventually("the worker of the dropped render is killed", Duration::from_secs(3), || async {
+        running(&program) == 0
+    })
+    .await;
 }

@@ -276,6 +276,24 @@ async fn a_stranger_who_knows_the_email_cannot_lock_its_owner_out() {
 }
 
 #[tokio::test]
+async fn strangers_at_many_addresses_lock_the_email_against_themselves_not_its_owner() {
+    let app = spawn_app_with(&["--trust-forwarded-for", "true"]).await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    // 20 addresses × 5 guesses: the email's own limit (100) is reached.
+    for address in 1..=20 {
+        let from = format!("203.0.113.{address}");
+        for _ in 0..5 {
+            assert_wrong(&try_login(&app, &partner.email, "a stranger's guess", Some(&from)).await, &from);
+        }
+    }
+    // A new address gets its one check; once it has failed, the email's lock holds it back…
+    assert_wrong(&try_login(&app, &partner.email, "one more guess", Some("203.0.113.21")).await, "a new address");
+    assert_too_many(&try_login(&app, &partner.email, "and another", Some("203.0.113.21")).await, "a guesser");
+    // …but its owner, who never failed from their own address, signs in.
+    assert_signed_in(&try_login(&app, &partner.email, &partner.password, Some("198.51.100.7")).await, "the owner");
+}
+
+#[tokio::test]
 async fn ipv6_clients_are_counted_per_64_and_mapped_ipv4_as_ipv4() {
     let app = spawn_app_with(&["--trust-forwarded-for", "true"]).await;
     let partner = app.create_partner("Acme", "ann@acme.test").await;
