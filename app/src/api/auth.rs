@@ -114,7 +114,14 @@ async fn throttle_client(trust_forwarded_for: bool) -> Option<String> {
 /// in its URL, and a 429 would replace the redirect.
 #[cfg(feature = "ssr")]
 fn answer_too_many(retry_after_s: u64) {
-    use axum::http::{HeaderValue, StatusCode, header};
+    answer_refusal(axum::http::StatusCode::TOO_MANY_REQUESTS, Some(retry_after_s));
+}
+
+/// Answers a refused sign-in with `status` (and `Retry-After` when given) instead of the
+/// server functions' 500, except to a plain form post (see [`answer_too_many`]).
+#[cfg(feature = "ssr")]
+fn answer_refusal(status: axum::http::StatusCode, retry_after_s: Option<u64>) {
+    use axum::http::{HeaderValue, header};
     let form_post = use_context::<axum::http::request::Parts>()
         .and_then(|parts| {
             parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(|v| v.contains("text/html"))
@@ -123,8 +130,10 @@ fn answer_too_many(retry_after_s: u64) {
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>()
         && !form_post
     {
-        response.set_status(StatusCode::TOO_MANY_REQUESTS);
-        response.insert_header(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        response.set_status(status);
+        if let Some(seconds) = retry_after_s {
+            response.insert_header(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
     }
 }
 
@@ -152,6 +161,7 @@ pub async fn login(email: String, password: String) -> Result<(), AppError> {
     }
     let refuse = || {
         tracing::info!("failed login");
+        answer_refusal(axum::http::StatusCode::UNAUTHORIZED, None);
         Err::<(), AppError>(AppError::WrongCredentials)
     };
     let Ok(email) = EmailAddress::parse(&email) else { return refuse() };

@@ -323,6 +323,7 @@ pub async fn try_login_at(
 /// Asserts a refused sign-in is a wrong password: what a guess under the limit gets.
 pub fn assert_wrong(answer: &(reqwest::StatusCode, Option<AppError>), what: &str) {
     assert_eq!(answer.1, Some(AppError::WrongCredentials), "{what}: {answer:?}");
+    assert_eq!(answer.0, reqwest::StatusCode::UNAUTHORIZED, "{what}: a refusal, not a failure of ours");
 }
 
 /// Asserts a sign-in was refused for too many attempts: 429 with the words the page shows, and
