@@ -194,7 +194,7 @@ pub async fn claim_due(
         .bind(worker)
         .bind(now)
         .bind(limit)
-        .bind(limit * 8)
+        .bind(limit * 2)
         .bind(serde_json::to_string(&full)?)
         .bind(busy)
         .bind(places.webhook_places as i64)
