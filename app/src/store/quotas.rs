@@ -10,7 +10,9 @@ use crate::domain::{Counted, Metered, PartnerId};
 
 /// Whether `partner` has fewer than `limit` of `counted`, checked inside the transaction that
 /// inserts one more. On PostgreSQL the partner's row is locked first, so a parallel insert
-/// waits and then counts this one; SQLite's transactions on the writer run one at a time.
+/// waits and then counts this one; SQLite's transactions on the writer run one at a time. The
+/// lock is `FOR NO KEY UPDATE`: it serialises these checks but not the partner's other writes
+/// (publishing an event references the partner's row, and `FOR UPDATE` would hold it up).
 pub async fn has_room(
     conn: &mut sqlx::AnyConnection,
     backend: Backend,
@@ -19,7 +21,7 @@ pub async fn has_room(
     limit: u32,
 ) -> anyhow::Result<bool> {
     if backend == Backend::Postgres {
-        sqlx::query("SELECT id FROM partners WHERE id = $1 FOR UPDATE")
+        sqlx::query("SELECT id FROM partners WHERE id = $1 FOR NO KEY UPDATE")
             .bind(partner.as_str())
             .fetch_optional(&mut *conn)
             .await

@@ -76,9 +76,9 @@ impl ThrottleKey {
             Self::EmailAndClient { .. } => Limit { attempts: 5, first_lock_ms: 30_000, max_lock_ms: 15 * 60_000 },
             // An office behind one address signs in often; a guesser tries many emails.
             Self::Client(_) => Limit { attempts: 20, first_lock_ms: 30_000, max_lock_ms: 15 * 60_000 },
-            // Anyone who knows an email can run this one up, and its lock holds the owner out
-            // everywhere: only a guesser with many addresses gets this far, and the wait stays
-            // short.
+            // Anyone who knows an email can run this one up: only a guesser with many addresses
+            // gets this far, its lock holds back only clients that failed for the email (see
+            // `admit`), and the wait stays short.
             Self::Email(_) => Limit { attempts: 100, first_lock_ms: 30_000, max_lock_ms: 2 * 60_000 },
         }
     }
