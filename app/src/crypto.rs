@@ -6,7 +6,7 @@
 //! The key is `PORTAL_SECRET_KEY` (32 bytes, base64). Without it the portal keeps one in a file
 //! beside the SQLite database (`data/secret.key` on PostgreSQL), made on first start.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use base64::Engine as _;
@@ -52,18 +52,19 @@ impl SecretBox {
             .map_err(|_| anyhow::anyhow!("{SECRET_KEY_VAR} must be 32 bytes in base64; it holds {} bytes", bytes.len()))
     }
 
-    /// The box for the database at `database_url`: the key from `PORTAL_SECRET_KEY`, else the
-    /// key file beside the database, made (and announced) when missing.
-    pub fn for_database(database_url: &str) -> anyhow::Result<Self> {
+    /// The box of a database whose key file is `key_file` (see
+    /// `store::key_file_for`): the key from `PORTAL_SECRET_KEY`, else
+    /// that file's, made (and announced) when missing; `None` for an in-memory database.
+    pub fn for_database(key_file: Option<&Path>) -> anyhow::Result<Self> {
         if let Ok(text) = std::env::var(SECRET_KEY_VAR) {
             return Ok(Self::new(&Self::parse_key(&text)?));
         }
-        let Some(path) = key_file_for(database_url) else {
+        let Some(path) = key_file else {
             // An in-memory database lives and dies with this process; so does its key.
             let key: [u8; 32] = XChaCha20Poly1305::generate_key(&mut OsRng).into();
             return Ok(Self::new(&key));
         };
-        Ok(Self::new(&load_or_create_key(&path)?))
+        Ok(Self::new(&load_or_create_key(path)?))
     }
 
     /// `plaintext`, sealed and bound to `place` (where it is kept: a webhook id and what the
@@ -123,17 +124,6 @@ impl SecretBox {
     }
 }
 
-/// Where the key file of the database at `url` lives: beside a SQLite file, `data/` for
-/// PostgreSQL; `None` for an in-memory database.
-fn key_file_for(url: &str) -> Option<PathBuf> {
-    if url.starts_with("postgres") {
-        return Some(Path::new("data").join(KEY_FILE));
-    }
-    let file = crate::store::sqlite_file(url)?;
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    Some(dir.join(KEY_FILE))
-}
-
 /// Reads the key file, or makes it (readable by its owner only). Several processes starting
 /// at once agree on one key: each writes its own candidate and links it into place, and a
 /// process that finds the file already there reads that one.
@@ -183,6 +173,8 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     #[test]
@@ -231,9 +223,7 @@ mod tests {
     #[test]
     fn the_key_file_is_made_once_and_kept() {
         let dir = tempfile_dir();
-        let url = format!("sqlite://{}/portal.db", dir.display());
-        let path = key_file_for(&url).unwrap();
-        assert_eq!(path, dir.join(KEY_FILE));
+        let path = dir.join(KEY_FILE);
         let first = load_or_create_key(&path).unwrap();
         assert_eq!(load_or_create_key(&path).unwrap(), first);
         #[cfg(unix)]

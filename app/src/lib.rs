@@ -6,6 +6,7 @@
 pub mod api;
 pub mod components;
 pub mod domain;
+pub mod error;
 pub mod pages;
 
 #[cfg(feature = "ssr")]
@@ -16,6 +17,8 @@ pub mod crypto;
 pub mod delivery;
 #[cfg(feature = "ssr")]
 pub mod sandbox;
+#[cfg(feature = "ssr")]
+pub mod service;
 #[cfg(feature = "ssr")]
 pub mod state;
 #[cfg(feature = "ssr")]

@@ -6,8 +6,13 @@
 //! joined to itself doubles with each `~`. In the portal's own process such a render could take
 //! the memory of every partner (the process aborts) or hold an async thread for minutes. In a
 //! worker it can only fail: the worker's allocations stop at [`WORKER_MEMORY`] (the worker
-//! aborts, the render fails with "used more than 64 MiB"), and a render that has not answered
-//! within [`RENDER_DEADLINE`] has its worker killed and fails with "took longer than 100 ms".
+//! aborts, the render fails with "used more than 64 MiB"), and a render that has used
+//! [`RENDER_DEADLINE`] of processor time is ended by its worker's own timer and fails with "took
+//! longer than 100 ms". Processor time, not time on the clock: on a busy machine a render that
+//! waits for a core is not the template's fault. A worker that has not answered after
+//! [`WALL_DEADLINE`] (starved, or stuck) is killed too, and that render, like one that found
+//! no free worker, is [`RenderError::Unavailable`]: no fault of the template, so a delivery
+//! waits and tries again without counting an attempt.
 //! Saving, previewing, Test Webhook and every delivery render here and nowhere else.
 //!
 //! Workers are the portal's own binary (one file deploys), started on first use and kept for
@@ -28,8 +33,12 @@ use crate::domain::{EventBody, FieldError, PartnerId, PayloadTemplate, TemplateE
 
 /// The argument that makes the portal binary a template worker.
 pub const WORKER_ARG: &str = "template-worker";
-/// Longest a render may take; then its worker is killed and the render fails.
+/// Most processor time a render may use; then its worker's timer (`ITIMER_PROF`) ends it and
+/// the render fails.
 pub const RENDER_DEADLINE: Duration = Duration::from_millis(100);
+/// Longest a render may take on the clock, whatever its processor time; then its worker is
+/// killed and the render is [`RenderError::Unavailable`].
+pub const WALL_DEADLINE: Duration = Duration::from_secs(1);
 /// Memory a worker may allocate (its data segment and anonymous mappings, `RLIMIT_DATA`); an
 /// allocation past it aborts the worker, not the portal.
 pub const WORKER_MEMORY: u64 = 64 * 1024 * 1024;
@@ -68,6 +77,23 @@ struct Inner {
     /// Workers started and waiting for a render.
     idle: Mutex<Vec<Worker>>,
 }
+
+/// Why a render gave no body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The template's own doing: it does not render, or it broke the time or memory budget.
+    #[error("{0}")]
+    Template(#[from] TemplateError),
+    /// The sandbox could not render it now (every worker busy, none would start, or the
+    /// machine too busy to finish in time); nobody's fault, worth trying again shortly.
+    #[error("{0}")]
+    Unavailable(#[from] Unavailable),
+}
+
+/// The sandbox could not take a render now; the words say why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
 
 /// One render asked of a worker.
 #[derive(Serialize, Deserialize)]
@@ -186,17 +212,17 @@ impl TemplateSandbox {
     }
 
     /// Renders `template` for `event` on behalf of `partner`: the body, or why not (a template
-    /// error, the deadline, the memory limit, or every worker busy).
+    /// error, the deadline, the memory limit; or the sandbox unavailable now).
     pub async fn render(
         &self,
         partner: &PartnerId,
         template: &PayloadTemplate,
         event: &EventBody,
-    ) -> Result<String, TemplateError> {
+    ) -> Result<String, RenderError> {
         let job = Job { template: template.as_str().to_owned(), event: event.clone() };
         let mut line = serde_json::to_string(&job).map_err(|e| TemplateError(e.to_string()))?;
         line.push('\n');
-        let busy = || TemplateError("the template sandbox is busy; try again in a moment".into());
+        let busy = || Unavailable("the template sandbox is busy; try again in a moment".into());
         let started = tokio::time::Instant::now();
         let _place = tokio::time::timeout(QUEUE_WAIT, self.partner_place(partner)).await.map_err(|_| busy())?;
         let _slot = tokio::time::timeout(QUEUE_WAIT.saturating_sub(started.elapsed()), self.inner.slots.acquire())
@@ -219,7 +245,9 @@ impl TemplateSandbox {
                         };
                         let program = self.inner.program.display();
                         tracing::error!(%program, why, "could not start a template worker");
-                        return Err(TemplateError("the template sandbox could not start; the operator is told".into()));
+                        return Err(
+                            Unavailable("the template sandbox could not start; the operator is told".into()).into()
+                        );
                     }
                 }
             }
@@ -231,47 +259,60 @@ impl TemplateSandbox {
             // When nobody waits any more (the deadline passed), the worker is dropped: killed.
             let _ = answer_tx.send((worker, answer));
         });
-        match tokio::time::timeout(RENDER_DEADLINE, answer_rx).await {
+        match tokio::time::timeout(WALL_DEADLINE, answer_rx).await {
             Ok(Ok((worker, Ok(answer)))) => {
                 unanswered.0 = None;
                 self.inner.idle.lock().expect("not poisoned").push(worker);
                 match answer {
                     Answer::Body(body) => Ok(body),
-                    Answer::Refused(why) => Err(TemplateError(why)),
+                    Answer::Refused(why) => Err(TemplateError(why).into()),
                 }
             }
             Ok(Ok((_, Err(status)))) => {
                 use std::os::unix::process::ExitStatusExt;
                 tracing::info!(partner = %partner, ?status, "a template worker ended during a render");
-                // An allocation past the limit aborts the worker (Rust's answer to out of memory).
-                if status.and_then(|s| s.signal()) == Some(libc::SIGABRT) {
-                    Err(TemplateError(format!(
+                Err(match status.and_then(|s| s.signal()) {
+                    // The worker's processor-time timer went off.
+                    Some(libc::SIGPROF) => {
+                        TemplateError(format!("took longer than {} ms to render", RENDER_DEADLINE.as_millis())).into()
+                    }
+                    // An allocation past the limit aborts the worker (Rust's answer to out of memory).
+                    Some(libc::SIGABRT) => TemplateError(format!(
                         "used more than {} MiB of memory while rendering",
                         WORKER_MEMORY / (1024 * 1024)
-                    )))
-                } else {
-                    Err(TemplateError("crashed the template sandbox while rendering".into()))
-                }
+                    ))
+                    .into(),
+                    Some(_) => TemplateError("crashed the template sandbox while rendering".into()).into(),
+                    // It exited on its own (it could not arm its timer): the sandbox's fault.
+                    None => Unavailable("the template sandbox failed; the operator is told".into()).into(),
+                })
             }
-            Ok(Err(_)) => Err(TemplateError("the template sandbox failed; the operator is told".into())),
+            Ok(Err(_)) => Err(Unavailable("the template sandbox failed; the operator is told".into()).into()),
             Err(_) => {
                 drop(unanswered); // kills the worker
-                tracing::info!(partner = %partner, "a template render passed its deadline");
-                Err(TemplateError(format!("took longer than {} ms to render", RENDER_DEADLINE.as_millis())))
+                tracing::warn!(partner = %partner, "a template worker did not answer in time; the machine is busy");
+                Err(Unavailable(format!(
+                    "the template sandbox did not answer within {} s; the portal is busy",
+                    WALL_DEADLINE.as_secs()
+                ))
+                .into())
             }
         }
     }
 
-    /// Checks that a template renders JSON for the sample event, as a field error of
-    /// `payloadTemplate` when it doesn't: what saving a webhook asks.
-    pub async fn check(&self, partner: &PartnerId, template: Option<&PayloadTemplate>) -> Result<(), FieldError> {
-        match template {
-            None => Ok(()),
-            Some(template) => self
-                .render(partner, template, &EventBody::sample())
-                .await
-                .map(drop)
-                .map_err(|e| FieldError::new("payloadTemplate", e.0)),
+    /// Checks that a template renders JSON for the sample event (what saving a webhook asks):
+    /// `Ok(Err(_))` is the field error of `payloadTemplate` when it doesn't, `Err(_)` a sandbox
+    /// that could not tell now.
+    pub async fn check(
+        &self,
+        partner: &PartnerId,
+        template: Option<&PayloadTemplate>,
+    ) -> Result<Result<(), FieldError>, Unavailable> {
+        let Some(template) = template else { return Ok(Ok(())) };
+        match self.render(partner, template, &EventBody::sample()).await {
+            Ok(_) => Ok(Ok(())),
+            Err(RenderError::Template(e)) => Ok(Err(FieldError::new("payloadTemplate", e.0))),
+            Err(RenderError::Unavailable(e)) => Err(e),
         }
     }
 
@@ -292,9 +333,25 @@ impl TemplateSandbox {
     }
 }
 
+/// Arms (`Some`) or disarms (`None`) this process's processor-time timer: when `ITIMER_PROF`
+/// runs out the kernel sends `SIGPROF`, whose default action ends the process.
+fn processor_timer(limit: Option<Duration>) -> std::io::Result<()> {
+    let limit = limit.unwrap_or_default();
+    let value =
+        libc::timeval { tv_sec: limit.as_secs() as libc::time_t, tv_usec: limit.subsec_micros() as libc::suseconds_t };
+    let timer = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 }, it_value: value };
+    // SAFETY: setitimer reads the struct it is given and changes only this process's timer; the
+    // old value is not asked for (null).
+    if unsafe { libc::setitimer(libc::ITIMER_PROF, &timer, std::ptr::null_mut()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The worker's whole life (`portal template-worker`): limit its own memory, say "ready", then
-/// render each job read from standard input and answer on standard output, one JSON line each,
-/// until standard input closes. Runs before any async runtime or database is set up.
+/// render each job read from standard input, each under [`RENDER_DEADLINE`] of processor time,
+/// and answer on standard output, one JSON line each, until standard input closes. Runs before
+/// any async runtime or database is set up.
 pub fn worker_main() -> ExitCode {
     let limit = libc::rlimit { rlim_cur: WORKER_MEMORY as libc::rlim_t, rlim_max: WORKER_MEMORY as libc::rlim_t };
     // SAFETY: setrlimit reads the struct it is given and changes only this process's limits.
@@ -309,10 +366,20 @@ pub fn worker_main() -> ExitCode {
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let answer = match serde_json::from_str::<Job>(&line) {
-            Ok(job) => match PayloadTemplate::from_trusted(job.template).render_unguarded(&job.event) {
-                Ok(body) => Answer::Body(body),
-                Err(e) => Answer::Refused(e.0),
-            },
+            Ok(job) => {
+                if let Err(e) = processor_timer(Some(RENDER_DEADLINE)) {
+                    eprintln!("template worker: could not set its timer: {e}");
+                    return ExitCode::FAILURE;
+                }
+                let rendered = PayloadTemplate::from_trusted(job.template).render_unguarded(&job.event);
+                if processor_timer(None).is_err() {
+                    return ExitCode::FAILURE;
+                }
+                match rendered {
+                    Ok(body) => Answer::Body(body),
+                    Err(e) => Answer::Refused(e.0),
+                }
+            }
             Err(e) => Answer::Refused(format!("the job could not be read: {e}")),
         };
         let written = serde_json::to_writer(&mut out, &answer).map_err(std::io::Error::other);

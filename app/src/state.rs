@@ -48,13 +48,13 @@ pub struct Settings {
 impl AppState {
     /// Counts one `action` of `partner` against its quota per minute, or refuses it with words
     /// that name the limit and the wait.
-    pub async fn meter(&self, partner: &PartnerId, action: Metered) -> Result<(), crate::api::AppError> {
+    pub async fn meter(&self, partner: &PartnerId, action: Metered) -> Result<(), crate::error::AppError> {
         let quotas = &self.settings.quotas;
         match crate::store::quotas::take(&self.db, partner, action, action.per_minute(quotas)).await? {
             Ok(()) => Ok(()),
             Err(wait) => {
                 tracing::info!(partner = %partner, action = action.as_str(), "refused: over the quota per minute");
-                Err(crate::api::AppError::RateLimited(action.refusal(quotas, wait)))
+                Err(crate::error::AppError::RateLimited(action.refusal(quotas, wait)))
             }
         }
     }

@@ -95,9 +95,8 @@ pub async fn user(database_url: &str, command: UserCommand) -> anyhow::Result<()
     let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let (password, generated) = new_password(password_stdin)?;
     let db = open(database_url).await?;
-    let hash = app::auth::hash_password_off_thread(&password).await?;
     // The operator's own commands are not held to the partners' quotas.
-    let user = match store::accounts::add_user(&db, &partner, &email, role, &hash, u32::MAX).await {
+    let user = match app::service::accounts::add_user(&db, &partner, &email, role, &password, u32::MAX).await {
         Ok(Some(user)) => user,
         Ok(None) => bail!("--partner {partner}: no such partner (see `portal partner list`)"),
         Err(CreatePartnerError::EmailTaken(email)) => bail!("--email `{email}` is already used by another user"),
@@ -130,16 +129,14 @@ pub async fn api_key(database_url: &str, command: ApiKeyCommand) -> anyhow::Resu
     if store::accounts::partner_name(&db, &partner).await?.is_none() {
         bail!("--partner {partner}: no such partner (see `portal partner list`)");
     }
-    let key = app::auth::generate_api_key();
-    let hash = app::auth::hash_api_key(&key);
-    let summary = store::api_keys::create(&db, &partner, &name, role, &key.display_prefix(), &hash, u32::MAX)
+    let created = app::service::accounts::create_api_key(&db, &partner, &name, role, u32::MAX)
         .await?
         .context("the new key was not stored")?;
     if json {
-        println!("{}", json!({ "id": summary.id, "partnerId": partner, "key": key.expose() }));
+        println!("{}", json!({ "id": created.summary.id, "partnerId": partner, "key": created.key }));
     } else {
-        println!("Created API key {} for partner {partner}. It is shown only this once:", summary.id);
-        println!("{}", key.expose());
+        println!("Created API key {} for partner {partner}. It is shown only this once:", created.summary.id);
+        println!("{}", created.key);
     }
     Ok(())
 }
@@ -147,7 +144,7 @@ pub async fn api_key(database_url: &str, command: ApiKeyCommand) -> anyhow::Resu
 /// `portal event …`.
 pub async fn event(database_url: &str, command: EventCommand) -> anyhow::Result<()> {
     use app::domain::NewEvent;
-    use app::store::deliveries::{Published, publish};
+    use app::store::events::Published;
     let EventCommand::Publish { partner, event_type, status, data, id, json } = command;
     let data: serde_json::Value =
         serde_json::from_str(&data).map_err(|e| anyhow::anyhow!("--data is not JSON: {e}"))?;
@@ -159,7 +156,9 @@ pub async fn event(database_url: &str, command: EventCommand) -> anyhow::Result<
         anyhow::anyhow!("{}", text.join("; "))
     })?;
     let db = open(database_url).await?;
-    let deliveries = match publish(&db, &event).await? {
+    // No dispatcher here to wake: the portals' dispatchers hear of it through the database.
+    let nobody = tokio::sync::Notify::new();
+    let deliveries = match app::service::events::publish(&db, &nobody, &event).await? {
         Published::New { deliveries } | Published::Again { deliveries } => deliveries,
         Published::Conflict => bail!("--id `{}` belongs to another partner's event", event.id),
         Published::UnknownPartner => {

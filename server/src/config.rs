@@ -8,6 +8,11 @@ use app::domain::RetrySchedule;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
+/// Largest request body the portal takes (forms, server functions, API bodies, events,
+/// templates), in bytes. A template is at most 16 KiB and an event's data is small: this leaves
+/// room and stops a client from making the server read megabytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
 /// Where the SQLite database lives when `DATABASE_URL` is not set.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/portal.db";
 

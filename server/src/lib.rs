@@ -8,6 +8,7 @@ pub mod guard;
 pub mod health;
 pub mod metrics;
 pub mod notifier;
+pub mod refusals;
 pub mod rest;
 pub mod retention;
 pub mod security;

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use app::state::AppState;
-use app::store::deliveries;
+use app::store::queue;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
@@ -117,7 +117,7 @@ pub async fn serve(
                 .into_response();
         }
     }
-    match deliveries::backlog(&state.db).await {
+    match queue::backlog(&state.db).await {
         Ok(backlog) => {
             metrics::gauge!("portal_deliveries_waiting", "state" => "due").set(backlog.due as f64);
             metrics::gauge!("portal_deliveries_waiting", "state" => "scheduled").set(backlog.scheduled as f64);

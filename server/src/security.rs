@@ -33,32 +33,22 @@ pub fn headers(router: Router, https: bool) -> Router {
     router
 }
 
-/// Largest request body the portal takes (forms, server functions, API bodies, events,
-/// templates), in bytes. A template is at most 16 KiB and an event's data is small: this leaves
-/// room and stops a client from making the server read megabytes.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
-
-/// The API's answer to a body over [`MAX_BODY_BYTES`].
-pub fn body_too_large() -> crate::rest::ApiError {
-    crate::rest::ApiError::TooLarge(format!(
-        "the request body is larger than the {} KiB the portal takes",
-        MAX_BODY_BYTES / 1024
-    ))
-}
-
-/// Refuses a body over [`MAX_BODY_BYTES`] with 413 before reading it, in the API's JSON shape
+/// Refuses a body over [`MAX_BODY_BYTES`](crate::config::MAX_BODY_BYTES) with 413 before reading it, in the API's JSON shape
 /// under `/api/v1/` and in words elsewhere. Bodies without a length are cut off at the limit
 /// by the layers [`body_limits`] adds.
 pub async fn refuse_large_bodies(request: Request, next: Next) -> Response {
     let length =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if length.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    if length.is_some_and(|n| n > crate::config::MAX_BODY_BYTES as u64) {
         if request.uri().path().starts_with("/api/v1/") {
-            return body_too_large().into_response();
+            return crate::rest::ApiError::body_too_large().into_response();
         }
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("The request body is larger than the {} KiB the portal takes.\n", MAX_BODY_BYTES / 1024),
+            format!(
+                "The request body is larger than the {} KiB the portal takes.\n",
+                crate::config::MAX_BODY_BYTES / 1024
+            ),
         )
             .into_response();
     }
@@ -69,8 +59,8 @@ pub async fn refuse_large_bodies(request: Request, next: Next) -> Response {
 /// stops being read at the limit.
 pub fn body_limits(router: Router) -> Router {
     router
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(crate::config::MAX_BODY_BYTES))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(crate::config::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(refuse_large_bodies))
 }
 

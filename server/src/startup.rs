@@ -23,8 +23,9 @@ use tokio::sync::Notify;
 
 use crate::config::ServeArgs;
 use crate::dispatcher::Dispatcher;
+use crate::guard;
+use crate::rest::{self, ApiSettings};
 use crate::session_ids::HashedIds;
-use crate::{guard, rest};
 
 /// How long a session lasts without use.
 const SESSION_IDLE: time::Duration = time::Duration::hours(12);
@@ -48,13 +49,6 @@ pub struct Application {
     admin: Option<(TcpListener, Router)>,
     /// Sends deactivation alerts.
     notifier: crate::notifier::Notifier,
-}
-
-/// What the REST API needs besides the database.
-#[derive(Debug)]
-pub struct ApiSettings {
-    /// Operator token, if the operator set one.
-    pub operator_token: Option<crate::config::OperatorToken>,
 }
 
 impl Application {
@@ -302,6 +296,7 @@ fn router(
         })
         .nest("/api/v1", rest::router(api))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn(crate::refusals::status_of_refusals))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::require_sign_in))
         .layer(axum::middleware::from_fn_with_state(site, crate::security::refuse_cross_site))
         .layer(axum::middleware::from_fn(crate::metrics::track_requests))

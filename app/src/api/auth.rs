@@ -109,34 +109,6 @@ async fn throttle_client(trust_forwarded_for: bool) -> Option<String> {
     Some(client_group(peer.0.ip()))
 }
 
-/// Answers a refused sign-in with 429 and `Retry-After` (the body stays the error the page
-/// shows). Not for a plain form post: that one is sent back to the login page with the error
-/// in its URL, and a 429 would replace the redirect.
-#[cfg(feature = "ssr")]
-fn answer_too_many(retry_after_s: u64) {
-    answer_refusal(axum::http::StatusCode::TOO_MANY_REQUESTS, Some(retry_after_s));
-}
-
-/// Answers a refused sign-in with `status` (and `Retry-After` when given) instead of the
-/// server functions' 500, except to a plain form post (see [`answer_too_many`]).
-#[cfg(feature = "ssr")]
-fn answer_refusal(status: axum::http::StatusCode, retry_after_s: Option<u64>) {
-    use axum::http::{HeaderValue, header};
-    let form_post = use_context::<axum::http::request::Parts>()
-        .and_then(|parts| {
-            parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(|v| v.contains("text/html"))
-        })
-        .unwrap_or(false);
-    if let Some(response) = use_context::<leptos_axum::ResponseOptions>()
-        && !form_post
-    {
-        response.set_status(status);
-        if let Some(seconds) = retry_after_s {
-            response.insert_header(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-    }
-}
-
 /// Signs a user in: checks the password, gives the browser a new session id, and sends it to
 /// the webhooks page. A wrong email and a wrong password get the same answer, and take as long
 /// (argon2 runs either way).
@@ -156,12 +128,10 @@ pub async fn login(email: String, password: String) -> Result<(), AppError> {
     if let Admission::Locked(wait_ms) = throttle::admit(&state.db, &keys).await? {
         let wait = (wait_ms.max(1000) as u64).div_ceil(1000);
         tracing::info!(wait_s = wait, "sign-in refused: too many attempts");
-        answer_too_many(wait);
         return Err(AppError::TooManyAttempts(wait));
     }
     let refuse = || {
         tracing::info!("failed login");
-        answer_refusal(axum::http::StatusCode::UNAUTHORIZED, None);
         Err::<(), AppError>(AppError::WrongCredentials)
     };
     let Ok(email) = EmailAddress::parse(&email) else { return refuse() };
@@ -178,7 +148,6 @@ pub async fn login(email: String, password: String) -> Result<(), AppError> {
             if err == AppError::Busy {
                 // No password was checked: the attempt takes nothing from anyone's allowance.
                 throttle::take_back(&state.db, &keys, Outcome::Unchecked).await?;
-                answer_too_many(1);
             }
             return Err(err);
         }

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::AppError;
 use crate::domain::{AttemptDetail, AttemptPage, HourBar, LogQuery, ReplayView};
+#[cfg(feature = "ssr")]
+use crate::service::deliveries as service;
 
 /// What a replay from a time would send, before it starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,52 +47,8 @@ pub async fn webhook_hourly(webhook: String) -> Result<Vec<HourBar>, AppError> {
 pub async fn resend_delivery(delivery: String) -> Result<String, AppError> {
     let (user, state) = super::require_admin().await?;
     let delivery = crate::domain::DeliveryId::parse(&delivery).map_err(|_| AppError::NotFound)?;
-    let id = resend(&state, &user.partner_id, &delivery).await?;
+    let id = service::resend(&state, &user.partner_id, &delivery).await?;
     Ok(id.to_string())
-}
-
-/// The one way a resend is made, for the portal and the API: queue it and wake the dispatcher.
-#[cfg(feature = "ssr")]
-pub async fn resend(
-    state: &crate::state::AppState,
-    partner: &crate::domain::PartnerId,
-    delivery: &crate::domain::DeliveryId,
-) -> Result<crate::domain::DeliveryId, AppError> {
-    use crate::store::log::Resent;
-    state.meter(partner, crate::domain::Metered::Resend).await?;
-    match crate::store::log::resend(&state.db, partner, delivery).await? {
-        Resent::Queued(id) => {
-            tracing::info!(partner = %partner, delivery = %delivery, resend = %id, "delivery resent");
-            state.wake.notify_one();
-            Ok(id)
-        }
-        Resent::NotFound => Err(AppError::NotFound),
-        Resent::WebhookInactive => Err(inactive()),
-    }
-}
-
-#[cfg(feature = "ssr")]
-fn inactive() -> AppError {
-    AppError::Conflict("The webhook is inactive: activate it first, then send again.".into())
-}
-
-/// A replay's start from the form or the API: the time given, or the webhook's last
-/// deactivation, or its creation.
-#[cfg(feature = "ssr")]
-async fn replay_since(
-    state: &crate::state::AppState,
-    partner: &crate::domain::PartnerId,
-    webhook: &crate::domain::WebhookId,
-    since: Option<&str>,
-) -> Result<i64, AppError> {
-    match since.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(text) => Ok(crate::domain::parse_time("since", text)?.timestamp_millis()),
-        None => {
-            let record =
-                crate::store::webhooks::record(&state.db, partner, webhook).await?.ok_or(AppError::NotFound)?;
-            Ok(record.last_deactivated_at.unwrap_or(record.created_at))
-        }
-    }
 }
 
 /// How many events "Replay missed events" would send from `since` (default: the webhook's last
@@ -99,10 +57,8 @@ async fn replay_since(
 pub async fn plan_replay(webhook: String, since: Option<String>) -> Result<ReplayPlan, AppError> {
     let (user, state) = super::require_user().await?;
     let webhook = crate::domain::WebhookId::parse(&webhook).map_err(|_| AppError::NotFound)?;
-    let since = replay_since(&state, &user.partner_id, &webhook, since.as_deref()).await?;
-    let count = crate::store::log::count_missed(&state.db, &user.partner_id, &webhook, since)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let since = service::replay_since(&state, &user.partner_id, &webhook, since.as_deref()).await?;
+    let count = service::count_missed(&state, &user.partner_id, &webhook, since).await?;
     Ok(ReplayPlan { since: crate::store::from_ms(since).to_rfc3339_opts(chrono::SecondsFormat::Secs, true), count })
 }
 
@@ -111,31 +67,7 @@ pub async fn plan_replay(webhook: String, since: Option<String>) -> Result<Repla
 pub async fn start_replay(webhook: String, since: Option<String>) -> Result<ReplayView, AppError> {
     let (user, state) = super::require_admin().await?;
     let webhook = crate::domain::WebhookId::parse(&webhook).map_err(|_| AppError::NotFound)?;
-    replay(&state, &user.partner_id, &webhook, since.as_deref()).await
-}
-
-/// The one way a replay starts, for the portal and the API.
-#[cfg(feature = "ssr")]
-pub async fn replay(
-    state: &crate::state::AppState,
-    partner: &crate::domain::PartnerId,
-    webhook: &crate::domain::WebhookId,
-    since: Option<&str>,
-) -> Result<ReplayView, AppError> {
-    use crate::store::log::Replay;
-    let since = replay_since(state, partner, webhook, since).await?;
-    state.meter(partner, crate::domain::Metered::Replay).await?;
-    match crate::store::log::start_replay(&state.db, partner, webhook, since).await? {
-        Replay::Started(view) => {
-            tracing::info!(partner = %partner, webhook = %webhook, replay = %view.id, total = view.total, "replay started");
-            state.wake.notify_one();
-            Ok(view)
-        }
-        Replay::NotFound => Err(AppError::NotFound),
-        Replay::WebhookInactive => {
-            Err(AppError::Conflict("The webhook is inactive: activate it first, then replay.".into()))
-        }
-    }
+    service::replay(&state, &user.partner_id, &webhook, since.as_deref()).await
 }
 
 /// The webhook's newest replay and its progress; `None` when it never had one.

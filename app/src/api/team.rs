@@ -27,7 +27,7 @@ pub async fn list_team() -> Result<Vec<TeamMember>, AppError> {
 #[server(endpoint = "team/add")]
 pub async fn add_team_member(email: String, role: String) -> Result<AddedMember, AppError> {
     use crate::domain::{EmailAddress, FieldError, Role};
-    use crate::store::accounts::{self, CreatePartnerError};
+    use crate::store::accounts::CreatePartnerError;
 
     let (user, state) = super::require_admin().await?;
     let mut errors = Vec::new();
@@ -35,9 +35,9 @@ pub async fn add_team_member(email: String, role: String) -> Result<AddedMember,
     let role = Role::parse(&role).map_err(|e| errors.push(e)).ok();
     let (Some(email), Some(role)) = (email, role) else { return Err(errors.into()) };
     let password = crate::auth::generate_new_password();
-    let hash = crate::auth::hash_password_off_thread(&password).await?;
     let quotas = &state.settings.quotas;
-    let id = match accounts::add_user(&state.db, &user.partner_id, &email, role, &hash, quotas.users).await {
+    let added = crate::service::accounts::add_user(&state.db, &user.partner_id, &email, role, &password, quotas.users);
+    let id = match added.await {
         Ok(Some(id)) => id,
         Ok(None) => return Err(AppError::NotFound),
         Err(CreatePartnerError::EmailTaken(_)) => {
@@ -48,7 +48,7 @@ pub async fn add_team_member(email: String, role: String) -> Result<AddedMember,
         }
         Err(CreatePartnerError::Other(e)) => return Err(e.into()),
     };
-    tracing::info!(partner = %user.partner_id, user = %id, role = role.as_str(), by = %user.user_id, "user added");
+    tracing::info!(partner = %user.partner_id, user = %id, by = %user.user_id, "added by an admin");
     let member = TeamMember { id, email: email.as_str().to_owned(), role, created_at: chrono::Utc::now() };
     Ok(AddedMember { member, password: password.expose().to_owned() })
 }

@@ -8,6 +8,8 @@ use crate::domain::WebhookView;
 
 #[cfg(feature = "ssr")]
 use crate::domain::WebhookId;
+#[cfg(feature = "ssr")]
+use crate::service::webhooks as service;
 
 /// A webhook id from a URL or a form; a malformed one is as missing as another partner's.
 #[cfg(feature = "ssr")]
@@ -48,13 +50,10 @@ pub async fn save_webhook(
     rate_limit: Option<String>,
 ) -> Result<WebhookView, AppError> {
     use crate::domain::{EventType, WebhookInput};
-    use crate::store::webhooks;
 
     let (user, state) = super::require_admin().await?;
     let existing = match id.as_deref().filter(|id| !id.is_empty()) {
-        Some(id) => {
-            Some(webhooks::record(&state.db, &user.partner_id, &webhook_id(id)?).await?.ok_or(AppError::NotFound)?)
-        }
+        Some(id) => Some(service::record(&state, &user.partner_id, &webhook_id(id)?).await?),
         None => None,
     };
     let selected: Vec<String> = [
@@ -76,26 +75,10 @@ pub async fn save_webhook(
         payload_template: payload_template.unwrap_or_default(),
         rate_limit: rate_limit.unwrap_or_default(),
     };
-    let saved_header = existing.as_ref().and_then(|r| r.settings.auth_header.as_ref());
-    let settings = input.parse(state.settings.url_policy, saved_header)?;
-    state.sender.sandbox().check(&user.partner_id, settings.payload_template.as_ref()).await?;
-    let was_active = existing.as_ref().is_some_and(|r| r.settings.active);
     let view = match existing {
-        Some(record) => {
-            webhooks::update(&state.db, &user.partner_id, &record.id, &settings).await?.ok_or(AppError::NotFound)?
-        }
-        None => {
-            let limit = state.settings.quotas.webhooks;
-            let Some((view, _)) = webhooks::create(&state.db, &user.partner_id, &settings, limit).await? else {
-                return Err(AppError::LimitReached(crate::domain::Counted::Webhooks.refusal(&state.settings.quotas)));
-            };
-            view
-        }
+        Some(record) => service::update(&state, &user.partner_id, &record, &input).await?,
+        None => service::create(&state, &user.partner_id, &input).await?.0,
     };
-    if view.active && !was_active {
-        state.wake.notify_one(); // held deliveries are due again
-    }
-    tracing::info!(partner = %user.partner_id, webhook = %view.id, "webhook saved");
     leptos_axum::redirect(&format!("/webhooks/{}", view.id));
     Ok(view)
 }
@@ -104,25 +87,14 @@ pub async fn save_webhook(
 #[server(endpoint = "webhooks/set_active")]
 pub async fn set_webhook_active(id: String, active: bool) -> Result<WebhookView, AppError> {
     let (user, state) = super::require_admin().await?;
-    let view = crate::store::webhooks::set_active(&state.db, &user.partner_id, &webhook_id(&id)?, active)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    tracing::info!(partner = %user.partner_id, webhook = %view.id, active, "webhook switched");
-    if active {
-        state.wake.notify_one(); // held deliveries are due again
-    }
-    Ok(view)
+    service::set_active(&state, &user.partner_id, &webhook_id(&id)?, active).await
 }
 
 /// Deletes a webhook and goes back to the list.
 #[server(endpoint = "webhooks/delete")]
 pub async fn delete_webhook(id: String) -> Result<(), AppError> {
     let (user, state) = super::require_admin().await?;
-    let id = webhook_id(&id)?;
-    if !crate::store::webhooks::delete(&state.db, &user.partner_id, &id).await? {
-        return Err(AppError::NotFound);
-    }
-    tracing::info!(partner = %user.partner_id, webhook = %id, "webhook deleted");
+    service::delete(&state, &user.partner_id, &webhook_id(&id)?).await?;
     leptos_axum::redirect("/webhooks");
     Ok(())
 }
@@ -131,9 +103,7 @@ pub async fn delete_webhook(id: String) -> Result<(), AppError> {
 #[server(endpoint = "webhooks/secret")]
 pub async fn reveal_signing_secret(id: String) -> Result<String, AppError> {
     let (user, state) = super::require_admin().await?;
-    let record = crate::store::webhooks::record(&state.db, &user.partner_id, &webhook_id(&id)?)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let record = service::record(&state, &user.partner_id, &webhook_id(&id)?).await?;
     Ok(record.signing_secret.expose().to_owned())
 }
 
@@ -141,10 +111,7 @@ pub async fn reveal_signing_secret(id: String) -> Result<String, AppError> {
 #[server(endpoint = "webhooks/rotate_secret")]
 pub async fn rotate_signing_secret(id: String) -> Result<String, AppError> {
     let (user, state) = super::require_admin().await?;
-    let secret = crate::store::webhooks::rotate_secret(&state.db, &user.partner_id, &webhook_id(&id)?)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    tracing::info!(partner = %user.partner_id, webhook = %id, "signing secret rotated");
+    let secret = service::rotate_secret(&state, &user.partner_id, &webhook_id(&id)?).await?;
     Ok(secret.expose().to_owned())
 }
 
@@ -152,11 +119,7 @@ pub async fn rotate_signing_secret(id: String) -> Result<String, AppError> {
 #[server(endpoint = "webhooks/test")]
 pub async fn test_webhook(id: String) -> Result<crate::domain::AttemptResult, AppError> {
     let (user, state) = super::require_admin().await?;
-    let record = crate::store::webhooks::record(&state.db, &user.partner_id, &webhook_id(&id)?)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    state.meter(&user.partner_id, crate::domain::Metered::Test).await?;
-    Ok(crate::delivery::send_test(&state.db, &state.sender, &record).await?)
+    service::test(&state, &user.partner_id, &webhook_id(&id)?).await
 }
 
 /// What a payload template makes of the sample event: the body, pretty-printed, or why not.
@@ -165,17 +128,16 @@ pub async fn test_webhook(id: String) -> Result<crate::domain::AttemptResult, Ap
 #[server(endpoint = "webhooks/preview")]
 pub async fn preview_template(template: String) -> Result<String, AppError> {
     use crate::domain::{EventBody, FieldError, PayloadTemplate};
+    use crate::sandbox::RenderError;
     let (user, state) = super::require_admin().await?;
     let body = if template.trim().is_empty() {
         serde_json::to_string(&EventBody::sample()).map_err(anyhow::Error::from)?
     } else {
         let template = PayloadTemplate::parse(&template)?;
-        state
-            .sender
-            .sandbox()
-            .render(&user.partner_id, &template, &EventBody::sample())
-            .await
-            .map_err(|e| AppError::Invalid(FieldError::new("payloadTemplate", e.0)))?
+        state.sender.sandbox().render(&user.partner_id, &template, &EventBody::sample()).await.map_err(|e| match e {
+            RenderError::Template(e) => AppError::Invalid(FieldError::new("payloadTemplate", e.0)),
+            RenderError::Unavailable(e) => e.into(),
+        })?
     };
     let value: serde_json::Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
     Ok(serde_json::to_string_pretty(&value).map_err(anyhow::Error::from)?)

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 pub use crate::domain::AttemptResult;
+use crate::domain::DeliveryTarget;
+pub use crate::domain::OutgoingRequest;
 use crate::domain::{ALLOW_PRIVATE_HINT, EventBody, FailureCause, is_private_ip, private_kind};
-use crate::sandbox::TemplateSandbox;
-use crate::store::webhooks::WebhookRecord;
+use crate::sandbox::{RenderError, TemplateSandbox, Unavailable};
 
 /// `User-Agent` of every delivery.
 pub const USER_AGENT: &str = concat!("PartnerWebhookPortal/", env!("CARGO_PKG_VERSION"));
@@ -24,63 +25,38 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait a `Retry-After` answer can ask for; longer asks are cut to this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
-/// A request ready to send: exactly these bytes, these headers.
-#[derive(Debug, Clone)]
-pub struct OutgoingRequest {
-    /// Where it goes.
-    pub url: String,
-    /// Headers in order, the auth header's real value included.
-    pub headers: Vec<(String, String)>,
-    /// The body, as signed.
-    pub body: String,
-    /// The auth header's name, so the log can mask its value.
-    auth_header_name: Option<String>,
-}
-
-impl OutgoingRequest {
-    /// The headers as the log keeps them: the auth header's value masked.
-    pub fn logged_headers(&self) -> Vec<(String, String)> {
-        self.headers
-            .iter()
-            .map(|(name, value)| {
-                if self.auth_header_name.as_deref().is_some_and(|auth| auth.eq_ignore_ascii_case(name)) {
-                    (name.clone(), crate::domain::mask(value))
-                } else {
-                    (name.clone(), value.clone())
-                }
-            })
-            .collect()
-    }
-}
-
 /// The body of `event` for `webhook`: its template's output (rendered in the sandbox) or the
-/// event as JSON. A template that fails gives the reason, which fails the attempt.
+/// event as JSON. A template that fails gives the reason, which fails the attempt; a sandbox
+/// that can't render now is [`Unavailable`], which is no attempt.
 pub async fn build_body(
     sandbox: &TemplateSandbox,
-    webhook: &WebhookRecord,
+    webhook: &DeliveryTarget,
     event: &EventBody,
-) -> Result<String, String> {
+) -> Result<Result<String, String>, Unavailable> {
     match &webhook.settings.payload_template {
-        Some(template) => {
-            sandbox.render(&webhook.partner_id, template, event).await.map_err(|e| format!("payload template: {e}"))
-        }
-        None => serde_json::to_string(event).map_err(|e| e.to_string()),
+        Some(template) => match sandbox.render(&webhook.partner_id, template, event).await {
+            Ok(body) => Ok(Ok(body)),
+            Err(RenderError::Template(e)) => Ok(Err(format!("payload template: {e}"))),
+            Err(RenderError::Unavailable(e)) => Err(e),
+        },
+        None => Ok(serde_json::to_string(event).map_err(|e| e.to_string())),
     }
 }
 
 /// Builds the request of `body` (see [`build_body`]) for `event` to `webhook` at time `now`:
 /// the signatures over those exact bytes, then the headers.
-pub fn build_request(webhook: &WebhookRecord, event: &EventBody, body: String, now: DateTime<Utc>) -> OutgoingRequest {
+pub fn build_request(webhook: &DeliveryTarget, event: &EventBody, body: String, now: DateTime<Utc>) -> OutgoingRequest {
     let timestamp = now.timestamp();
-    let mut standard = vec![sign::standard_signature(&webhook.signing_secret, &event.id, timestamp, body.as_bytes())];
+    let mut standard =
+        vec![sign::standard_signature(&webhook.signing_secret, event.id.as_str(), timestamp, body.as_bytes())];
     if let Some(previous) = &webhook.previous_secret {
-        standard.push(sign::standard_signature(previous, &event.id, timestamp, body.as_bytes()));
+        standard.push(sign::standard_signature(previous, event.id.as_str(), timestamp, body.as_bytes()));
     }
     let mut headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
         ("user-agent".to_owned(), USER_AGENT.to_owned()),
         ("x-webhook-signature".to_owned(), sign::hex_signature(&webhook.signing_secret, body.as_bytes())),
-        ("webhook-id".to_owned(), event.id.clone()),
+        ("webhook-id".to_owned(), event.id.to_string()),
         ("webhook-timestamp".to_owned(), timestamp.to_string()),
         ("webhook-signature".to_owned(), standard.join(" ")),
     ];
@@ -285,39 +261,14 @@ fn describe(e: &reqwest::Error) -> (FailureCause, String) {
     (cause, text)
 }
 
-/// "Test Webhook": sends a sample `verification.completed` event to the webhook at once,
-/// active or not, logs it as a test attempt (never retried, not counted in health) and says
-/// what happened.
-#[tracing::instrument(skip_all, fields(webhook = %webhook.id))]
-pub async fn send_test(
-    db: &crate::store::Db,
-    sender: &Sender,
-    webhook: &WebhookRecord,
-) -> anyhow::Result<AttemptResult> {
-    use crate::store::deliveries::{AttemptRecord, Next, record};
-    let event = EventBody { id: format!("evt_test_{}", ulid::Ulid::new()), ..EventBody::sample() };
-    let (request, result) = attempt(sender, webhook, &event).await;
-    let log = AttemptRecord {
-        delivery: None,
-        partner: &webhook.partner_id,
-        webhook: &webhook.id,
-        event: &event,
-        number: 1,
-        request: request.as_ref(),
-        result: &result,
-        origin: crate::domain::Origin::Test,
-    };
-    record(db, &log, &Next::Succeeded).await?;
-    Ok(result)
-}
-
-/// Builds and sends one request; a request that can't be built is a failed attempt.
+/// Builds and sends one request; a request that can't be built is a failed attempt. A
+/// template sandbox that can't render now is [`Unavailable`]: nothing was attempted.
 pub async fn attempt(
     sender: &Sender,
-    webhook: &WebhookRecord,
+    webhook: &DeliveryTarget,
     event: &EventBody,
-) -> (Option<OutgoingRequest>, AttemptResult) {
-    match build_body(&sender.sandbox, webhook, event).await {
+) -> Result<(Option<OutgoingRequest>, AttemptResult), Unavailable> {
+    Ok(match build_body(&sender.sandbox, webhook, event).await? {
         Ok(body) => {
             let request = build_request(webhook, event, body, Utc::now());
             let result = sender.send(&request).await;
@@ -329,7 +280,7 @@ pub async fn attempt(
             count(&result);
             (None, result)
         }
-    }
+    })
 }
 
 /// Every attempt in the metrics: by outcome class, and how long it took.

@@ -3,14 +3,14 @@
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::EventType;
+use super::{EventId, EventType};
 
 /// The default body of a delivery: the event's fields, as the partner docs show them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventBody {
     /// `evt_…`, the same on every attempt and redelivery, so receivers can drop duplicates.
-    pub id: String,
+    pub id: EventId,
     /// What happened.
     #[serde(rename = "type")]
     pub event_type: EventType,
@@ -27,7 +27,7 @@ impl EventBody {
     /// what template previews render.
     pub fn sample() -> Self {
         Self {
-            id: "evt_test_0000000000000000000000".into(),
+            id: EventId::parse("evt_test_0000000000000000000000").expect("a valid event id"),
             event_type: EventType::VerificationCompleted,
             status: "success".into(),
             created_at: Utc.with_ymd_and_hms(2024, 1, 15, 14, 30, 0).single().expect("a valid date"),
@@ -49,7 +49,7 @@ impl EventBody {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     /// Its id: given by the operator or generated (`evt_…`).
-    pub id: String,
+    pub id: EventId,
     /// The partner it happened for.
     pub partner: super::PartnerId,
     /// Its type.
@@ -59,9 +59,6 @@ pub struct NewEvent {
     /// The details: a JSON object.
     pub data: serde_json::Value,
 }
-
-/// Longest event id accepted.
-pub const MAX_EVENT_ID_CHARS: usize = 128;
 
 #[cfg(feature = "ssr")]
 impl NewEvent {
@@ -86,22 +83,11 @@ impl NewEvent {
             errors.push(FieldError::new("data", "must be a JSON object"));
         }
         let id = match id {
-            None => format!("evt_{}", ulid::Ulid::new()),
-            Some(id) => {
-                let ok = !id.is_empty()
-                    && id.len() <= MAX_EVENT_ID_CHARS
-                    && id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
-                if !ok {
-                    errors.push(FieldError::new(
-                        "id",
-                        format!("must be 1 to {MAX_EVENT_ID_CHARS} letters, digits, `_`, `-`, `.` or `:`"),
-                    ));
-                }
-                id.to_owned()
-            }
+            None => Some(EventId::generate()),
+            Some(id) => EventId::parse(id).map_err(|e| errors.push(FieldError::new("id", e.to_string()))).ok(),
         };
-        match (partner, event_type) {
-            (Some(partner), Some(event_type)) if errors.is_empty() => {
+        match (id, partner, event_type) {
+            (Some(id), Some(partner), Some(event_type)) if errors.is_empty() => {
                 Ok(Self { id, partner, event_type, status: status.to_owned(), data })
             }
             _ => Err(errors),
@@ -300,7 +286,7 @@ mod render {
         /// Checks a template's size and syntax. Only the parser runs here: compiling folds
         /// constant expressions (`"x" * 100000000 ~ …`), which could take the process's memory.
         /// Whether it renders JSON is checked by rendering the sample event in the sandbox
-        /// ([`crate::sandbox::TemplateSandbox::check`]), where compiling and rendering happen.
+        /// (the sandbox's `TemplateSandbox::check`), where compiling and rendering happen.
         pub fn parse(text: &str) -> Result<Self, FieldError> {
             let err = |m: String| FieldError::new("payloadTemplate", m);
             if text.len() > MAX_TEMPLATE_BYTES {

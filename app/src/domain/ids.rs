@@ -126,6 +126,67 @@ prefixed_id!(
     AlertId, "alr_", "alert"
 );
 
+/// Longest event id accepted.
+pub const MAX_EVENT_ID_CHARS: usize = 128;
+
+/// An event's id: the operator's own (1 to 128 letters, digits, `_`, `-`, `.` or `:`) or a
+/// generated `evt_…`. The same on every attempt and redelivery, so receivers can drop
+/// duplicates, and the key that makes publishing idempotent.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct EventId(String);
+
+/// Why a string is not an event id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be 1 to {MAX_EVENT_ID_CHARS} letters, digits, `_`, `-`, `.` or `:`")]
+pub struct EventIdError;
+
+impl EventId {
+    /// Parses an id received from outside (the operator's API or CLI, a filter, a URL).
+    pub fn parse(value: &str) -> Result<Self, EventIdError> {
+        let ok = !value.is_empty()
+            && value.len() <= MAX_EVENT_ID_CHARS
+            && value.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
+        if ok { Ok(Self(value.to_owned())) } else { Err(EventIdError) }
+    }
+
+    /// A new, time-ordered id, for an event published without one.
+    #[cfg(feature = "ssr")]
+    pub fn generate() -> Self {
+        Self(format!("evt_{}", ulid::Ulid::new()))
+    }
+
+    /// An id read back from the store, where only parsed ids are written.
+    #[cfg(feature = "ssr")]
+    pub(crate) fn from_trusted(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +241,16 @@ mod tests {
         let b = WebhookId::generate();
         assert_eq!(WebhookId::parse(a.as_str()).unwrap(), a);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn event_ids_are_the_operators_own_within_the_rules() {
+        for good in ["evt_1", "order:42", "a.b-c_d", &"x".repeat(MAX_EVENT_ID_CHARS)] {
+            assert_eq!(EventId::parse(good).unwrap().as_str(), good);
+        }
+        for bad in ["", "has space", "évt", "a/b", &"x".repeat(MAX_EVENT_ID_CHARS + 1)] {
+            assert_eq!(EventId::parse(bad), Err(EventIdError), "accepted {bad:?}");
+        }
+        assert!(serde_json::from_str::<EventId>("\"a b\"").is_err());
     }
 }

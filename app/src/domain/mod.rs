@@ -3,6 +3,8 @@
 //! boundary never checks again.
 
 mod account;
+#[cfg(feature = "ssr")]
+mod delivery;
 mod event;
 mod ids;
 mod log;
@@ -16,6 +18,8 @@ mod fuzz;
 use serde::{Deserialize, Serialize};
 
 pub use account::*;
+#[cfg(feature = "ssr")]
+pub use delivery::*;
 pub use event::*;
 pub use ids::*;
 pub use log::*;

@@ -8,9 +8,12 @@
 pub mod accounts;
 pub mod alerts;
 pub mod api_keys;
-pub mod deliveries;
+pub mod attempts;
+pub mod events;
 pub mod log;
+pub mod queue;
 pub mod quotas;
+mod sql;
 pub mod throttle;
 pub mod webhooks;
 
@@ -111,7 +114,7 @@ impl Db {
         };
         let secrets = match key {
             Some(key) => crate::crypto::SecretBox::new(key),
-            None => crate::crypto::SecretBox::for_database(&url)?,
+            None => crate::crypto::SecretBox::for_database(key_file_for(&url).as_deref())?,
         };
         Ok(Self { pool, writer, backend, secrets })
     }
@@ -191,6 +194,19 @@ pub fn sqlite_file(url: &str) -> Option<&std::path::Path> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then(|| std::path::Path::new(path))
+}
+
+/// Where the key file that seals the secrets of the database at `url` lives: beside a SQLite
+/// file, `data/` for PostgreSQL; `None` for an in-memory database.
+pub fn key_file_for(url: &str) -> Option<std::path::PathBuf> {
+    use crate::crypto::KEY_FILE;
+    use std::path::Path;
+    if url.starts_with("postgres") {
+        return Some(Path::new("data").join(KEY_FILE));
+    }
+    let file = sqlite_file(url)?;
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    Some(dir.join(KEY_FILE))
 }
 
 /// `$first, $first+1, …`: `count` numbered placeholders, for a list bound one value each.
@@ -316,6 +332,10 @@ mod tests {
         assert_eq!(prepare_sqlite_file(&with_query).unwrap(), format!("{url}?cache=shared&mode=rwc"));
         let read_only = format!("{url}?mode=ro");
         assert_eq!(prepare_sqlite_file(&read_only).unwrap(), read_only);
+        assert_eq!(key_file_for("sqlite:///srv/portal/portal.db"), Some("/srv/portal/secret.key".into()));
+        assert_eq!(key_file_for("sqlite:portal.db"), Some("./secret.key".into()));
+        assert_eq!(key_file_for("postgres://db/portal"), Some("data/secret.key".into()));
+        assert_eq!(key_file_for("sqlite::memory:"), None);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

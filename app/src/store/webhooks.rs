@@ -8,8 +8,8 @@ use sqlx::any::AnyRow;
 use super::{BatchSql, Db, batches, flag, from_ms, get_flag, log, now_ms, placeholders};
 use crate::crypto::SecretBox;
 use crate::domain::{
-    AuthHeader, EventFilter, Health, PartnerId, PayloadTemplate, SigningSecret, WebhookId, WebhookInput,
-    WebhookSettings, WebhookUrl, WebhookView,
+    AuthHeader, DeliveryStats, DeliveryTarget, EventFilter, PartnerId, PayloadTemplate, SigningSecret, WebhookId,
+    WebhookInput, WebhookSettings, WebhookUrl, WebhookView,
 };
 
 /// How long a rotated-out signing secret still signs deliveries, so receivers can switch over.
@@ -23,20 +23,13 @@ const COLUMNS: &str = "id, partner_id, url, active, deactivated_at, deactivated_
 /// A webhook row with its secrets: for the server's own use (delivery, signing), never sent.
 #[derive(Debug, Clone)]
 pub struct WebhookRecord {
-    /// The webhook.
-    pub id: WebhookId,
-    /// Its owner.
-    pub partner_id: PartnerId,
-    /// Checked settings.
-    pub settings: WebhookSettings,
+    /// What sending needs (its id, partner, settings and secrets; read through this record
+    /// as if they were its own fields).
+    pub target: DeliveryTarget,
     /// When it was switched off, if it is.
     pub deactivated_at: Option<i64>,
     /// Why the dispatcher switched it off, when it did.
     pub deactivated_reason: Option<String>,
-    /// The current signing secret.
-    pub signing_secret: SigningSecret,
-    /// The rotated-out secret, while it is still valid.
-    pub previous_secret: Option<SigningSecret>,
     /// Creation time (ms).
     pub created_at: i64,
     /// Last change (ms).
@@ -47,6 +40,14 @@ pub struct WebhookRecord {
     pub failures_in_a_row: i64,
     /// When it was last switched off, kept after reactivation (ms).
     pub last_deactivated_at: Option<i64>,
+}
+
+impl std::ops::Deref for WebhookRecord {
+    type Target = DeliveryTarget;
+
+    fn deref(&self) -> &DeliveryTarget {
+        &self.target
+    }
 }
 
 /// What a sealed value of a webhook is bound to (the AEAD's associated data): the webhook and
@@ -72,14 +73,7 @@ impl WebhookRecord {
     fn from_row(row: &AnyRow, secrets: &SecretBox) -> anyhow::Result<Self> {
         let id: String = row.try_get("id")?;
         let open = |value: &str, kind| secrets.open(value, &place(&id, kind));
-        let event_types: Option<String> = row.try_get("event_types")?;
-        let event_filter = match event_types {
-            None => EventFilter::All,
-            Some(json) => {
-                let names: Vec<String> = serde_json::from_str(&json).context("event_types is not a JSON array")?;
-                EventFilter::parse(Some(&names)).map_err(|e| anyhow::anyhow!("stored {e}"))?
-            }
-        };
+        let event_filter = event_filter_of(row.try_get("event_types")?)?;
         let auth_header = match (
             row.try_get::<Option<String>, _>("auth_header_name")?,
             row.try_get::<Option<String>, _>("auth_header_value")?,
@@ -97,7 +91,7 @@ impl WebhookRecord {
             }
             _ => None,
         };
-        Ok(Self {
+        let target = DeliveryTarget {
             id: WebhookId::parse(&id)?,
             partner_id: PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?,
             settings: WebhookSettings {
@@ -110,13 +104,16 @@ impl WebhookRecord {
                     .map(PayloadTemplate::from_trusted),
                 rate_limit: row.try_get::<Option<i64>, _>("rate_limit")?.and_then(|n| u32::try_from(n).ok()),
             },
-            deactivated_at: row.try_get("deactivated_at")?,
-            deactivated_reason: row.try_get("deactivated_reason")?,
             signing_secret: SigningSecret::from_trusted(open(
                 &row.try_get::<String, _>("signing_secret")?,
                 SecretKind::Signing,
             )?),
             previous_secret,
+        };
+        Ok(Self {
+            target,
+            deactivated_at: row.try_get("deactivated_at")?,
+            deactivated_reason: row.try_get("deactivated_reason")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             last_attempt: match (
@@ -142,34 +139,6 @@ impl WebhookRecord {
             event_types: s.event_filter.names(),
             payload_template: s.payload_template.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default(),
             rate_limit: s.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
-        }
-    }
-}
-
-/// What the delivery log says about a webhook, for its list row and badge.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct DeliveryStats {
-    /// Newest non-test attempt: time (ms) and whether it succeeded.
-    pub last_attempt: Option<(i64, bool)>,
-    /// Share of the last 24 hours' non-test attempts that succeeded, 0 to 100.
-    pub success_rate: Option<f64>,
-    /// Failed attempts since the last success.
-    pub failures_in_a_row: i64,
-}
-
-impl DeliveryStats {
-    /// The badge for a webhook with these stats.
-    pub fn health(&self, active: bool, deactivated_by_dispatcher: bool) -> Health {
-        if deactivated_by_dispatcher {
-            Health::Red
-        } else if !active {
-            Health::Inactive
-        } else if self.failures_in_a_row >= 3 {
-            Health::Red
-        } else if self.failures_in_a_row > 0 || self.success_rate.is_some_and(|r| r < 95.0) {
-            Health::Yellow
-        } else {
-            Health::Green
         }
     }
 }
@@ -205,8 +174,21 @@ async fn view_one(db: &Db, record: &WebhookRecord) -> anyhow::Result<WebhookView
     Ok(view(record, rates.get(record.id.as_str()).copied()))
 }
 
+/// The `event_types` column of `filter`: `NULL` for all types, else a JSON list of names.
 fn event_types_column(filter: &EventFilter) -> Option<String> {
     filter.names().map(|names| serde_json::to_string(&names).expect("a list of strings serializes"))
+}
+
+/// The filter an `event_types` column holds (see [`event_types_column`]); the one place it is
+/// read. A value that is not a list of known types is an error, never "all types".
+pub(super) fn event_filter_of(column: Option<String>) -> anyhow::Result<EventFilter> {
+    match column {
+        None => Ok(EventFilter::All),
+        Some(json) => {
+            let names: Vec<String> = serde_json::from_str(&json).context("event_types is not a JSON array")?;
+            EventFilter::parse(Some(&names)).map_err(|e| anyhow::anyhow!("stored {e}"))
+        }
+    }
 }
 
 /// Creates a webhook with a fresh signing secret; answers it with the secret, shown this once,
@@ -341,10 +323,10 @@ pub async fn update(
     .await
     .context("could not update the webhook")?;
     match (was_active, settings.active) {
-        (false, true) if super::deliveries::release_held(&mut tx, id, now).await? > 0 => {
+        (false, true) if super::queue::release_held(&mut tx, id, now).await? > 0 => {
             db.announce_work(&mut tx).await?;
         }
-        (true, false) => super::deliveries::hold_waiting(&mut tx, &[id.as_str()], now).await?,
+        (true, false) => super::queue::hold_waiting(&mut tx, &[id.as_str()], now).await?,
         _ => {}
     }
     tx.commit().await.context("could not commit the webhook")?;
@@ -360,7 +342,7 @@ pub async fn set_active(
     active: bool,
 ) -> anyhow::Result<Option<WebhookView>> {
     let Some(record) = record(db, partner, id).await? else { return Ok(None) };
-    let settings = WebhookSettings { active, ..record.settings };
+    let settings = WebhookSettings { active, ..record.settings.clone() };
     update(db, partner, id, &settings).await
 }
 

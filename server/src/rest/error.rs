@@ -14,7 +14,7 @@ pub struct ErrorBody {
 /// `{code, message}`, with `field` and `errors` when fields were refused.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `too_large`, `validation_failed`, `limit_reached`, `rate_limited` or `internal`.
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `too_large`, `validation_failed`, `limit_reached`, `rate_limited`, `busy` or `internal`.
     code: String,
     /// What was wrong, in words.
     message: String,
@@ -61,12 +61,41 @@ pub enum ApiError {
     /// Fields broke rules; nothing was changed. Never empty.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<app::domain::FieldError>),
+    /// The portal has no room for this work right now (every template worker busy); nothing
+    /// was done, try again shortly.
+    #[error("{0}")]
+    Busy(String),
     /// Something failed on our side; the cause is logged, not sent.
     #[error("internal error")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for ApiError {
+    /// An internal failure, except a template sandbox that can't render now: [`ApiError::Busy`].
+    fn from(err: anyhow::Error) -> Self {
+        match err.downcast::<app::sandbox::Unavailable>() {
+            Ok(busy) => busy.into(),
+            Err(err) => Self::Internal(err),
+        }
+    }
+}
+
+impl From<app::sandbox::Unavailable> for ApiError {
+    fn from(err: app::sandbox::Unavailable) -> Self {
+        tracing::warn!(why = %err, "refused: the template sandbox can't render now");
+        Self::Busy(format!("{err}."))
+    }
 }
 
 impl ApiError {
+    /// The answer to a body over [`MAX_BODY_BYTES`](crate::config::MAX_BODY_BYTES).
+    pub fn body_too_large() -> Self {
+        Self::TooLarge(format!(
+            "the request body is larger than the {} KiB the portal takes",
+            crate::config::MAX_BODY_BYTES / 1024
+        ))
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
@@ -78,6 +107,7 @@ impl ApiError {
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::LimitReached(_) => (StatusCode::UNPROCESSABLE_ENTITY, "limit_reached"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, "busy"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -100,6 +130,9 @@ impl IntoResponse for ApiError {
             body["error"]["errors"] = json!(fields);
         }
         let mut response = (status, Json(body)).into_response();
+        if let Self::Busy(_) = &self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -121,6 +154,7 @@ impl From<app::api::AppError> for ApiError {
             AppError::InvalidFields(fields) => Self::Invalid(fields),
             AppError::LimitReached(message) => Self::LimitReached(message),
             AppError::RateLimited(message) => Self::RateLimited(message),
+            AppError::Busy => Self::Busy(AppError::Busy.to_string()),
             AppError::Unauthorized | AppError::WrongCredentials => Self::Unauthorized("sign in first"),
             other => Self::Internal(anyhow::anyhow!("{other}")),
         }

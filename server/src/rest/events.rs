@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use app::domain::NewEvent;
 use app::state::AppState;
-use app::store::deliveries::{self, Published};
+use app::store::events::Published;
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -12,8 +12,8 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ApiSettings;
 use super::{ApiError, ApiJson, ErrorBody};
-use crate::startup::ApiSettings;
 
 /// A caller holding the operator token.
 pub struct Operator;
@@ -84,12 +84,8 @@ pub async fn publish(
 ) -> Result<(StatusCode, Json<PublishedBody>), ApiError> {
     let event = NewEvent::parse(&body.partner_id, &body.event_type, &body.status, body.data, body.id.as_deref())
         .map_err(ApiError::Invalid)?;
-    let deliveries = match deliveries::publish(&state.db, &event).await? {
-        Published::New { deliveries } => {
-            state.wake.notify_one();
-            deliveries
-        }
-        Published::Again { deliveries } => deliveries,
+    let deliveries = match app::service::events::publish(&state.db, &state.wake, &event).await? {
+        Published::New { deliveries } | Published::Again { deliveries } => deliveries,
         Published::Conflict => {
             return Err(ApiError::Conflict(format!("event id `{}` belongs to another partner's event", event.id)));
         }
@@ -100,5 +96,5 @@ pub async fn publish(
             )]));
         }
     };
-    Ok((StatusCode::ACCEPTED, Json(PublishedBody { id: event.id, deliveries })))
+    Ok((StatusCode::ACCEPTED, Json(PublishedBody { id: event.id.to_string(), deliveries })))
 }

@@ -34,7 +34,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 Err(ApiError::BadRequest("send the body as JSON with `Content-Type: application/json`".into()))
             }
             Err(other) if other.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(crate::security::body_too_large())
+                Err(ApiError::body_too_large())
             }
             Err(other) => Err(ApiError::BadRequest(format!("the body is not valid JSON: {}", other.body_text()))),
         }

@@ -60,7 +60,7 @@ pub async fn webhook_attempts(
     Path(id): Path<String>,
     params: Result<Query<LogQuery>, QueryRejection>,
 ) -> Result<Json<AttemptPage>, ApiError> {
-    let webhook = super::webhooks::load(&state, &partner, &id).await?.id;
+    let webhook = super::webhooks::load(&state, &partner, &id).await?.id.clone();
     let mut request = query(params)?.parse().map_err(ApiError::Invalid)?;
     request.filter.webhook = Some(webhook);
     Ok(Json(app::store::log::page(&state.db, &partner.0, &request).await?))
@@ -100,7 +100,7 @@ pub async fn resend(
 ) -> Result<(StatusCode, Json<ResentBody>), ApiError> {
     let not_found = || ApiError::NotFound(format!("no delivery with id `{}`", id.chars().take(64).collect::<String>()));
     let delivery = DeliveryId::parse(&id).map_err(|_| not_found())?;
-    let new = app::api::resend(&state, &partner.0, &delivery).await.map_err(|e| match e {
+    let new = app::service::deliveries::resend(&state, &partner.0, &delivery).await.map_err(|e| match e {
         app::api::AppError::NotFound => not_found(),
         other => other.into(),
     })?;
@@ -122,10 +122,12 @@ pub async fn replay(
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not valid: {e}")))?
     };
     let webhook = super::webhooks::parse_id(&id)?;
-    let view = app::api::replay(&state, &partner.0, &webhook, body.since.as_deref()).await.map_err(|e| match e {
-        app::api::AppError::NotFound => super::webhooks::not_found(&id),
-        other => other.into(),
-    })?;
+    let view = app::service::deliveries::replay(&state, &partner.0, &webhook, body.since.as_deref()).await.map_err(
+        |e| match e {
+            app::api::AppError::NotFound => super::webhooks::not_found(&id),
+            other => other.into(),
+        },
+    )?;
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
@@ -136,7 +138,7 @@ pub async fn replay_progress(
     partner: ApiPartner,
     Path(id): Path<String>,
 ) -> Result<Json<ReplayView>, ApiError> {
-    let webhook = super::webhooks::load(&state, &partner, &id).await?.id;
+    let webhook = super::webhooks::load(&state, &partner, &id).await?.id.clone();
     app::store::log::latest_replay(&state.db, &partner.0, &webhook)
         .await?
         .map(Json)

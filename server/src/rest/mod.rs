@@ -20,7 +20,12 @@ pub use auth::{ApiAdmin, ApiPartner};
 pub use error::{ApiError, ErrorBody};
 pub use json::ApiJson;
 
-use crate::startup::ApiSettings;
+/// What the REST API needs besides the database.
+#[derive(Debug)]
+pub struct ApiSettings {
+    /// Operator token, if the operator set one.
+    pub operator_token: Option<crate::config::OperatorToken>,
+}
 
 /// The `/api/v1` routes.
 pub fn router(settings: Arc<ApiSettings>) -> Router<AppState> {

@@ -1,6 +1,8 @@
 //! `/api/v1/webhooks`: the partner's webhooks over REST.
 
-use app::domain::{AttemptResult, PartnerId, WebhookId, WebhookInput, WebhookSettings, WebhookView};
+use app::api::AppError;
+use app::domain::{AttemptResult, WebhookId, WebhookInput, WebhookView};
+use app::service::webhooks as service;
 use app::state::AppState;
 use app::store::webhooks::{self, WebhookRecord};
 use axum::Json;
@@ -111,16 +113,17 @@ pub(super) fn parse_id(id: &str) -> Result<WebhookId, ApiError> {
     WebhookId::parse(id).map_err(|_| not_found(id))
 }
 
-/// The partner's webhook `id` with its secrets, or the 404 a missing one (or another partner's) gets.
-pub(super) async fn load(state: &AppState, partner: &ApiPartner, id: &str) -> Result<WebhookRecord, ApiError> {
-    webhooks::record(&state.db, &partner.0, &parse_id(id)?).await?.ok_or_else(|| not_found(id))
+/// The service's refusal as the API says it, a missing webhook naming the id asked for.
+pub(super) fn refusal(id: &str) -> impl Fn(AppError) -> ApiError + '_ {
+    move |err| match err {
+        AppError::NotFound => not_found(id),
+        other => other.into(),
+    }
 }
 
-/// Renders the template of `settings` for the sample event in the sandbox: a 422 naming
-/// `payloadTemplate` when it does not make JSON there.
-async fn check_template(state: &AppState, partner: &PartnerId, settings: &WebhookSettings) -> Result<(), ApiError> {
-    let template = settings.payload_template.as_ref();
-    state.sender.sandbox().check(partner, template).await.map_err(|e| ApiError::Invalid(vec![e]))
+/// The partner's webhook `id` with its secrets, or the 404 a missing one (or another partner's) gets.
+pub(super) async fn load(state: &AppState, partner: &ApiPartner, id: &str) -> Result<WebhookRecord, ApiError> {
+    service::record(state, &partner.0, &parse_id(id)?).await.map_err(refusal(id))
 }
 
 /// `GET /api/v1/webhooks`
@@ -149,13 +152,7 @@ pub async fn create(
         payload_template: body.payload_template.unwrap_or_default(),
         rate_limit: body.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
     };
-    let settings = input.parse(state.settings.url_policy, None).map_err(ApiError::Invalid)?;
-    check_template(&state, &partner.0, &settings).await?;
-    let quotas = &state.settings.quotas;
-    let (webhook, secret) = webhooks::create(&state.db, &partner.0, &settings, quotas.webhooks)
-        .await?
-        .ok_or_else(|| ApiError::LimitReached(app::domain::Counted::Webhooks.refusal(quotas)))?;
-    tracing::info!(partner = %partner.0, webhook = %webhook.id, "webhook created over the API");
+    let (webhook, secret) = service::create(&state, &partner.0, &input).await?;
     Ok((StatusCode::CREATED, Json(CreatedBody { webhook, secret: secret.expose().to_owned() })))
 }
 
@@ -200,15 +197,7 @@ pub async fn update(
     if let Some(limit) = body.rate_limit {
         input.rate_limit = limit.map(|n| n.to_string()).unwrap_or_default();
     }
-    let settings =
-        input.parse(state.settings.url_policy, record.settings.auth_header.as_ref()).map_err(ApiError::Invalid)?;
-    check_template(&state, &partner.0, &settings).await?;
-    let webhook =
-        webhooks::update(&state.db, &partner.0, &record.id, &settings).await?.ok_or_else(|| not_found(&id))?;
-    if webhook.active && !record.settings.active {
-        state.wake.notify_one(); // held deliveries are due again
-    }
-    Ok(Json(webhook))
+    Ok(Json(service::update(&state, &partner.0, &record, &input).await.map_err(refusal(&id))?))
 }
 
 /// `DELETE /api/v1/webhooks/{id}`: 204.
@@ -218,19 +207,12 @@ pub async fn delete(
     ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if !webhooks::delete(&state.db, &partner.0, &parse_id(&id)?).await? {
-        return Err(not_found(&id));
-    }
+    service::delete(&state, &partner.0, &parse_id(&id)?).await.map_err(refusal(&id))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn switch(state: AppState, partner: ApiPartner, id: String, active: bool) -> Result<Json<WebhookView>, ApiError> {
-    let webhook =
-        webhooks::set_active(&state.db, &partner.0, &parse_id(&id)?, active).await?.ok_or_else(|| not_found(&id))?;
-    if active {
-        state.wake.notify_one(); // held deliveries are due again
-    }
-    Ok(Json(webhook))
+    Ok(Json(service::set_active(&state, &partner.0, &parse_id(&id)?, active).await.map_err(refusal(&id))?))
 }
 
 /// `POST /api/v1/webhooks/{id}/test`: 200 with what the receiver said, whatever it said.
@@ -240,9 +222,7 @@ pub async fn test(
     ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<AttemptResult>, ApiError> {
-    let record = load(&state, &partner, &id).await?;
-    state.meter(&partner.0, app::domain::Metered::Test).await?;
-    Ok(Json(app::delivery::send_test(&state.db, &state.sender, &record).await?))
+    Ok(Json(service::test(&state, &partner.0, &parse_id(&id)?).await.map_err(refusal(&id))?))
 }
 
 /// `POST /api/v1/webhooks/{id}/activate`
@@ -283,7 +263,6 @@ pub async fn rotate_secret(
     ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<SecretBody>, ApiError> {
-    let secret =
-        webhooks::rotate_secret(&state.db, &partner.0, &parse_id(&id)?).await?.ok_or_else(|| not_found(&id))?;
+    let secret = service::rotate_secret(&state, &partner.0, &parse_id(&id)?).await.map_err(refusal(&id))?;
     Ok(Json(SecretBody { secret: secret.expose().to_owned() }))
 }

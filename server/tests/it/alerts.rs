@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::dispatcher::setup;
+use crate::helpers::setup;
 use crate::receiver::{Receiver, Reply, eventually};
 
 const DEADLINE: Duration = Duration::from_secs(15);

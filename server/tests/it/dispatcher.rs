@@ -10,90 +10,10 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use sqlx::Row;
 
-use crate::helpers::{OPERATOR_TOKEN, TestApp, spawn_app_with};
+use crate::helpers::setup;
 use crate::receiver::{Receiver, Reply, eventually};
 
 const DEADLINE: Duration = Duration::from_secs(10);
-
-/// A partner with an API key, on a portal that may deliver to 127.0.0.1.
-pub struct Setup {
-    pub app: TestApp,
-    pub partner: String,
-    pub key: String,
-}
-
-pub async fn setup(flags: &[&str]) -> Setup {
-    let mut all = vec!["--allow-private-targets", "true"];
-    all.extend(flags);
-    let app = spawn_app_with(&all).await;
-    let partner = app.create_partner("Acme", "ann@acme.test").await;
-    let key = app.create_api_key(&partner.id).await;
-    Setup { partner: partner.id.to_string(), key, app }
-}
-
-impl Setup {
-    pub async fn create_webhook(&self, body: Value) -> Value {
-        let response = crate::helpers::http()
-            .post(self.app.url("/api/v1/webhooks"))
-            .bearer_auth(&self.key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
-        response.json().await.unwrap()
-    }
-
-    pub async fn publish(&self, body: Value) -> (StatusCode, Value) {
-        let response = crate::helpers::http()
-            .post(self.app.url("/api/v1/events"))
-            .bearer_auth(OPERATOR_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (response.status(), response.json().await.unwrap())
-    }
-
-    pub async fn publish_event(&self, id: &str) -> Value {
-        let (status, body) = self
-            .publish(json!({"partnerId": self.partner, "type": "verification.completed", "status": "success", "id": id,
-                "data": {"verificationId": "ver_abc123", "sessionId": 123}}))
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        body
-    }
-
-    pub async fn webhook(&self, id: &str) -> Value {
-        let response = crate::helpers::http()
-            .get(self.app.url(&format!("/api/v1/webhooks/{id}")))
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .unwrap();
-        response.json().await.unwrap()
-    }
-
-    pub async fn post(&self, path: &str) -> Value {
-        let response = crate::helpers::http().post(self.app.url(path)).bearer_auth(&self.key).send().await.unwrap();
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(status, StatusCode::OK, "{path}: {body}");
-        body
-    }
-
-    /// The attempts logged for a webhook, oldest first: (event id, number, outcome, error, test).
-    pub async fn attempts(&self, webhook: &str) -> Vec<(String, i64, String, Option<String>, i64)> {
-        sqlx::query("SELECT event_id, attempt_number, outcome, error, test FROM attempts WHERE webhook_id = $1 ORDER BY created_at, id")
-            .bind(webhook)
-            .fetch_all(self.app.db.pool())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.get("event_id"), r.get("attempt_number"), r.get("outcome"), r.get("error"), r.get("test")))
-            .collect()
-    }
-}
 
 fn header<'a>(request: &'a crate::receiver::Received, name: &str) -> &'a str {
     request.headers.get(name).unwrap_or_else(|| panic!("no {name} header")).to_str().unwrap()
@@ -432,26 +352,4 @@ async fn one_webhook_gets_at_most_four_requests_at_once() {
     let first = got[0].at;
     let early = got.iter().filter(|r| r.at.duration_since(first) < Duration::from_millis(300)).count();
     assert!(early <= 4, "{early} requests were in flight at once");
-}
-
-/// Benchmark, not a check of speed: how close to the default 1/2/4/8/16 s schedule retries
-/// fire. Prints each gap's lateness; `docs/benchmarks.md` records the figures. Takes 31 s:
-/// `cargo test --test it retry_timing -- --ignored --nocapture`.
-#[tokio::test]
-#[ignore = "benchmark; run by hand"]
-async fn retry_timing_with_the_default_schedule() {
-    let s = setup(&[]).await;
-    let receiver = Receiver::start(Reply::Status(200, "ok")).await;
-    receiver.script((0..5).map(|_| Reply::Status(500, "fail")));
-    s.create_webhook(json!({"url": receiver.url})).await;
-    s.publish_event("evt_timing").await;
-    let got = receiver.wait_for(6, Duration::from_secs(45)).await;
-    let mut worst = 0;
-    for (i, expected) in [1000u128, 2000, 4000, 8000, 16000].into_iter().enumerate() {
-        let late = got[i + 1].at.duration_since(got[i].at).as_millis() as i128 - expected as i128;
-        println!("retry {}: expected {expected} ms after the failure, came {late:+} ms off", i + 1);
-        worst = worst.max(late.unsigned_abs());
-        assert!(late >= 0, "a retry came early");
-    }
-    println!("worst lateness: {worst} ms");
 }

@@ -1,15 +1,19 @@
 //! A portal per test: its own SQLite file in a temporary folder, listening on a free port; a
-//! `portal` process of its own for what only a whole process shows; sign-in and metrics helpers.
+//! `portal` process of its own for what only a whole process shows; sign-in and metrics helpers;
+//! a partner with an API key on a portal that delivers to 127.0.0.1 (`setup`).
 
 use app::api::AppError;
 use app::domain::{EmailAddress, NewPassword, PartnerId, PartnerName};
 use app::store::Db;
 use app::store::throttle::ThrottleKey;
 use clap::Parser;
+use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, LOCATION, REFERER};
 use reqwest::redirect::Policy;
+use serde_json::{Value, json};
 use server::config::{Cli, Command};
 use server::startup::Application;
+use sqlx::Row;
 use tempfile::TempDir;
 
 /// A running portal.
@@ -46,8 +50,11 @@ pub async fn spawn_app_with(flags: &[&str]) -> TestApp {
     let site_root = dir.path().join("site");
     let mut args = vec!["portal", "serve", "--addr", "127.0.0.1:0", "--operator-token", OPERATOR_TOKEN];
     args.extend(["--site-root", site_root.to_str().unwrap()]);
-    // The test binary is not the portal: the template sandbox starts the portal's.
-    args.extend(["--template-worker", env!("CARGO_BIN_EXE_portal")]);
+    // The test binary is not the portal: the template sandbox starts the portal's (unless the
+    // test names another).
+    if !flags.contains(&"--template-worker") {
+        args.extend(["--template-worker", env!("CARGO_BIN_EXE_portal")]);
+    }
     args.extend(flags);
     let cli = Cli::try_parse_from(args).expect("test flags parse");
     let Some(Command::Serve(args)) = cli.command else { unreachable!() };
@@ -344,11 +351,76 @@ pub fn assert_signed_in(answer: &(reqwest::StatusCode, Option<AppError>), what: 
 
 /// The count and lock of `key` in the sign-in throttle, if it has a row.
 pub async fn throttle_row(app: &TestApp, key: ThrottleKey) -> Option<(i64, Option<i64>)> {
-    use sqlx::Row;
     sqlx::query("SELECT failures, locked_until FROM login_throttle WHERE key = $1")
         .bind(key.stored())
         .fetch_optional(app.db.pool())
         .await
         .unwrap()
         .map(|row| (row.get("failures"), row.get("locked_until")))
+}
+
+/// A partner with an API key, on a portal that may deliver to 127.0.0.1.
+pub struct Setup {
+    pub app: TestApp,
+    pub partner: String,
+    pub key: String,
+}
+
+pub async fn setup(flags: &[&str]) -> Setup {
+    let mut all = vec!["--allow-private-targets", "true"];
+    all.extend(flags);
+    let app = spawn_app_with(&all).await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    let key = app.create_api_key(&partner.id).await;
+    Setup { partner: partner.id.to_string(), key, app }
+}
+
+impl Setup {
+    pub async fn create_webhook(&self, body: Value) -> Value {
+        let response =
+            http().post(self.app.url("/api/v1/webhooks")).bearer_auth(&self.key).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
+    pub async fn publish(&self, body: Value) -> (StatusCode, Value) {
+        let response =
+            http().post(self.app.url("/api/v1/events")).bearer_auth(OPERATOR_TOKEN).json(&body).send().await.unwrap();
+        (response.status(), response.json().await.unwrap())
+    }
+
+    pub async fn publish_event(&self, id: &str) -> Value {
+        let (status, body) = self
+            .publish(json!({"partnerId": self.partner, "type": "verification.completed", "status": "success", "id": id,
+                "data": {"verificationId": "ver_abc123", "sessionId": 123}}))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body
+    }
+
+    pub async fn webhook(&self, id: &str) -> Value {
+        let response =
+            http().get(self.app.url(&format!("/api/v1/webhooks/{id}"))).bearer_auth(&self.key).send().await.unwrap();
+        response.json().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str) -> Value {
+        let response = http().post(self.app.url(path)).bearer_auth(&self.key).send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        body
+    }
+
+    /// The attempts logged for a webhook, oldest first: (event id, number, outcome, error, test).
+    pub async fn attempts(&self, webhook: &str) -> Vec<(String, i64, String, Option<String>, i64)> {
+        sqlx::query("SELECT event_id, attempt_number, outcome, error, test FROM attempts WHERE webhook_id = $1 ORDER BY created_at, id")
+            .bind(webhook)
+            .fetch_all(self.app.db.pool())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.get("event_id"), r.get("attempt_number"), r.get("outcome"), r.get("error"), r.get("test")))
+            .collect()
+    }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::dispatcher::{Setup, setup};
 use crate::helpers::{OPERATOR_TOKEN, http};
+use crate::helpers::{Setup, setup};
 use crate::receiver::{Receiver, Reply, eventually};
 
 /// Builds a 100 MB string and doubles it: far past the sandbox's 64 MiB, so the render can only
@@ -271,16 +271,16 @@ async fn users_and_api_keys_stop_at_their_limits_in_the_portal() {
     let client = s.app.signed_in_client(&partner).await;
     let (status, answer) =
         s.app.server_fn(&client, "team/add", &[("email", "new@team.test"), ("role", "viewer")]).await;
-    assert!(
-        !status.is_success() && answer.contains("limit of 1 users") && answer.contains("PORTAL_MAX_USERS"),
-        "{answer}"
-    );
+    // The portal's own calls answer a limit as the REST API does: 422, not a server error.
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(answer.contains("limit of 1 users") && answer.contains("PORTAL_MAX_USERS"), "{answer}");
     for _ in 0..2 {
         let (status, answer) = s.app.server_fn(&client, "api_keys/create", &[("name", "ci")]).await;
         assert!(status.is_success(), "{status} {answer}");
     }
     let (status, answer) = s.app.server_fn(&client, "api_keys/create", &[("name", "one more")]).await;
-    assert!(!status.is_success() && answer.contains("limit of 2 API keys"), "{status} {answer}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(answer.contains("limit of 2 API keys"), "{status} {answer}");
 }
 
 #[tokio::test]
@@ -300,22 +300,35 @@ async fn a_replay_larger_than_a_chunk_plans_and_queues_every_missed_event() {
             Some(&format!("evt_m_{i:05}")),
         )
         .unwrap();
-        app::store::deliveries::publish(&s.app.db, &event).await.unwrap();
+        app::store::events::publish(&s.app.db, &event).await.unwrap();
     }
     s.post(&format!("/api/v1/webhooks/{id}/activate")).await;
     let webhook_id = app::domain::WebhookId::parse(&id).unwrap();
-    let planned = app::store::log::count_missed(&s.app.db, &partner, &webhook_id, 0).await.unwrap();
+    let planned = app::store::queue::count_missed(&s.app.db, &partner, &webhook_id, 0).await.unwrap();
     assert_eq!(planned, Some(MISSED as i64), "the plan counts every missed event");
-    let (status, replay) =
-        post_json(&s, &format!("/api/v1/webhooks/{id}/replay"), json!({"since": "2000-01-01T00:00:00Z"})).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{replay}");
-    assert_eq!(replay["total"], MISSED, "{replay}");
+    // Three replays at once (a double click, two tabs): between them each event is queued once.
+    let path = format!("/api/v1/webhooks/{id}/replay");
+    let replay = || post_json(&s, &path, json!({"since": "2000-01-01T00:00:00Z"}));
+    let (a, b, c) = tokio::join!(replay(), replay(), replay());
+    let answers = [a, b, c];
+    let mut queued = 0;
+    for (status, replay) in &answers {
+        assert_eq!(*status, StatusCode::ACCEPTED, "{replay}");
+        queued += replay["total"].as_u64().unwrap();
+    }
+    assert_eq!(queued, MISSED as u64, "the replays queued each missed event once between them: {answers:?}");
     let got = receiver.wait_for(MISSED, Duration::from_secs(60)).await;
     let ids: std::collections::HashSet<String> = got
         .iter()
         .map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(ids.len(), MISSED, "each missed event once");
+    assert_eq!(ids.len(), MISSED, "each missed event arrived");
+    let deliveries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE webhook_id = $1")
+        .bind(&id)
+        .fetch_one(s.app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(deliveries, MISSED as i64, "no event has two deliveries");
 }
 
 #[tokio::test]
@@ -359,8 +372,9 @@ async fn a_sealed_auth_header_moved_to_another_partners_webhook_does_not_open_th
 const SLOW_ON_THE_SAMPLE: &str =
     r#"{% for i in range(5000) %}{% set s = "ab" * (data.sessionId * 10000) %}{% endfor %}{"id": {{ id|tojson }}}"#;
 
-/// Worker processes of `program` still running (zombies, killed and not yet reaped, left out).
-fn running(program: &std::path::Path) -> usize {
+/// Process ids of `program`'s worker processes still running (zombies, killed and not yet
+/// reaped, left out).
+fn worker_pids(program: &std::path::Path) -> Vec<String> {
     let program = program.to_string_lossy().into_owned();
     std::fs::read_dir("/proc")
         .unwrap()
@@ -371,17 +385,32 @@ fn running(program: &std::path::Path) -> usize {
             let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).unwrap_or("Z");
             String::from_utf8_lossy(&cmdline).starts_with(&program) && state != "Z"
         })
-        .count()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn running(program: &std::path::Path) -> usize {
+    worker_pids(program).len()
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to the process `pid`.
+fn signal(pid: &str, signal: &str) {
+    let status = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid).status().unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// A sandbox whose workers have a name of their own, to find them among the processes.
+fn sandbox_of_its_own(dir: &std::path::Path) -> (app::sandbox::TemplateSandbox, std::path::PathBuf) {
+    let program = dir.join("portal-of-this-test");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_portal"), &program).unwrap();
+    (app::sandbox::TemplateSandbox::new(program.clone()), program)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_render_nobody_waits_for_any_more_stops_its_worker() {
     use app::domain::{EventBody, PartnerId, PayloadTemplate};
-    // A name of its own for this sandbox's workers, to find them among the processes.
     let dir = tempfile::tempdir().unwrap();
-    let program = dir.path().join("portal-of-this-test");
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_portal"), &program).unwrap();
-    let sandbox = app::sandbox::TemplateSandbox::new(program.clone());
+    let (sandbox, program) = sandbox_of_its_own(dir.path());
     let partner = PartnerId::generate();
     let quick = PayloadTemplate::parse(r#"{"id": {{ id|tojson }}}"#).unwrap();
     sandbox.render(&partner, &quick, &EventBody::sample()).await.unwrap();
@@ -395,4 +424,66 @@ async fn a_render_nobody_waits_for_any_more_stops_its_worker() {
         running(&program) == 0
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_render_counts_processor_time_not_a_wait_for_a_core() {
+    use app::domain::{EventBody, PartnerId, PayloadTemplate};
+    use app::sandbox::RenderError;
+    let dir = tempfile::tempdir().unwrap();
+    let (sandbox, program) = sandbox_of_its_own(dir.path());
+    let partner = PartnerId::generate();
+    let quick = PayloadTemplate::parse(r#"{"id": {{ id|tojson }}}"#).unwrap();
+    let sample = EventBody::sample();
+    sandbox.render(&partner, &quick, &sample).await.unwrap();
+    let [worker] = &worker_pids(&program)[..] else { panic!("one worker waits") };
+    // The worker gets no processor for 300 ms (a busy machine): a quick template still renders.
+    signal(worker, "STOP");
+    let resume = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        signal(worker, "CONT");
+    };
+    let (rendered, ()) = tokio::join!(sandbox.render(&partner, &quick, &sample), resume);
+    assert_eq!(rendered.map(|body| body.contains("evt_")), Ok(true), "a wait for a core is no fault of the template");
+    // A worker that never answers is killed after a second; the render is "unavailable", not the
+    // template's failure.
+    signal(worker, "STOP");
+    let rendered = sandbox.render(&partner, &quick, &sample).await;
+    assert!(matches!(rendered, Err(RenderError::Unavailable(_))), "{rendered:?}");
+    eventually("the stuck worker is killed", Duration::from_secs(3), || async { running(&program) == 0 }).await;
+}
+
+#[tokio::test]
+async fn a_delivery_waits_without_counting_an_attempt_while_the_template_sandbox_is_unavailable() {
+    use app::domain::{PartnerId, UrlPolicy, WebhookInput};
+    // No worker can start: every render is the sandbox's failure, not the template's.
+    let s = setup(&["--template-worker", "/nonexistent/portal"]).await;
+    let receiver = Receiver::start(Reply::Status(200, "ok")).await;
+    let input = WebhookInput {
+        url: receiver.url.clone(),
+        active: true,
+        payload_template: r#"{"id": {{ id|tojson }}}"#.into(),
+        ..Default::default()
+    };
+    let settings = input.parse(UrlPolicy { allow_private: true }, None).unwrap();
+    let partner = PartnerId::parse(&s.partner).unwrap();
+    let (webhook, _) = app::store::webhooks::create(&s.app.db, &partner, &settings, u32::MAX).await.unwrap().unwrap();
+    let published: i64 = app::store::now_ms();
+    s.publish_event("evt_waits").await;
+    let pending = || async {
+        sqlx::query_as::<_, (String, i64, i64)>("SELECT state, attempts, next_attempt_at FROM deliveries")
+            .fetch_one(s.app.db.pool())
+            .await
+            .unwrap()
+    };
+    // Tried and put back more than once: a second later each time.
+    eventually("the delivery is put back twice", Duration::from_secs(10), || async {
+        pending().await.2 >= published + 2_000
+    })
+    .await;
+    let (state, attempts, _) = pending().await;
+    assert_eq!((state.as_str(), attempts), ("pending", 0), "no attempt counted against the partner");
+    assert!(s.attempts(webhook.id.as_str()).await.is_empty(), "nothing failed in the log");
+    assert_eq!(s.webhook(webhook.id.as_str()).await["active"], true);
+    assert!(receiver.received().is_empty());
 }

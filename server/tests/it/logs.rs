@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::dispatcher::{Setup, setup};
+use crate::helpers::{Setup, setup};
 use crate::receiver::{Receiver, Reply, eventually};
 
 const DEADLINE: Duration = Duration::from_secs(15);
@@ -489,7 +489,7 @@ async fn retention_prunes_old_attempts_and_leaves_the_counters_right() {
 #[tokio::test]
 async fn a_batch_of_attempts_to_one_webhook_counts_like_one_at_a_time() {
     use app::domain::{AttemptResult, EventBody, Origin};
-    use app::store::deliveries::{FinishedAttempt, Next, record_many};
+    use app::store::attempts::{FinishedAttempt, Next, record_many};
     use sqlx::Row;
     let app = crate::helpers::spawn_app().await;
     let partner = app.create_partner("Acme", "ann@acme.test").await.id;

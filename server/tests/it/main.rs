@@ -3,12 +3,12 @@
 
 mod alerts;
 mod api;
-mod bench_logs;
 mod cli;
 pub mod crash;
 mod dispatcher;
 mod helpers;
 mod isolation;
+mod layers;
 mod logs;
 mod operations;
 mod portal_webhooks;

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::dispatcher::setup;
+use crate::helpers::setup;
 use crate::helpers::{JsonAnswer, sample, scrape, spawn_app_with};
 use crate::receiver::{Receiver, Reply, eventually};
 

@@ -144,55 +144,54 @@ async fn three_dispatchers_share_a_burst_and_survive_a_kill() {
     web.wait().unwrap();
 }
 
-/// Benchmark, not a test (ignored by default): deliveries per second on PostgreSQL with 1, 2
-/// and 3 dispatcher processes draining the same backlog into a receiver that answers at once.
-/// `TEST_DATABASE_URL=postgres://root@127.0.0.1:5432/postgres cargo test --release -p server
-/// --test it bench_dispatchers -- --ignored --nocapture`
+/// Publishes `n` events of `partner` straight in the store, ids `{prefix}{i}`.
+async fn publish_in_store(db: &app::store::Db, partner: &app::domain::PartnerId, prefix: &str, n: usize) {
+    for i in 0..n {
+        let id = format!("{prefix}{i}");
+        let event =
+            app::domain::NewEvent::parse(partner.as_str(), "verification.completed", "success", json!({}), Some(&id))
+                .unwrap();
+        app::store::events::publish(db, &event).await.unwrap();
+    }
+}
+
 #[tokio::test]
-#[ignore = "a benchmark: run with --ignored --nocapture, in release, with TEST_DATABASE_URL"]
-async fn bench_dispatchers() {
-    const WEBHOOKS: usize = 20;
-    const EVENTS: usize = 500;
-    assert!(std::env::var(TEST_DATABASE_URL).is_ok_and(|u| u.starts_with("postgres")), "needs {TEST_DATABASE_URL}");
-    println!("| dispatcher processes | deliveries | seconds | deliveries per second |");
-    println!("|---|---|---|---|");
-    for processes in 1..=3 {
-        let dir = tempfile::tempdir().unwrap();
-        let database_url = fresh_database_url(dir.path()).await;
-        let receiver = Receiver::start(Reply::Status(200, "ok")).await;
-        let db = app::store::Db::connect(&database_url).await.unwrap();
-        db.migrate().await.unwrap();
-        let partner = insert_partner(&db, "Acme", "ann@acme.test").await.id;
-        insert_webhooks(&db, &partner, &receiver.url, WEBHOOKS).await;
-        for i in 0..EVENTS {
-            let id = format!("evt_{i}");
-            let event = app::domain::NewEvent::parse(
-                partner.as_str(),
-                "verification.completed",
-                "success",
-                json!({"n": i}),
-                Some(&id),
-            )
-            .unwrap();
-            app::store::deliveries::publish(&db, &event).await.unwrap();
-        }
-        let total = WEBHOOKS * EVENTS;
-        let started = Instant::now();
-        let mut children: Vec<_> = (0..processes)
-            .map(|_| {
-                spawn_portal(&database_url, &["--no-web", "--allow-private-targets", "true"], "dispatcher started").0
-            })
-            .collect();
-        let until = Instant::now() + Duration::from_secs(300);
-        while receiver.received().len() < total {
-            assert!(Instant::now() < until, "only {} of {total} arrived", receiver.received().len());
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        println!("| {processes} | {total} | {seconds:.2} | {:.0} |", total as f64 / seconds);
-        for child in &mut children {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
+async fn two_dispatchers_each_keep_places_for_another_partner_while_one_partners_receivers_hang() {
+    if !std::env::var(TEST_DATABASE_URL).is_ok_and(|u| u.starts_with("postgres")) {
+        eprintln!("skipped: the multi-process test needs {TEST_DATABASE_URL}=postgres://…");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database_url(dir.path()).await;
+    let args = ["--allow-private-targets", "true", "--delivery-timeout", "60s", "--no-web"];
+    let mut dispatchers: Vec<_> =
+        (0..2).map(|_| spawn_portal(&database_url, &args, "listening for new deliveries").0).collect();
+    let db = app::store::Db::connect(&database_url).await.unwrap();
+
+    // Partner A: 200 webhooks whose receivers hang, 2,000 deliveries; without fair places each
+    // process would give A all of its own 256.
+    let hanging = Receiver::start(Reply::Hang(Duration::from_secs(120))).await;
+    let a = insert_partner(&db, "Acme", "ann@acme.test").await.id;
+    insert_webhooks(&db, &a, &hanging.url, 200).await;
+    publish_in_store(&db, &a, "evt_a_", 10).await;
+    let a_share = server::dispatcher::MAX_IN_FLIGHT - server::dispatcher::RESERVED_PLACES;
+    let until = Instant::now() + Duration::from_secs(30);
+    while hanging.received().len() < 2 * a_share {
+        assert!(Instant::now() < until, "only {} of A's requests went out", hanging.received().len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Partner B publishes 20 events to a fast receiver: every one arrives while A's hang.
+    let fast = Receiver::start(Reply::Status(200, "ok")).await;
+    let b = insert_partner(&db, "Beta", "bea@beta.test").await.id;
+    insert_webhooks(&db, &b, &fast.url, 1).await;
+    publish_in_store(&db, &b, "evt_b_", 20).await;
+    let expected: HashSet<String> = (0..20).map(|i| format!("evt_b_{i}")).collect();
+    wait_for_all(&fast, &expected, Duration::from_secs(15)).await;
+    assert_eq!(hanging.received().len(), 2 * a_share, "A holds no more than its share in each process");
+
+    for child in &mut dispatchers {
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }

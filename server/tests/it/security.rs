@@ -463,5 +463,5 @@ async fn webhook_secrets_are_sealed_in_the_database_and_old_plain_ones_get_seale
         .unwrap()
         .unwrap();
     assert_eq!(record.signing_secret.expose(), "whsec_plainOldSecret");
-    assert_eq!(record.settings.auth_header.unwrap().expose_value(), "plain-old-value");
+    assert_eq!(record.settings.auth_header.as_ref().unwrap().expose_value(), "plain-old-value");
 }

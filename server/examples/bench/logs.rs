@@ -1,24 +1,26 @@
-//! Benchmark, not a test (ignored by default): the webhooks list and the logs pages with a
-//! million attempts stored against the same pages with a hundred. Run it with
-//! `cargo test --release -p server --test it bench_log_pages -- --ignored --nocapture`
-//! (`BENCH_ATTEMPTS` changes the large size). Figures go to `docs/benchmarks.md`.
+//! The log pages run: the webhooks list and the logs pages, in the browser and over REST, with a
+//! hundred attempts stored and with a million (`BENCH_ATTEMPTS` changes the large size), each
+//! request timed from outside the portal.
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use app::domain::{ApiKeyName, EmailAddress, NewPassword, PartnerId, PartnerName, Role, UrlPolicy, WebhookInput};
+use app::store::Db;
+use serde_json::Value;
 
-use crate::dispatcher::setup;
+use crate::portal::Portal;
 
 const WEBHOOKS: i64 = 5;
 const SAMPLES: usize = 50;
+const EMAIL: &str = "ann@bench.test";
+const PASSWORD: &str = "correct horse battery staple";
 
 /// Fills the log with `n` attempts over the last 29 days, spread over the webhooks, every
 /// tenth a failure, with the counters the dispatcher would have kept for the last two days.
-async fn fill(db: &app::store::Db, partner: &str, webhooks: &[String], n: i64) {
+async fn fill(db: &Db, partner: &PartnerId, webhooks: &[String], n: i64) {
     let now = app::store::now_ms();
     let step = 29 * 24 * 3600 * 1000 / n.max(1);
-    let cases: String =
-        webhooks.iter().enumerate().map(|(i, w)| format!(" WHEN {i} THEN '{w}'")).collect::<Vec<_>>().join("");
+    let cases: String = webhooks.iter().enumerate().map(|(i, w)| format!(" WHEN {i} THEN '{w}'")).collect();
     sqlx::query(&format!(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
          INSERT INTO attempts (id, partner_id, webhook_id, delivery_id, event_id, event_type, attempt_number, outcome, \
@@ -29,7 +31,7 @@ async fn fill(db: &app::store::Db, partner: &str, webhooks: &[String], n: i64) {
            '[[\"content-type\",\"application/json\"]]', '{{\"id\":\"evt\"}}', 'ok', 0, 'event', $3 - i * $4 FROM n"
     ))
     .bind(n)
-    .bind(partner)
+    .bind(partner.as_str())
     .bind(now)
     .bind(step)
     .execute(db.pool())
@@ -45,8 +47,6 @@ async fn fill(db: &app::store::Db, partner: &str, webhooks: &[String], n: i64) {
     .await
     .unwrap();
     sqlx::query("ANALYZE").execute(db.pool()).await.unwrap();
-    // Let the dispatcher get past the long write before anything is timed.
-    tokio::time::sleep(Duration::from_secs(2)).await;
 }
 
 /// Median and 95th percentile of `SAMPLES` GETs of `url`.
@@ -67,33 +67,66 @@ async fn time(client: &reqwest::Client, url: &str, key: Option<&str>) -> (Durati
     (times[SAMPLES / 2], times[SAMPLES * 95 / 100])
 }
 
-async fn measure(n: i64) -> Vec<(String, Duration, Duration)> {
-    let s = setup(&[]).await;
+/// A partner with a user who can sign in, an API key and `WEBHOOKS` webhooks, on `portal`.
+async fn partner(portal: &Portal) -> (PartnerId, String, Vec<String>) {
+    let hash = app::auth::hash_password(&NewPassword::parse(PASSWORD).unwrap()).unwrap();
+    let (partner, _) = app::store::accounts::create_partner_with_user(
+        &portal.db,
+        &PartnerName::parse("Bench").unwrap(),
+        &EmailAddress::parse(EMAIL).unwrap(),
+        &hash,
+    )
+    .await
+    .unwrap();
+    let key = app::service::accounts::create_api_key(
+        &portal.db,
+        &partner,
+        &ApiKeyName::parse("bench").unwrap(),
+        Role::Admin,
+        u32::MAX,
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .key;
     let mut webhooks = Vec::new();
     for i in 0..WEBHOOKS {
-        let created: Value = s.create_webhook(json!({"url": format!("https://hooks.example.com/{i}")})).await;
-        webhooks.push(created["id"].as_str().unwrap().to_owned());
+        let input = WebhookInput { url: format!("https://hooks.example.com/{i}"), ..Default::default() };
+        let settings = input.parse(UrlPolicy::default(), None).unwrap();
+        let (view, _) = app::store::webhooks::create(&portal.db, &partner, &settings, u32::MAX).await.unwrap().unwrap();
+        webhooks.push(view.id.to_string());
     }
+    (partner, key, webhooks)
+}
+
+/// Each request's median and 95th percentile with `n` attempts stored.
+async fn measure(n: i64) -> Vec<(&'static str, Duration, Duration)> {
+    let portal = Portal::start(&[]).await;
+    let (partner, key, webhooks) = partner(&portal).await;
     let started = Instant::now();
-    fill(&s.app.db, &s.partner, &webhooks, n).await;
-    eprintln!("filled {n} attempts in {:?}", started.elapsed());
-    let partner = crate::helpers::TestPartner {
-        id: app::domain::PartnerId::parse(&s.partner).unwrap(),
-        email: "ann@acme.test".into(),
-        password: "correct horse battery staple".into(),
-    };
-    let client = s.app.signed_in_client(&partner).await;
+    fill(&portal.db, &partner, &webhooks, n).await;
+    println!("  filled {n} attempts in {:.1} s", started.elapsed().as_secs_f64());
+    let browser = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let signed_in = browser
+        .post(format!("{}/api/login", portal.address))
+        .header("referer", format!("{}/login", portal.address))
+        .form(&[("email", EMAIL), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert!(signed_in.status().is_success() || signed_in.status().is_redirection(), "sign-in: {}", signed_in.status());
     let w = &webhooks[0];
-    let (_, page) = {
-        let response = crate::helpers::http()
-            .get(s.app.url(&format!("/api/v1/webhooks/{w}/attempts?limit=100")))
-            .bearer_auth(&s.key)
-            .send()
-            .await
-            .unwrap();
-        (response.status(), response.json::<Value>().await.unwrap())
-    };
-    let deep = page["next"].as_str().map(str::to_owned).unwrap_or_default();
+    let api = reqwest::Client::new();
+    let page: Value = api
+        .get(format!("{}/api/v1/webhooks/{w}/attempts?limit=100", portal.address))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let deep = page["next"].as_str().unwrap_or_default().to_owned();
     let mut out = Vec::new();
     for (name, path, key) in [
         ("webhooks list page", "/webhooks".to_owned(), None),
@@ -101,34 +134,29 @@ async fn measure(n: i64) -> Vec<(String, Duration, Duration)> {
         ("webhook logs page", format!("/webhooks/{w}/logs"), None),
         ("webhook logs page, failures only", format!("/webhooks/{w}/logs?outcome=failure"), None),
         ("partner-wide logs page", "/logs".to_owned(), None),
-        ("API: GET /webhooks", "/api/v1/webhooks".to_owned(), Some(s.key.as_str())),
+        ("API: GET /webhooks", "/api/v1/webhooks".to_owned(), Some(key.as_str())),
         (
             "API: attempts, second page",
             format!("/api/v1/webhooks/{w}/attempts?limit=100&cursor={deep}"),
-            Some(s.key.as_str()),
+            Some(key.as_str()),
         ),
     ] {
-        let (p50, p95) = time(&client, &s.app.url(&path), key).await;
-        out.push((name.to_owned(), p50, p95));
+        let client = if key.is_some() { &api } else { &browser };
+        let (p50, p95) = time(client, &format!("{}{path}", portal.address), key).await;
+        out.push((name, p50, p95));
     }
+    crate::report(&portal, &format!("logs, {n} attempts"));
     out
 }
 
-#[tokio::test]
-#[ignore = "a benchmark: run with --ignored --nocapture, in release"]
-async fn bench_log_pages() {
+pub async fn logs() {
     let large: i64 = std::env::var("BENCH_ATTEMPTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let small = measure(100).await;
     let big = measure(large).await;
     println!("| request | 100 attempts p50 / p95 | {large} attempts p50 / p95 |");
     println!("|---|---|---|");
+    let ms = |d: &Duration| d.as_secs_f64() * 1e3;
     for ((name, s50, s95), (_, b50, b95)) in small.iter().zip(&big) {
-        println!(
-            "| {name} | {:.1} ms / {:.1} ms | {:.1} ms / {:.1} ms |",
-            s50.as_secs_f64() * 1e3,
-            s95.as_secs_f64() * 1e3,
-            b50.as_secs_f64() * 1e3,
-            b95.as_secs_f64() * 1e3
-        );
+        println!("| {name} | {:.1} ms / {:.1} ms | {:.1} ms / {:.1} ms |", ms(s50), ms(s95), ms(b50), ms(b95));
     }
 }

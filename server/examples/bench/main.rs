@@ -1,16 +1,19 @@
 //! The dispatcher benchmark: drives a real `portal serve` process end to end and measures
 //! deliveries per second, publish-to-first-attempt latency, retry timing and the effect of
-//! hanging webhooks, with the portal's peak memory and CPU time.
+//! hanging webhooks, one partner's hanging receivers beside another's, sign-in bursts and the
+//! log pages' speed with a million attempts stored, with the portal's peak memory and CPU time.
 //!
 //! ```text
 //! cargo build --release -p server --bin portal --example bench
-//! target/release/examples/bench [throughput|latency|retries|slow|tenants|signin|all]
+//! target/release/examples/bench [throughput|latency|retries|slow|tenants|signin|logs|all]
+//! BENCH_DATABASE=postgres://root@127.0.0.1:5432/postgres target/release/examples/bench dispatchers
 //! BENCH_DATABASE=postgres://root@127.0.0.1:5432/postgres target/release/examples/bench throughput
 //! ```
 //!
 //! `PORTAL_BIN` names the portal to run (a wrapper that starts it under a profiler, say), and
 //! `BENCH_EVENTS` the events per partner of the throughput run (200) or of the latency run
-//! (5,000), `BENCH_RATE` the latency run's events per second (500).
+//! (5,000), `BENCH_RATE` the latency run's events per second (500), `BENCH_ATTEMPTS` the
+//! attempts stored for the logs run's large case (1,000,000).
 //!
 //! Events are published through the real API (`POST /api/v1/events`, operator token) by
 //! concurrent clients; a receiver in this process (axum on 127.0.0.1) answers 200 at once, or
@@ -18,187 +21,18 @@
 //! a SQLite file in a temporary folder, or a new PostgreSQL database on the server named by
 //! `BENCH_DATABASE`.
 
+mod dispatchers;
+mod logs;
+mod portal;
+
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use app::domain::{PartnerId, UrlPolicy, WebhookInput};
-use app::store::Db;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use app::domain::PartnerId;
 use serde_json::json;
 
-const TOKEN: &str = "bench-operator-token-0123456789abcdef";
-
-/// What the receiver saw: (webhook path, event id, arrival).
-type Log = Arc<Mutex<Vec<(String, String, Instant)>>>;
-
-async fn receive(State(log): State<Log>, Path((kind, hook)): Path<(String, String)>, headers: HeaderMap) -> StatusCode {
-    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    log.lock().unwrap().push((format!("{kind}/{hook}"), id, Instant::now()));
-    match kind.as_str() {
-        "fail" => StatusCode::INTERNAL_SERVER_ERROR,
-        "hang" => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            StatusCode::OK
-        }
-        _ => StatusCode::OK,
-    }
-}
-
-/// A receiver on 127.0.0.1; answers its base URL and its log.
-async fn receiver() -> (String, Log) {
-    let log: Log = Arc::default();
-    let app = axum::Router::new().route("/{kind}/{hook}", axum::routing::post(receive)).with_state(log.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, log)
-}
-
-/// A fresh database URL: SQLite in `dir`, or a new database on `BENCH_DATABASE`'s server (with
-/// the server's URL and the database's name, to drop it afterwards).
-async fn fresh_database(dir: &std::path::Path) -> (String, Option<(String, String)>) {
-    use sqlx::{Connection, Executor};
-    match std::env::var("BENCH_DATABASE") {
-        Ok(server) if server.starts_with("postgres") => {
-            sqlx::any::install_default_drivers();
-            let name = format!("portal_bench_{}", ulid::Ulid::new().to_string().to_lowercase());
-            let mut admin = sqlx::AnyConnection::connect(&server).await.unwrap();
-            admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-            let (host, _) = server.rsplit_once('/').unwrap();
-            (format!("{host}/{name}"), Some((server, name)))
-        }
-        _ => (format!("sqlite://{}/bench.db", dir.display()), None),
-    }
-}
-
-/// The portal under test, its address and its database.
-struct Portal {
-    child: Child,
-    address: String,
-    db: Db,
-    /// A PostgreSQL run's server and database, dropped when the run ends.
-    postgres: Option<(String, String)>,
-    _dir: tempfile::TempDir,
-}
-
-impl Portal {
-    async fn start(args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (database_url, postgres) = fresh_database(dir.path()).await;
-        let db = Db::connect(&database_url).await.unwrap();
-        db.migrate().await.unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let binary = std::env::var("PORTAL_BIN").unwrap_or_else(|_| "target/release/portal".into());
-        let child = Command::new(binary)
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--operator-token", TOKEN])
-            .args(["--allow-private-targets", "true", "--site-root", dir.path().to_str().unwrap()])
-            .args(args)
-            .env("DATABASE_URL", &database_url)
-            // BENCH_PORTAL_LOG: a file for the portal's log, at BENCH_RUST_LOG's level.
-            .env("RUST_LOG", std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(Stdio::null())
-            .stderr(match std::env::var("BENCH_PORTAL_LOG") {
-                Ok(path) => Stdio::from(std::fs::File::create(path).expect("BENCH_PORTAL_LOG can be created")),
-                Err(_) => Stdio::null(),
-            })
-            .spawn()
-            .expect("target/release/portal runs (cargo build --release -p server --bin portal)");
-        let address = format!("http://127.0.0.1:{port}");
-        // Generous: under a profiler the portal starts slowly.
-        let until = Instant::now() + Duration::from_secs(180);
-        while reqwest::get(format!("{address}/healthz")).await.is_err() {
-            assert!(Instant::now() < until, "the portal did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Self { child, address, db, postgres, _dir: dir }
-    }
-
-    /// A partner with `urls` as its webhooks.
-    async fn partner(&self, urls: &[String]) -> PartnerId {
-        let email = format!("{}@bench.test", ulid::Ulid::new().to_string().to_lowercase());
-        let (partner, _) = app::store::accounts::create_partner_with_user(
-            &self.db,
-            &app::domain::PartnerName::parse("Bench").unwrap(),
-            &app::domain::EmailAddress::parse(&email).unwrap(),
-            "not-a-hash",
-        )
-        .await
-        .unwrap();
-        for url in urls {
-            let input = WebhookInput { url: url.clone(), active: true, ..Default::default() };
-            let settings = input.parse(UrlPolicy { allow_private: true }, None).unwrap();
-            app::store::webhooks::create(&self.db, &partner, &settings, u32::MAX).await.unwrap();
-        }
-        partner
-    }
-
-    /// Context switches of the portal's threads so far (those still running), voluntary ones
-    /// (a thread waiting for another) and all.
-    fn switches(&self) -> (u64, u64) {
-        let mut voluntary = 0;
-        let mut all = 0;
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).into_iter().flatten().flatten();
-        for task in tasks {
-            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-            for line in status.lines() {
-                let count = |prefix: &str| line.strip_prefix(prefix).and_then(|v| v.trim().parse::<u64>().ok());
-                if let Some(n) = count("voluntary_ctxt_switches:") {
-                    voluntary += n;
-                    all += n;
-                } else if let Some(n) = count("nonvoluntary_ctxt_switches:") {
-                    all += n;
-                }
-            }
-        }
-        (voluntary, all)
-    }
-
-    /// Peak resident memory (MB) and CPU time (s) of the portal so far.
-    fn resources(&self) -> (f64, f64) {
-        let pid = self.child.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let peak_kb: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0.0);
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-        let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-            + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-        (peak_kb / 1024.0, ticks / 100.0)
-    }
-}
-
-impl Drop for Portal {
-    /// Stops the portal as an operator would (SIGTERM, so a profiler wrapping it writes its
-    /// results), kills it if it has not stopped within a minute, and drops a PostgreSQL run's
-    /// database (leftover databases slow the server down for every later run).
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let until = Instant::now() + Duration::from_secs(60);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some((server, name)) = self.postgres.take() {
-            let db = self.db.clone();
-            tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(async {
-                    use sqlx::{Connection, Executor};
-                    db.pool().close().await;
-                    db.writer().close().await;
-                    let mut admin = sqlx::AnyConnection::connect(&server).await.unwrap();
-                    admin.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str()).await.unwrap();
-                })
-            });
-        }
-    }
-}
+use portal::{Log, Portal, TOKEN, receiver};
 
 /// Publishes `count` events for each partner, `rate` per second in all (`None`: as fast as
 /// `concurrency` clients go), with ids that start `evt_{prefix}`; answers when each was
@@ -253,7 +87,7 @@ async fn publish(
 }
 
 /// Waits until `n` requests on paths starting with `path` have arrived.
-async fn wait_for(log: &Log, path: &str, n: usize, deadline: Duration) {
+pub(crate) async fn wait_for(log: &Log, path: &str, n: usize, deadline: Duration) {
     let until = Instant::now() + deadline;
     // Counting all is O(1); the bench shares the cores with the portal.
     let arrived = || {
@@ -288,7 +122,7 @@ fn percentiles(mut ms: Vec<f64>) -> String {
     format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n = {})", at(0.5), at(0.99), at(1.0), ms.len())
 }
 
-fn report(portal: &Portal, what: &str) {
+pub(crate) fn report(portal: &Portal, what: &str) {
     let (rss, cpu) = portal.resources();
     let (voluntary, all) = portal.switches();
     println!("  portal: peak RSS {rss:.1} MB, CPU {cpu:.1} s, {all} context switches ({voluntary} voluntary) ({what})");
@@ -517,6 +351,8 @@ async fn main() {
         "slow" => slow().await,
         "tenants" => tenants().await,
         "signin" => signin().await,
+        "logs" => logs::logs().await,
+        "dispatchers" => dispatchers::dispatchers().await,
         "all" => {
             throughput().await;
             latency().await;
@@ -524,7 +360,10 @@ async fn main() {
             slow().await;
             tenants().await;
             signin().await;
+            logs::logs().await;
         }
-        other => panic!("unknown benchmark `{other}`: throughput, latency, retries, slow, tenants, signin or all"),
+        other => panic!(
+            "unknown benchmark `{other}`: throughput, latency, retries, slow, tenants, signin, logs, dispatchers (PostgreSQL) or all"
+        ),
     }
 }

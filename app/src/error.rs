@@ -1,4 +1,5 @@
-//! The one error type of the server functions: what the browser is told when a call fails.
+//! The one error type of the use cases and the server functions: what the browser is told when
+//! a call fails (the REST API translates it into its own).
 
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
@@ -20,7 +21,8 @@ pub enum AppError {
     /// the email belongs to a user or not.
     #[error("Too many failed sign-ins. Please wait {} and try again.", wait_words(*.0))]
     TooManyAttempts(u64),
-    /// Every password-checking slot is taken (a burst of sign-ins); nothing was tried.
+    /// Every password-checking slot is taken (a burst of sign-ins), or every template worker;
+    /// nothing was tried.
     #[error("The portal is busy. Please try again in a moment.")]
     Busy,
     /// The signed-in user's role may not do this.
@@ -64,6 +66,22 @@ fn wait_words(seconds: u64) -> String {
 }
 
 impl AppError {
+    /// The HTTP status a server function answers with this error (the portal's server sets it;
+    /// see `server::refusals`), and the seconds to name in `Retry-After`, if any.
+    pub fn status(&self) -> (u16, Option<u64>) {
+        match self {
+            Self::Unauthorized | Self::WrongCredentials => (401, None),
+            Self::TooManyAttempts(seconds) => (429, Some(*seconds)),
+            Self::Busy => (429, Some(1)),
+            Self::RateLimited(_) => (429, None),
+            Self::Forbidden(_) => (403, None),
+            Self::NotFound => (404, None),
+            Self::Invalid(_) | Self::InvalidFields(_) | Self::LimitReached(_) => (422, None),
+            Self::Conflict(_) => (409, None),
+            Self::Internal | Self::Transport(_) => (500, None),
+        }
+    }
+
     /// The field error, when that is what this is, to show next to its field.
     pub fn field_error(&self, field: &str) -> Option<&str> {
         match self {
@@ -95,8 +113,19 @@ impl From<anyhow::Error> for AppError {
             tracing::warn!("refused: every password-hashing slot is busy");
             return Self::Busy;
         }
+        if let Some(why) = err.downcast_ref::<crate::sandbox::Unavailable>() {
+            tracing::warn!(why = %why, "refused: the template sandbox can't render now");
+            return Self::Busy;
+        }
         tracing::error!(error = format!("{err:#}"), "server function failed");
         Self::Internal
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<crate::sandbox::Unavailable> for AppError {
+    fn from(err: crate::sandbox::Unavailable) -> Self {
+        anyhow::Error::from(err).into()
     }
 }
 

@@ -1,0 +1,74 @@
+//! A webhook's deliveries again: resend one, or replay the events it never received.
+
+use crate::domain::{DeliveryId, Metered, PartnerId, ReplayView, WebhookId, parse_time};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::queue::{self, Replay, Resent};
+
+/// Sends a delivery's event again to the same webhook (a new delivery, logged as a resend),
+/// counted against the partner's resends per minute. Refused while the webhook is inactive.
+pub async fn resend(state: &AppState, partner: &PartnerId, delivery: &DeliveryId) -> Result<DeliveryId, AppError> {
+    state.meter(partner, Metered::Resend).await?;
+    match queue::resend(&state.db, partner, delivery).await? {
+        Resent::Queued(id) => {
+            tracing::info!(partner = %partner, delivery = %delivery, resend = %id, "delivery resent");
+            state.wake.notify_one();
+            Ok(id)
+        }
+        Resent::NotFound => Err(AppError::NotFound),
+        Resent::WebhookInactive => {
+            Err(AppError::Conflict("The webhook is inactive: activate it first, then send again.".into()))
+        }
+    }
+}
+
+/// Where a replay starts (ms): `since` when given (RFC 3339), else the webhook's last
+/// deactivation, else its creation.
+pub async fn replay_since(
+    state: &AppState,
+    partner: &PartnerId,
+    webhook: &WebhookId,
+    since: Option<&str>,
+) -> Result<i64, AppError> {
+    match since.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(text) => Ok(parse_time("since", text)?.timestamp_millis()),
+        None => {
+            let record = super::webhooks::record(state, partner, webhook).await?;
+            Ok(record.last_deactivated_at.unwrap_or(record.created_at))
+        }
+    }
+}
+
+/// How many events a replay from `since` (ms) would send: the webhook's types' events never
+/// queued for it, counted by the database.
+pub async fn count_missed(
+    state: &AppState,
+    partner: &PartnerId,
+    webhook: &WebhookId,
+    since: i64,
+) -> Result<i64, AppError> {
+    queue::count_missed(&state.db, partner, webhook, since).await?.ok_or(AppError::NotFound)
+}
+
+/// Starts "Replay missed events" from `since` (see [`replay_since`]), counted against the
+/// partner's replays per minute; queued in chunks. Refused while the webhook is inactive.
+pub async fn replay(
+    state: &AppState,
+    partner: &PartnerId,
+    webhook: &WebhookId,
+    since: Option<&str>,
+) -> Result<ReplayView, AppError> {
+    let since = replay_since(state, partner, webhook, since).await?;
+    state.meter(partner, Metered::Replay).await?;
+    match queue::start_replay(&state.db, partner, webhook, since).await? {
+        Replay::Started(view) => {
+            tracing::info!(partner = %partner, webhook = %webhook, replay = %view.id, total = view.total, "replay started");
+            state.wake.notify_one();
+            Ok(view)
+        }
+        Replay::NotFound => Err(AppError::NotFound),
+        Replay::WebhookInactive => {
+            Err(AppError::Conflict("The webhook is inactive: activate it first, then replay.".into()))
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! A partner's webhooks: create, update, switch on or off, delete, rotate the secret, test.
+
+use crate::domain::{
+    AttemptResult, Counted, EventBody, EventId, Metered, Origin, PartnerId, SigningSecret, WebhookId, WebhookInput,
+    WebhookView,
+};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::webhooks::{self, WebhookRecord};
+
+/// The partner's webhook `id` with its secrets; [`AppError::NotFound`] for a missing one or
+/// another partner's.
+pub async fn record(state: &AppState, partner: &PartnerId, id: &WebhookId) -> Result<WebhookRecord, AppError> {
+    webhooks::record(&state.db, partner, id).await?.ok_or(AppError::NotFound)
+}
+
+/// Checks `input` (every refused field at once) and its template (in the sandbox, for the
+/// sample event) against the webhook's saved auth header, if it has one.
+async fn settings(
+    state: &AppState,
+    partner: &PartnerId,
+    input: &WebhookInput,
+    saved: Option<&WebhookRecord>,
+) -> Result<crate::domain::WebhookSettings, AppError> {
+    let saved_header = saved.and_then(|r| r.settings.auth_header.as_ref());
+    let settings = input.parse(state.settings.url_policy, saved_header)?;
+    state.sender.sandbox().check(partner, settings.payload_template.as_ref()).await??;
+    Ok(settings)
+}
+
+/// A new webhook from `input`, with its signing secret; refused when a field is, or when the
+/// partner has its limit of webhooks. Nothing is saved when refused.
+pub async fn create(
+    state: &AppState,
+    partner: &PartnerId,
+    input: &WebhookInput,
+) -> Result<(WebhookView, SigningSecret), AppError> {
+    let settings = settings(state, partner, input, None).await?;
+    let quotas = &state.settings.quotas;
+    let Some((view, secret)) = webhooks::create(&state.db, partner, &settings, quotas.webhooks).await? else {
+        return Err(AppError::LimitReached(Counted::Webhooks.refusal(quotas)));
+    };
+    tracing::info!(partner = %partner, webhook = %view.id, "webhook created");
+    Ok((view, secret))
+}
+
+/// The webhook `record` changed to `input`; an auth header name with no value keeps the
+/// saved value. Switched on, its held deliveries are due again.
+pub async fn update(
+    state: &AppState,
+    partner: &PartnerId,
+    record: &WebhookRecord,
+    input: &WebhookInput,
+) -> Result<WebhookView, AppError> {
+    let settings = settings(state, partner, input, Some(record)).await?;
+    let view = webhooks::update(&state.db, partner, &record.id, &settings).await?.ok_or(AppError::NotFound)?;
+    if view.active && !record.settings.active {
+        state.wake.notify_one();
+    }
+    tracing::info!(partner = %partner, webhook = %view.id, "webhook saved");
+    Ok(view)
+}
+
+/// Switches the webhook on or off; switched on, its held deliveries are due again.
+pub async fn set_active(
+    state: &AppState,
+    partner: &PartnerId,
+    id: &WebhookId,
+    active: bool,
+) -> Result<WebhookView, AppError> {
+    let view = webhooks::set_active(&state.db, partner, id, active).await?.ok_or(AppError::NotFound)?;
+    if active {
+        state.wake.notify_one();
+    }
+    tracing::info!(partner = %partner, webhook = %id, active, "webhook switched");
+    Ok(view)
+}
+
+/// Deletes the webhook, its deliveries and its log.
+pub async fn delete(state: &AppState, partner: &PartnerId, id: &WebhookId) -> Result<(), AppError> {
+    if !webhooks::delete(&state.db, partner, id).await? {
+        return Err(AppError::NotFound);
+    }
+    tracing::info!(partner = %partner, webhook = %id, "webhook deleted");
+    Ok(())
+}
+
+/// A new signing secret; the old one keeps signing for 24 hours beside it.
+pub async fn rotate_secret(state: &AppState, partner: &PartnerId, id: &WebhookId) -> Result<SigningSecret, AppError> {
+    let secret = webhooks::rotate_secret(&state.db, partner, id).await?.ok_or(AppError::NotFound)?;
+    tracing::info!(partner = %partner, webhook = %id, "signing secret rotated");
+    Ok(secret)
+}
+
+/// "Test Webhook": a sample `verification.completed` event sent now, active or not, counted
+/// against the partner's tests per minute, and logged as a test attempt (never retried, not
+/// counted in health); what the receiver answered, whatever it answered. A template sandbox
+/// too busy to render is no test result: the caller is told to try again.
+#[tracing::instrument(skip_all, fields(webhook = %id))]
+pub async fn test(state: &AppState, partner: &PartnerId, id: &WebhookId) -> Result<AttemptResult, AppError> {
+    use crate::store::attempts::{AttemptRecord, Next};
+    let record = record(state, partner, id).await?;
+    state.meter(partner, Metered::Test).await?;
+    let event_id = EventId::parse(&format!("evt_test_{}", ulid::Ulid::new())).expect("a generated id is valid");
+    let event = EventBody { id: event_id, ..EventBody::sample() };
+    let (request, result) = crate::delivery::attempt(&state.sender, &record, &event).await?;
+    let log = AttemptRecord {
+        delivery: None,
+        partner,
+        webhook: id,
+        event: &event,
+        number: 1,
+        request: request.as_ref(),
+        result: &result,
+        origin: Origin::Test,
+    };
+    crate::store::attempts::record(&state.db, &log, &Next::Succeeded).await?;
+    Ok(result)
+}

@@ -1,0 +1,217 @@
+//! Deliveries again: a resend of one delivery, and a replay of the events a webhook never
+//! received (planned by a count, queued in chunks).
+
+use anyhow::Context;
+use sqlx::Row;
+
+use crate::domain::{DeliveryId, EventFilter, PartnerId, ReplayId, ReplayView, WebhookId};
+use crate::store::log::replay_view;
+use crate::store::sql::Sql;
+use crate::store::{Backend, Db, get_flag, now_ms, webhooks};
+
+/// What asking to resend a delivery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resent {
+    /// A new delivery of the same event is queued, due now.
+    Queued(DeliveryId),
+    /// The partner has no such delivery.
+    NotFound,
+    /// Its webhook is switched off; activate it first.
+    WebhookInactive,
+}
+
+/// Queues a new delivery of a delivery's event to the same webhook, marked as a resend.
+#[tracing::instrument(skip_all, fields(partner = %partner, delivery = %delivery))]
+pub async fn resend(db: &Db, partner: &PartnerId, delivery: &DeliveryId) -> anyhow::Result<Resent> {
+    let row = sqlx::query(
+        "SELECT d.webhook_id, d.event_id, w.active FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+         WHERE d.partner_id = $1 AND d.id = $2",
+    )
+    .bind(partner.as_str())
+    .bind(delivery.as_str())
+    .fetch_optional(db.pool())
+    .await
+    .context("could not load the delivery")?;
+    let Some(row) = row else { return Ok(Resent::NotFound) };
+    if !get_flag(&row, "active")? {
+        return Ok(Resent::WebhookInactive);
+    }
+    let id = DeliveryId::generate();
+    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+    sqlx::query(
+        "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, created_at, \
+         updated_at, origin) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5, 'resend')",
+    )
+    .bind(id.as_str())
+    .bind(partner.as_str())
+    .bind(row.try_get::<String, _>("webhook_id")?)
+    .bind(row.try_get::<String, _>("event_id")?)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await
+    .context("could not queue the resend")?;
+    db.announce_work(&mut tx).await?;
+    tx.commit().await.context("could not commit the resend")?;
+    Ok(Resent::Queued(id))
+}
+
+/// What a replay would send, or did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replay {
+    /// Started: this many deliveries queued.
+    Started(ReplayView),
+    /// The partner has no such webhook.
+    NotFound,
+    /// The webhook is switched off; activate it first.
+    WebhookInactive,
+}
+
+/// The webhook's state as replay needs it: active, its filter, when it was last switched off.
+async fn replay_target(
+    conn: &mut sqlx::AnyConnection,
+    partner: &PartnerId,
+    webhook: &WebhookId,
+) -> anyhow::Result<Option<(bool, EventFilter, Option<i64>)>> {
+    let row =
+        sqlx::query("SELECT active, event_types, last_deactivated_at FROM webhooks WHERE partner_id = $1 AND id = $2")
+            .bind(partner.as_str())
+            .bind(webhook.as_str())
+            .fetch_optional(conn)
+            .await
+            .context("could not load the webhook")?;
+    row.map(|row| {
+        let filter = webhooks::event_filter_of(row.try_get("event_types")?)?;
+        Ok((get_flag(&row, "active")?, filter, row.try_get("last_deactivated_at")?))
+    })
+    .transpose()
+}
+
+/// Most events one transaction of a replay queues: a replay of a million events holds the
+/// writer a chunk at a time, and other partners' writes go in between.
+const REPLAY_CHUNK: i64 = 500;
+
+/// The events a replay since `since` (until `until`) would send: the partner's events of the
+/// webhook's types that were never queued for this webhook. Appends `FROM … WHERE …` to `sql`.
+fn missed_events(
+    sql: &mut Sql,
+    partner: &PartnerId,
+    webhook: &WebhookId,
+    filter: &EventFilter,
+    since: i64,
+    until: i64,
+) {
+    sql.push(" FROM events e WHERE e.partner_id = ").text(partner.as_str());
+    sql.push(" AND e.created_at >= ").int(since).push(" AND e.created_at <= ").int(until);
+    sql.push(" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = ").text(webhook.as_str());
+    sql.push(" AND d.event_id = e.id)");
+    if let Some(names) = filter.names() {
+        sql.push(" AND e.type IN (");
+        for (i, name) in names.iter().enumerate() {
+            sql.push(if i == 0 { "" } else { ", " }).text(name);
+        }
+        sql.push(")");
+    }
+}
+
+/// How many events a replay since `since` would send; `None` when the partner has no such
+/// webhook. Counted by the database, not by loading every id.
+pub async fn count_missed(
+    db: &Db,
+    partner: &PartnerId,
+    webhook: &WebhookId,
+    since: i64,
+) -> anyhow::Result<Option<i64>> {
+    let mut conn = db.pool().acquire().await?;
+    let Some((_, filter, _)) = replay_target(&mut conn, partner, webhook).await? else { return Ok(None) };
+    let mut sql = Sql::default();
+    sql.push("SELECT COUNT(*) AS n");
+    missed_events(&mut sql, partner, webhook, &filter, since, now_ms());
+    let row = sql.query().fetch_one(&mut *conn).await.context("could not count the missed events")?;
+    Ok(Some(row.try_get("n")?))
+}
+
+/// Queues a delivery of every missed event since `since` to an active webhook under a new
+/// replay whose progress [`replay_view`](crate::store::log::replay_view) reads. The events are queued oldest first, a chunk
+/// per transaction; the replay's total is what was queued.
+#[tracing::instrument(skip_all, fields(partner = %partner, webhook = %webhook))]
+pub async fn start_replay(db: &Db, partner: &PartnerId, webhook: &WebhookId, since: i64) -> anyhow::Result<Replay> {
+    let now = now_ms();
+    let mut conn = db.pool().acquire().await?;
+    let Some((active, filter, _)) = replay_target(&mut conn, partner, webhook).await? else {
+        return Ok(Replay::NotFound);
+    };
+    drop(conn);
+    if !active {
+        return Ok(Replay::WebhookInactive);
+    }
+    let replay = ReplayId::generate();
+    sqlx::query(
+        "INSERT INTO replays (id, partner_id, webhook_id, since, total, created_at) VALUES ($1, $2, $3, $4, 0, $5)",
+    )
+    .bind(replay.as_str())
+    .bind(partner.as_str())
+    .bind(webhook.as_str())
+    .bind(since)
+    .bind(now)
+    .execute(db.writer())
+    .await
+    .context("could not note the replay")?;
+    let mut after: Option<(i64, String)> = None;
+    let mut total = 0;
+    loop {
+        let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+        if db.backend() == Backend::Postgres {
+            // Two replays of one webhook at once (two requests, two processes) each look for
+            // events with no delivery yet; one at a time per webhook, each chunk sees what the
+            // other queued, and no event is queued twice. SQLite's writer is one at a time anyway.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(webhook.as_str())
+                .execute(&mut *tx)
+                .await
+                .context("could not take the webhook's replay lock")?;
+        }
+        let mut sql = Sql::default();
+        sql.push("SELECT e.id, e.created_at");
+        missed_events(&mut sql, partner, webhook, &filter, since, now);
+        if let Some((at, id)) = &after {
+            sql.push(" AND (e.created_at > ").int(*at).push(" OR (e.created_at = ").int(*at);
+            sql.push(" AND e.id > ").text(id).push("))");
+        }
+        sql.push(" ORDER BY e.created_at, e.id LIMIT ").int(REPLAY_CHUNK);
+        let rows = sql.query().fetch_all(&mut *tx).await.context("could not find the missed events")?;
+        let events: Vec<(i64, String)> =
+            rows.iter().map(|r| Ok((r.try_get("created_at")?, r.try_get("id")?))).collect::<anyhow::Result<_>>()?;
+        // Several rows per statement: a chunk is a few round trips.
+        for chunk in events.chunks(200) {
+            let mut sql = Sql::default();
+            sql.push(
+                "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, \
+                 created_at, updated_at, origin, replay_id) VALUES ",
+            );
+            for (i, (_, event)) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                sql.text(DeliveryId::generate().as_str()).push(", ").text(partner.as_str()).push(", ");
+                sql.text(webhook.as_str()).push(", ").text(event).push(", 'pending', 0, ").int(now).push(", ");
+                sql.int(now).push(", ").int(now).push(", 'replay', ").text(replay.as_str()).push(")");
+            }
+            sql.query().execute(&mut *tx).await.context("could not queue the replay")?;
+        }
+        total += events.len() as i64;
+        sqlx::query("UPDATE replays SET total = $1 WHERE id = $2")
+            .bind(total)
+            .bind(replay.as_str())
+            .execute(&mut *tx)
+            .await
+            .context("could not count the replay")?;
+        if !events.is_empty() {
+            db.announce_work(&mut tx).await?;
+        }
+        tx.commit().await.context("could not commit the replay")?;
+        after = events.last().cloned();
+        if (events.len() as i64) < REPLAY_CHUNK {
+            break;
+        }
+    }
+    let view = replay_view(db, partner, webhook, Some(&replay)).await?.context("the replay just made is missing")?;
+    Ok(Replay::Started(view))
+}
