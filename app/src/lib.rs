@@ -25,7 +25,7 @@ pub mod state;
 pub mod store;
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Redirect, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
@@ -48,6 +48,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
                 <AutoReload options=options.clone() />
+                <HashedStylesheet options=options.clone() id="leptos" />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -87,7 +88,6 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_context(components::AlertsRefresh(RwSignal::new(0)));
     view! {
-        <Stylesheet id="leptos" href=format!("/pkg/{SITE_NAME}.css") />
         <Title formatter=|page: String| format!("{page} · {PRODUCT_NAME}") />
         <Router>
             <Routes fallback=pages::NotFound>

@@ -13,6 +13,7 @@ pub mod rest;
 pub mod retention;
 pub mod security;
 pub mod session_ids;
+pub mod site;
 pub mod startup;
 pub mod telemetry;
 

@@ -56,6 +56,18 @@ impl Application {
     pub async fn build(database_url: &str, args: ServeArgs) -> anyhow::Result<Self> {
         crate::metrics::handle();
         refuse_key_file_behind_https(&args)?;
+        // A process without the web side (`--no-web`) serves no pages, so any site will do.
+        let site = match args.no_web {
+            true => crate::site::Site::Missing,
+            false => crate::site::check(&crate::site::exe_dir(), &args.site_root)?,
+        };
+        if site == crate::site::Site::Missing && !args.no_web {
+            tracing::warn!(
+                site_root = %args.site_root.display(),
+                "the built site (wasm, JS, CSS) is missing: pages render but are not interactive; \
+                 build it with `cargo leptos build` or point LEPTOS_SITE_ROOT at it"
+            );
+        }
         let db = Db::connect_with_key(database_url, args.secret_key.as_ref().map(|k| k.expose())).await?;
         db.migrate().await?;
         let sessions = SessionBackend::connect(database_url).await?;
@@ -63,15 +75,7 @@ impl Application {
         // Hash the login dummy now rather than during the first failed login.
         tokio::task::spawn_blocking(app::auth::prepare).await?;
 
-        let leptos_options = leptos_options(&args);
-        if !std::path::Path::new(leptos_options.site_root.as_ref()).join(leptos_options.site_pkg_dir.as_ref()).is_dir()
-        {
-            tracing::warn!(
-                site_root = %leptos_options.site_root,
-                "the built site (wasm, JS, CSS) is missing: pages render but are not interactive; \
-                 build it with `cargo leptos build` or point LEPTOS_SITE_ROOT at it"
-            );
-        }
+        let leptos_options = leptos_options(&args, site == crate::site::Site::Hashed);
         let settings = Arc::new(Settings {
             url_policy: UrlPolicy { allow_private: args.allow_private_targets },
             retry_schedule: args.retry_schedule.clone(),
@@ -253,9 +257,9 @@ fn refuse_key_file_behind_https(args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The site's settings: its name is fixed, its folder comes from the settings; the built files
-/// are never hashed so `pkg/portal.js` is always the name.
-fn leptos_options(args: &ServeArgs) -> LeptosOptions {
+/// The site's settings: its name is fixed, its folder comes from the settings; its files are
+/// named by the hashes in `hash.txt` beside the binary when `hashed` (see [`crate::site`]).
+fn leptos_options(args: &ServeArgs, hashed: bool) -> LeptosOptions {
     let env = match std::env::var("LEPTOS_ENV").as_deref() {
         Ok("DEV") | Ok("dev") | Ok("development") => Env::DEV,
         _ => Env::PROD,
@@ -264,6 +268,8 @@ fn leptos_options(args: &ServeArgs) -> LeptosOptions {
         .output_name(SITE_NAME)
         .site_root(args.site_root.to_string_lossy().into_owned())
         .site_pkg_dir("pkg")
+        .hash_files(hashed)
+        .hash_file(crate::site::HASH_FILE.into())
         .site_addr(args.addr)
         .env(env)
         .build()
