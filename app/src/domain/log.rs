@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{AttemptId, DeliveryId, EventType, FieldError, ReplayId, WebhookId};
+use super::{AttemptId, DeliveryId, EventId, EventType, FieldError, ReplayId, WebhookId};
 
 /// Most attempts one page holds.
 pub const MAX_PAGE: i64 = 100;
@@ -254,7 +254,8 @@ pub struct AttemptSummary {
     #[cfg_attr(feature = "ssr", schema(value_type = Option<String>))]
     pub delivery_id: Option<DeliveryId>,
     /// The event sent.
-    pub event_id: String,
+    #[cfg_attr(feature = "ssr", schema(value_type = String))]
+    pub event_id: EventId,
     /// The event's type.
     pub event_type: String,
     /// 1 for a delivery's first attempt.

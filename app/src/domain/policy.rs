@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AttemptResult, FieldError};
+use super::{AttemptResult, EventId, FieldError};
 
 /// Waits between the attempts of one delivery: after the first attempt fails, the dispatcher
 /// waits `delays[0]`, and so on. When the last retry fails too, the delivery has failed.
@@ -125,7 +125,7 @@ impl RetryPolicy {
     /// `now` (ms): done on a 2xx; give up on `410 Gone` (when so set) or when the schedule has
     /// no retry left; else retry after the schedule's wait, or after the receiver's longer
     /// `Retry-After` (when honoured), which the note then says.
-    pub fn decide(&self, result: &AttemptResult, number: i64, event_id: &str, now: i64) -> Decision {
+    pub fn decide(&self, result: &AttemptResult, number: i64, event_id: &EventId, now: i64) -> Decision {
         let just = |next| Decision { next, note: None };
         if result.success {
             return just(Next::Succeeded);
@@ -213,8 +213,12 @@ mod tests {
             }
         }
 
+        fn event() -> EventId {
+            EventId::parse("evt_1").unwrap()
+        }
+
         fn decide(result: &AttemptResult, number: i64) -> Decision {
-            RetryPolicy::default().decide(result, number, "evt_1", NOW)
+            RetryPolicy::default().decide(result, number, &event(), NOW)
         }
 
         fn retry_in(ms: i64) -> Decision {
@@ -239,7 +243,7 @@ mod tests {
             let Next::GiveUp { reason } = decide(&answered(410, None), 1).next else { panic!("gives up") };
             assert!(reason.contains("410 Gone") && reason.contains("evt_1"), "{reason}");
             let retried = RetryPolicy { gone_deactivates: false, ..RetryPolicy::default() };
-            assert_eq!(retried.decide(&answered(410, None), 1, "evt_1", NOW), retry_in(1_000));
+            assert_eq!(retried.decide(&answered(410, None), 1, &event(), NOW), retry_in(1_000));
         }
 
         #[test]
@@ -249,7 +253,7 @@ mod tests {
             assert_eq!(longer.note.as_deref(), Some("the next attempt waits 30s as asked, not the scheduled 1s"));
             assert_eq!(decide(&answered(503, Some(1)), 3), retry_in(4_000), "shorter: the schedule's wait");
             let ignored = RetryPolicy { honor_retry_after: false, ..RetryPolicy::default() };
-            assert_eq!(ignored.decide(&answered(429, Some(30)), 1, "evt_1", NOW), retry_in(1_000));
+            assert_eq!(ignored.decide(&answered(429, Some(30)), 1, &event(), NOW), retry_in(1_000));
         }
 
         #[test]
@@ -266,7 +270,7 @@ mod tests {
             let Next::GiveUp { reason } = decide(&refused, 6).next else { panic!("gives up") };
             assert_eq!(reason, "6 attempts in a row failed to deliver event evt_1; the last: connection refused");
             let none = RetryPolicy { schedule: RetrySchedule::parse("").unwrap(), ..RetryPolicy::default() };
-            assert!(matches!(none.decide(&refused, 1, "evt_1", NOW).next, Next::GiveUp { .. }));
+            assert!(matches!(none.decide(&refused, 1, &event(), NOW).next, Next::GiveUp { .. }));
         }
     }
 }

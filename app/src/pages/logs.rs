@@ -271,7 +271,7 @@ fn LogTable(
                     </td>
                     {with_webhook.then(|| view! { <td class="url-cell">{url}</td> })}
                     <td>
-                        <code>{row.event_id.clone()}</code>
+                        <code>{row.event_id.to_string()}</code>
                         {origin_words(row.origin).map(|o| view! { <span class="tag">{o}</span> })}
                     </td>
                     <td>{row.event_type.clone()}</td>
@@ -398,7 +398,7 @@ fn AttemptView(attempt: AttemptDetail) -> impl IntoView {
             <dd>{attempt.webhook_url.clone()}</dd>
             <dt>"Event"</dt>
             <dd>
-                <code>{summary.event_id.clone()}</code>
+                <code>{summary.event_id.to_string()}</code>
                 " (" {summary.event_type.clone()} ")"
             </dd>
             <dt>"Sent because"</dt>

@@ -31,7 +31,7 @@ pub async fn create_partner_with_user(
     let partner_id = PartnerId::generate();
     let user_id = UserId::generate();
     let now = now_ms();
-    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+    let mut tx = db.begin_write().await?;
     sqlx::query("INSERT INTO partners (id, name, created_at) VALUES ($1, $2, $3)")
         .bind(partner_id.as_str())
         .bind(name.as_str())
@@ -118,7 +118,7 @@ pub async fn add_user(
     limit: u32,
 ) -> Result<Option<UserId>, CreatePartnerError> {
     let user_id = UserId::generate();
-    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+    let mut tx = db.begin_write().await?;
     if !super::quotas::has_room(&mut tx, db.backend(), partner, crate::domain::Counted::Users, limit).await? {
         return Err(CreatePartnerError::LimitReached);
     }

@@ -34,7 +34,7 @@ pub async fn create(
     limit: u32,
 ) -> anyhow::Result<Option<ApiKeySummary>> {
     let id = ApiKeyId::generate();
-    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+    let mut tx = db.begin_write().await?;
     if !super::quotas::has_room(&mut tx, db.backend(), partner, crate::domain::Counted::ApiKeys, limit).await? {
         return Ok(None);
     }

@@ -76,7 +76,7 @@ impl FinishedAttempt {
 /// (then the webhook is deactivated with the reason and its other waiting deliveries held).
 #[tracing::instrument(skip_all, fields(webhook = %attempt.webhook))]
 pub async fn record(db: &Db, attempt: &AttemptRecord<'_>, next: &Next) -> anyhow::Result<()> {
-    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+    let mut tx = db.begin_write().await?;
     let deactivated = record_in(&mut tx, &[(attempt.clone(), next)], now_ms()).await?;
     tx.commit().await.context("could not commit the attempt")?;
     count_deactivations(deactivated);
@@ -94,7 +94,7 @@ pub async fn record_many(db: &Db, attempts: &[FinishedAttempt]) -> anyhow::Resul
         return record_in_one_hop(db, attempts).await;
     }
     let now = now_ms();
-    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+    let mut tx = db.begin_write().await?;
     if db.backend() == super::Backend::Postgres {
         // The commit needn't wait for the disk: if a crash loses it, the deliveries are still
         // pending under their lease and are sent again (at least once), as with a crash just
@@ -426,7 +426,7 @@ mod tests {
             let mut deliveries = Vec::new();
             for row in rows {
                 let event_id: String = row.get("event_id");
-                let body = event_body(db, &partner, &event_id).await.unwrap().unwrap();
+                let body = event_body(db, &partner, &EventId::parse(&event_id).unwrap()).await.unwrap().unwrap();
                 deliveries.push((DeliveryId::parse(row.get::<&str, _>("id")).unwrap(), body));
             }
             out.push((hook, deliveries));
@@ -474,7 +474,7 @@ mod tests {
         record_in_one_hop(db, &one_hop).await.unwrap();
         let batch = attempts(&b_partner, &b);
         let records: Vec<(AttemptRecord<'_>, &Next)> = batch.iter().map(|a| (a.as_record(), &a.next)).collect();
-        let mut tx = db.writer().begin().await.unwrap();
+        let mut tx = db.begin_write().await.unwrap();
         assert_eq!(record_in(&mut tx, &records, now_ms()).await.unwrap(), 0);
         tx.commit().await.unwrap();
         let mut out = Vec::new();

@@ -26,7 +26,7 @@ pub enum Published {
 #[tracing::instrument(skip_all, fields(partner = %event.partner, event = %event.id))]
 pub async fn publish(db: &Db, event: &NewEvent) -> anyhow::Result<Published> {
     let now = now_ms();
-    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+    let mut tx = db.begin_write().await?;
     let inserted = sqlx::query(
         "INSERT INTO events (id, partner_id, type, status, data, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (id) DO NOTHING",
@@ -105,10 +105,10 @@ pub async fn publish(db: &Db, event: &NewEvent) -> anyhow::Result<Published> {
 }
 
 /// The event a delivery carries, as receivers see it.
-pub async fn event_body(db: &Db, partner: &PartnerId, event_id: &str) -> anyhow::Result<Option<EventBody>> {
+pub async fn event_body(db: &Db, partner: &PartnerId, event_id: &EventId) -> anyhow::Result<Option<EventBody>> {
     let row = sqlx::query("SELECT id, type, status, data, created_at FROM events WHERE partner_id = $1 AND id = $2")
         .bind(partner.as_str())
-        .bind(event_id)
+        .bind(event_id.as_str())
         .fetch_optional(db.pool())
         .await
         .context("could not load the event")?;
@@ -118,8 +118,8 @@ pub async fn event_body(db: &Db, partner: &PartnerId, event_id: &str) -> anyhow:
 /// The events with these ids, as receivers see them, by id (one query for a claimed batch).
 pub async fn event_bodies(
     db: &Db,
-    ids: &[&str],
-) -> anyhow::Result<std::collections::HashMap<String, (PartnerId, EventBody)>> {
+    ids: &[&EventId],
+) -> anyhow::Result<std::collections::HashMap<EventId, (PartnerId, EventBody)>> {
     if ids.is_empty() {
         return Ok(Default::default());
     }
@@ -133,11 +133,12 @@ pub async fn event_bodies(
     for batch in batches(ids) {
         let mut query = sqlx::query(SQL.get(batch.len()));
         for id in batch {
-            query = query.bind(*id);
+            query = query.bind(id.as_str());
         }
         for row in query.fetch_all(db.pool()).await.context("could not load the events")? {
             let partner = PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?;
-            bodies.insert(row.try_get::<String, _>("id")?, (partner, body_of(&row)?));
+            let body = body_of(&row)?;
+            bodies.insert(body.id.clone(), (partner, body));
         }
     }
     Ok(bodies)

@@ -11,8 +11,8 @@ use sqlx::any::AnyRow;
 use super::sql::Sql;
 use super::{BatchSql, Db, batches, from_ms, get_flag, now_ms, value_rows};
 use crate::domain::{
-    AttemptDetail, AttemptId, AttemptPage, AttemptSummary, DeliveryId, HourBar, LogRequest, Origin, Outcome, PartnerId,
-    ReplayId, ReplayView, WebhookId,
+    AttemptDetail, AttemptId, AttemptPage, AttemptSummary, DeliveryId, EventId, HourBar, LogRequest, Origin, Outcome,
+    PartnerId, ReplayId, ReplayView, WebhookId,
 };
 
 /// A minute as the counters key it.
@@ -31,7 +31,7 @@ fn summary(row: &AnyRow) -> anyhow::Result<AttemptSummary> {
         id: AttemptId::parse(&row.try_get::<String, _>("id")?)?,
         webhook_id: WebhookId::parse(&row.try_get::<String, _>("webhook_id")?)?,
         delivery_id: row.try_get::<Option<String>, _>("delivery_id")?.map(|d| DeliveryId::parse(&d)).transpose()?,
-        event_id: row.try_get("event_id")?,
+        event_id: EventId::from_trusted(row.try_get("event_id")?),
         event_type: row.try_get("event_type")?,
         attempt: row.try_get("attempt_number")?,
         outcome: if row.try_get::<String, _>("outcome")? == "success" { Outcome::Success } else { Outcome::Failure },

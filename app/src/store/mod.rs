@@ -153,6 +153,18 @@ impl Db {
         &self.writer
     }
 
+    /// A transaction on [`Db::writer`]. On SQLite it takes the write lock as it starts (`BEGIN
+    /// IMMEDIATE`): a transaction that reads first and writes after another connection (the
+    /// session store's) committed would otherwise be refused at once with "database is locked",
+    /// where waiting for the lock is what is wanted.
+    pub async fn begin_write(&self) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
+        };
+        tx.context("could not start a transaction")
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -336,6 +348,44 @@ mod tests {
         assert_eq!(key_file_for("sqlite:portal.db"), Some("./secret.key".into()));
         assert_eq!(key_file_for("postgres://db/portal"), Some("data/secret.key".into()));
         assert_eq!(key_file_for("sqlite::memory:"), None);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A write transaction that reads, then writes after another connection committed, waits
+    /// for the lock instead of failing with "database is locked" (SQLite's answer to a deferred
+    /// transaction whose snapshot went stale).
+    #[tokio::test]
+    async fn a_write_transaction_that_reads_first_is_not_refused_by_another_connections_commit() {
+        let dir = std::env::temp_dir().join(format!("portal-immediate-{}", std::process::id()));
+        let url = format!("sqlite://{}/p.db", dir.display());
+        let db = Db::connect(&url).await.unwrap();
+        sqlx::query("CREATE TABLE probe (x INTEGER)").execute(db.writer()).await.unwrap();
+        // Another connection to the same file, as the session store has.
+        let other =
+            AnyPoolOptions::new().max_connections(1).connect(&prepare_sqlite_file(&url).unwrap()).await.unwrap();
+        let mut tx = db.begin_write().await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM probe").fetch_one(&mut *tx).await.unwrap();
+        let other_write = tokio::spawn({
+            let other = other.clone();
+            async move { sqlx::query("INSERT INTO probe (x) VALUES (1)").execute(&other).await }
+        });
+        // A deferred transaction lets the other write commit now (and its own write below then
+        // fails); an immediate one holds the lock, and the other write waits for the commit.
+        let other_write = match tokio::time::timeout(std::time::Duration::from_millis(500), other_write).await {
+            Ok(done) => Some(done.unwrap()),
+            Err(_) => None,
+        };
+        let written = sqlx::query("INSERT INTO probe (x) VALUES ($1)").bind(n + 10).execute(&mut *tx).await;
+        assert!(written.is_ok(), "the write after the read was refused: {written:?}");
+        tx.commit().await.unwrap();
+        assert!(other_write.is_none(), "the other connection wrote inside the transaction");
+        let mut total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM probe").fetch_one(db.pool()).await.unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while total < 2 {
+            assert!(std::time::Instant::now() < until, "the other connection's write never went through");
+            tokio::task::yield_now().await;
+            total = sqlx::query_scalar("SELECT COUNT(*) FROM probe").fetch_one(db.pool()).await.unwrap();
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -151,7 +151,7 @@ pub enum Admission {
 #[tracing::instrument(skip_all)]
 pub async fn admit(db: &Db, keys: &[ThrottleKey]) -> anyhow::Result<Admission> {
     let now = now_ms();
-    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+    let mut tx = db.begin_write().await?;
     let mut wait = None;
     let mut first_from_this_client = false;
     for key in keys {
@@ -213,7 +213,7 @@ pub enum Outcome {
 /// attempt set), and after a sign-in forgets its email and client pair altogether.
 #[tracing::instrument(skip_all, fields(outcome = ?outcome))]
 pub async fn take_back(db: &Db, keys: &[ThrottleKey], outcome: Outcome) -> anyhow::Result<()> {
-    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+    let mut tx = db.begin_write().await?;
     for key in keys {
         if outcome == Outcome::SignedIn && matches!(key, ThrottleKey::EmailAndClient { .. }) {
             sqlx::query("DELETE FROM login_throttle WHERE key = $1").bind(key.stored()).execute(&mut *tx).await

@@ -203,7 +203,7 @@ pub async fn create(
     let id = WebhookId::generate();
     let secret = SigningSecret::generate();
     let now = now_ms();
-    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+    let mut tx = db.begin_write().await?;
     if !super::quotas::has_room(&mut tx, db.backend(), partner, crate::domain::Counted::Webhooks, limit).await? {
         return Ok(None);
     }
@@ -286,7 +286,7 @@ pub async fn update(
     settings: &WebhookSettings,
 ) -> anyhow::Result<Option<WebhookView>> {
     let now = now_ms();
-    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+    let mut tx = db.begin_write().await?;
     let was_active = sqlx::query("SELECT active FROM webhooks WHERE partner_id = $1 AND id = $2")
         .bind(partner.as_str())
         .bind(id.as_str())

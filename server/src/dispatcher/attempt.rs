@@ -2,7 +2,7 @@
 //! recorder.
 
 use app::delivery;
-use app::domain::EventBody;
+use app::domain::{EventBody, EventId};
 use app::store::attempts::{FinishedAttempt, Next};
 use app::store::events;
 use app::store::queue::{self, Claimed};
@@ -74,7 +74,7 @@ impl Dispatcher {
         };
         // The webhook's request is done: another may go to it while this one is written.
         drop(slot);
-        let next = self.next_step(number, &mut result, event.id.as_str());
+        let next = self.next_step(number, &mut result, &event.id);
         // One line per attempt, with what an operator searches by; never a secret (the body,
         // the headers and the URL's secrets stay in the database).
         tracing::info!(
@@ -112,7 +112,7 @@ impl Dispatcher {
 
     /// After attempt `number`: the policy's decision, its note (the receiver's longer wait
     /// chosen) added to the attempt's error.
-    fn next_step(&self, number: i64, result: &mut AttemptResult, event_id: &str) -> Next {
+    fn next_step(&self, number: i64, result: &mut AttemptResult, event_id: &EventId) -> Next {
         let decision = self.policy.decide(result, number, event_id, now_ms());
         if let (Some(note), Some(error)) = (decision.note, result.error.as_mut()) {
             error.push_str("; ");

@@ -20,7 +20,7 @@ mod places;
 mod recorder;
 
 use app::delivery::{AttemptResult, Sender};
-use app::domain::{EventBody, PartnerId, RetryPolicy, RetrySchedule, WebhookId};
+use app::domain::{EventBody, EventId, PartnerId, RetryPolicy, RetrySchedule, WebhookId};
 use app::store::queue::{self, Claimed};
 use app::store::{Db, now_ms, webhooks};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
@@ -249,11 +249,11 @@ impl Dispatcher {
     async fn load_batch(
         &self,
         claimed: &[Claimed],
-    ) -> anyhow::Result<(HashMap<WebhookId, webhooks::WebhookRecord>, HashMap<String, (PartnerId, EventBody)>)> {
+    ) -> anyhow::Result<(HashMap<WebhookId, webhooks::WebhookRecord>, HashMap<EventId, (PartnerId, EventBody)>)> {
         let mut hook_ids: Vec<&WebhookId> = claimed.iter().map(|c| &c.webhook).collect();
         hook_ids.sort();
         hook_ids.dedup();
-        let mut event_ids: Vec<&str> = claimed.iter().map(|c| c.event_id.as_str()).collect();
+        let mut event_ids: Vec<&EventId> = claimed.iter().map(|c| &c.event_id).collect();
         event_ids.sort_unstable();
         event_ids.dedup();
         // Two reader connections at once: the sends wait for the slower, not for both.

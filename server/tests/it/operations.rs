@@ -170,11 +170,14 @@ async fn metrics_need_the_operator_token_and_count_attempts_queue_and_requests()
     let bad_id = bad["id"].as_str().unwrap().to_owned();
     s.publish_event("evt_metrics_1").await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
-    eventually("the failing attempt is logged", Duration::from_secs(10), || async {
-        s.attempts(&bad_id).await.len() == 1
+    let good_id = good["id"].as_str().unwrap().to_owned();
+    // Both attempts written (the recorder writes after the receiver has answered), so the
+    // queue holds only the failed delivery's retry.
+    eventually("both attempts are logged", Duration::from_secs(10), || async {
+        s.attempts(&bad_id).await.len() == 1 && s.attempts(&good_id).await.len() == 1
     })
     .await;
-    s.webhook(good["id"].as_str().unwrap()).await;
+    s.webhook(&good_id).await;
 
     let _one_at_a_time = SCRAPES.lock().await;
     let (status, page) = scrape(s.app.url("/metrics"), Some(OPERATOR_TOKEN)).await;

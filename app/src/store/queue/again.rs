@@ -37,7 +37,7 @@ pub async fn resend(db: &Db, partner: &PartnerId, delivery: &DeliveryId) -> anyh
         return Ok(Resent::WebhookInactive);
     }
     let id = DeliveryId::generate();
-    let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, created_at, \
          updated_at, origin) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5, 'resend')",
@@ -159,7 +159,7 @@ pub async fn start_replay(db: &Db, partner: &PartnerId, webhook: &WebhookId, sin
     let mut after: Option<(i64, String)> = None;
     let mut total = 0;
     loop {
-        let mut tx = db.writer().begin().await.context("could not start a transaction")?;
+        let mut tx = db.begin_write().await?;
         if db.backend() == Backend::Postgres {
             // Two replays of one webhook at once (two requests, two processes) each look for
             // events with no delivery yet; one at a time per webhook, each chunk sees what the

@@ -13,7 +13,7 @@ use anyhow::Context;
 use sqlx::Row;
 
 use super::{Backend, BatchSql, Db, batches, now_ms, placeholders};
-use crate::domain::{DeliveryId, Origin, PartnerId, WebhookId};
+use crate::domain::{DeliveryId, EventId, Origin, PartnerId, WebhookId};
 
 /// A delivery this process holds a lease on.
 #[derive(Debug, Clone)]
@@ -25,7 +25,7 @@ pub struct Claimed {
     /// Its webhook.
     pub webhook: WebhookId,
     /// Its event.
-    pub event_id: String,
+    pub event_id: EventId,
     /// Attempts made before this one.
     pub attempts: i64,
     /// Why it exists: event, resend or replay.
@@ -114,7 +114,7 @@ pub async fn claim_due(
                 id: DeliveryId::parse(&row.try_get::<String, _>("id")?)?,
                 partner: PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?,
                 webhook: WebhookId::parse(&row.try_get::<String, _>("webhook_id")?)?,
-                event_id: row.try_get("event_id")?,
+                event_id: EventId::from_trusted(row.try_get("event_id")?),
                 attempts: row.try_get("attempts")?,
                 origin: Origin::from_stored(&row.try_get::<String, _>("origin")?),
                 due_at: row.try_get("next_attempt_at")?,
