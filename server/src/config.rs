@@ -167,6 +167,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTAL_RETRY_SCHEDULE", default_value = "1s,2s,4s,8s,16s", value_parser = parse_retry_schedule)]
     pub retry_schedule: RetrySchedule,
 
+    /// Longest a request to the portal or the API may take before it is answered 503 and its
+    /// work stopped, e.g. `30s` (1s to 10m): a request stuck on a lock or a render holds nothing
+    /// for longer.
+    #[arg(long, env = "PORTAL_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_request_timeout)]
+    pub request_timeout: std::time::Duration,
+
     /// How long a receiver has to answer one delivery, e.g. `10s` (100ms to 60s).
     #[arg(long, env = "PORTAL_DELIVERY_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
     pub delivery_timeout: std::time::Duration,
@@ -261,6 +267,10 @@ pub struct ServeArgs {
     /// Test sends one partner may make in a minute.
     #[arg(long, env = "PORTAL_TESTS_PER_MINUTE", default_value = "30", value_parser = clap::value_parser!(u32).range(1..))]
     pub tests_per_minute: u32,
+
+    /// Replay plans (the count of events a replay would send) one partner may ask for in a minute.
+    #[arg(long, env = "PORTAL_REPLAY_PLANS_PER_MINUTE", default_value = "60", value_parser = clap::value_parser!(u32).range(1..))]
+    pub replay_plans_per_minute: u32,
 
     /// Mark the session cookie `Secure` (set it when the portal is served over HTTPS).
     #[arg(long, env = "PORTAL_SECURE_COOKIES", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
@@ -405,6 +415,11 @@ fn parse_duration_within(
 fn parse_lifetime(value: &str) -> Result<std::time::Duration, String> {
     use std::time::Duration;
     parse_duration_within(value, "7d", (Duration::from_secs(1), Duration::from_secs(90 * 86_400)), "1s and 90d")
+}
+
+fn parse_request_timeout(value: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    parse_duration_within(value, "30s", (Duration::from_secs(1), Duration::from_secs(600)), "1s and 10m")
 }
 
 fn parse_timeout(value: &str) -> Result<std::time::Duration, String> {

@@ -64,6 +64,10 @@ fn describe() {
         "portal_webhooks_deactivated_total",
         "Webhooks the dispatcher switched off (failures in a row, or 410 Gone)"
     );
+    describe_counter!(
+        "portal_claims_total",
+        "Times the dispatcher looked for due deliveries, by whether it found some (found=some) or none it could take (found=none)"
+    );
     describe_counter!("portal_events_published_total", "Events published (new ones; a repeated id is not counted)");
     describe_counter!(
         "portal_password_checks_total",

@@ -64,6 +64,34 @@ pub fn body_limits(router: Router) -> Router {
         .layer(axum::middleware::from_fn(refuse_large_bodies))
 }
 
+/// Ends a request not answered within `limit` (`PORTAL_REQUEST_TIMEOUT`): 503, in the API's
+/// JSON shape under `/api/v1/` and in words elsewhere, with the route logged. Its work is
+/// dropped with it (a wait for a lock, a database query, a render), so a request stuck behind
+/// another's lock, or a render that never finishes, holds its connection and its memory no
+/// longer than the limit. Outside the session layer, so a session store that hangs is cut off too.
+pub fn deadline(router: Router, limit: std::time::Duration) -> Router {
+    router.layer(axum::middleware::from_fn(move |request: Request, next: Next| async move {
+        let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+        match tokio::time::timeout(limit, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => {
+                tracing::error!(%method, %path, limit_ms = limit.as_millis() as u64, "request not answered in time: stopped");
+                let words = format!(
+                    "The portal did not answer within {} s (PORTAL_REQUEST_TIMEOUT), so the request was stopped; try again.",
+                    limit.as_secs()
+                );
+                let mut response = if path.starts_with("/api/v1/") {
+                    crate::rest::ApiError::TimedOut(words).into_response()
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, format!("{words}\n")).into_response()
+                };
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+            }
+        }
+    }))
+}
+
 /// The site's own origin (`https://portal.example.com`), when the operator gave the public URL.
 #[derive(Clone, Debug, Default)]
 pub struct SiteOrigin(pub Option<String>);

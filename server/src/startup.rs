@@ -90,6 +90,7 @@ impl Application {
                 resends_per_minute: args.resends_per_minute,
                 replays_per_minute: args.replays_per_minute,
                 tests_per_minute: args.tests_per_minute,
+                replay_plans_per_minute: args.replay_plans_per_minute,
             },
         });
         let worker = match &args.template_worker {
@@ -142,6 +143,7 @@ impl Application {
         let site = Arc::new(crate::security::SiteOrigin::of(args.public_url.as_ref()));
         // Secure cookies when asked, or when the public URL says the portal is behind HTTPS.
         let router = sessions.layer(router(state, api, readiness, site), args.secure_cookies || https);
+        let router = crate::security::deadline(router, args.request_timeout);
         let router = crate::security::headers(crate::security::body_limits(router), https);
 
         let (listener, port) = if args.no_web {

@@ -18,6 +18,9 @@ pub struct Quotas {
     pub replays_per_minute: u32,
     /// Test sends ("Test Webhook") a partner may make in a minute.
     pub tests_per_minute: u32,
+    /// Replay plans (how many events a replay would send: a count over the partner's events)
+    /// a partner's people and keys may ask for in a minute.
+    pub replay_plans_per_minute: u32,
 }
 
 impl Default for Quotas {
@@ -29,6 +32,7 @@ impl Default for Quotas {
             resends_per_minute: 60,
             replays_per_minute: 5,
             tests_per_minute: 30,
+            replay_plans_per_minute: 60,
         }
     }
 }
@@ -78,6 +82,8 @@ pub enum Metered {
     Replay,
     /// Sending a test.
     Test,
+    /// Planning a replay (counting the events it would send).
+    ReplayPlan,
 }
 
 impl Metered {
@@ -87,6 +93,7 @@ impl Metered {
             Self::Resend => "resend",
             Self::Replay => "replay",
             Self::Test => "test",
+            Self::ReplayPlan => "replay_plan",
         }
     }
 
@@ -96,6 +103,7 @@ impl Metered {
             Self::Resend => quotas.resends_per_minute,
             Self::Replay => quotas.replays_per_minute,
             Self::Test => quotas.tests_per_minute,
+            Self::ReplayPlan => quotas.replay_plans_per_minute,
         }
     }
 
@@ -105,6 +113,7 @@ impl Metered {
             Self::Resend => ("resends", "PORTAL_RESENDS_PER_MINUTE"),
             Self::Replay => ("replays", "PORTAL_REPLAYS_PER_MINUTE"),
             Self::Test => ("test sends", "PORTAL_TESTS_PER_MINUTE"),
+            Self::ReplayPlan => ("replay plans", "PORTAL_REPLAY_PLANS_PER_MINUTE"),
         };
         format!(
             "Too many {what}: your team may make {} a minute ({setting}). Try again in {wait_seconds} s.",

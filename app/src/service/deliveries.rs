@@ -40,13 +40,15 @@ pub async fn replay_since(
 }
 
 /// How many events a replay from `since` (ms) would send: the webhook's types' events never
-/// queued for it, counted by the database.
+/// queued for it, counted by the database. A count over the partner's events, open to viewers:
+/// counted against the partner's replay plans per minute.
 pub async fn count_missed(
     state: &AppState,
     partner: &PartnerId,
     webhook: &WebhookId,
     since: i64,
 ) -> Result<i64, AppError> {
+    state.meter(partner, Metered::ReplayPlan).await?;
     queue::count_missed(&state.db, partner, webhook, since).await?.ok_or(AppError::NotFound)
 }
 
@@ -60,7 +62,13 @@ pub async fn replay(
 ) -> Result<ReplayView, AppError> {
     let since = replay_since(state, partner, webhook, since).await?;
     state.meter(partner, Metered::Replay).await?;
-    match queue::start_replay(&state.db, partner, webhook, since).await? {
+    // In a task of its own: a replay queues in chunks, and if the request is stopped half way
+    // (the request deadline, a closed tab) it still queues every missed event.
+    let (db, who, hook) = (state.db.clone(), partner.clone(), webhook.clone());
+    let started = tokio::spawn(async move { queue::start_replay(&db, &who, &hook, since).await })
+        .await
+        .map_err(anyhow::Error::from)??;
+    match started {
         Replay::Started(view) => {
             tracing::info!(partner = %partner, webhook = %webhook, replay = %view.id, total = view.total, "replay started");
             state.wake.notify_one();

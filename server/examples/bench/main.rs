@@ -270,6 +270,27 @@ async fn tenants() {
     let held = log.lock().unwrap().iter().filter(|(hook, _, _)| hook.starts_with("hang/")).count();
     println!("  requests to A's hanging webhooks under way: {held}");
     report(&portal, "tenants");
+    drop(portal);
+
+    // A backlog behind webhooks at their limit: A's 10 hanging webhooks hold 40 places (less
+    // than A's share, so A is not left out of claims) and 50,000 deliveries wait behind them.
+    let (url, log) = receiver().await;
+    let portal = Portal::start(&["--delivery-timeout", "30s"]).await;
+    let a = portal.partner(&(0..10).map(|w| format!("{url}/hang/{w}")).collect::<Vec<_>>()).await;
+    let b = portal.partner(&[format!("{url}/ok/b")]).await;
+    let queued = publish(&portal, &[a], 5_000, None, 16, "a").await;
+    wait_for(&log, "hang/", 40, Duration::from_secs(60)).await;
+    let (_, cpu_before) = portal.resources();
+    let sent = publish(&portal, &[b], 200, Some(20.0), 4, "b").await;
+    wait_for(&log, "ok/", 200, Duration::from_secs(120)).await;
+    let (_, cpu_after) = portal.resources();
+    println!(
+        "partner B while {} deliveries wait for partner A's 10 hanging webhooks: {}; portal CPU over B's 10 s: {:.1} s",
+        queued.len() * 10,
+        percentiles(latencies(&log, &sent, "ok/")),
+        cpu_after - cpu_before
+    );
+    report(&portal, "tenants (backlog)");
 }
 
 /// 200 wrong sign-ins at once: all for one email from one address, then each for another

@@ -176,12 +176,15 @@ impl Dispatcher {
             reserve: RESERVED_PLACES,
         };
         let horizon = now_ms() + LOOKAHEAD_MS;
-        queue::claim_due(&self.db, &self.worker, free as i64, horizon, self.lease_ms, &places).await.unwrap_or_else(
-            |e| {
+        let claimed = queue::claim_due(&self.db, &self.worker, free as i64, horizon, self.lease_ms, &places)
+            .await
+            .unwrap_or_else(|e| {
                 tracing::error!(error = format!("{e:#}"), "could not claim deliveries");
                 Vec::new()
-            },
-        )
+            });
+        let found = if claimed.is_empty() { "none" } else { "some" };
+        metrics::counter!("portal_claims_total", "found" => found).increment(1);
+        claimed
     }
 
     /// Starts each claimed delivery in its own task, holding a place and its webhook's slot.
@@ -232,9 +235,11 @@ impl Dispatcher {
         match queue::next_due(&self.db).await {
             Ok(Some(due)) => match due - LOOKAHEAD_MS / 2 - now_ms() {
                 later if later > 0 => (Duration::from_millis(later.min(IDLE_POLL.as_millis() as i64) as u64), false),
-                // Due now but nothing claimable (its webhook is at its limit): a finishing
-                // task tells us; look again shortly in any case.
-                _ if got == 0 => (Duration::from_millis(50), true),
+                // Due now but nothing claimable: its webhooks, or its partner, hold all their
+                // places. Only a request ending changes that, and its task tells us (`freed`);
+                // looking again on a timer would claim nothing, over and over, while a hostile
+                // partner's receivers hang.
+                _ if got == 0 => (IDLE_POLL, true),
                 _ => (Duration::ZERO, false),
             },
             Ok(None) => (IDLE_POLL, false),

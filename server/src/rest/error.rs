@@ -65,6 +65,10 @@ pub enum ApiError {
     /// was done, try again shortly.
     #[error("{0}")]
     Busy(String),
+    /// The request was not answered within the operator's time limit; what it started was
+    /// stopped (or, for a replay, goes on).
+    #[error("{0}")]
+    TimedOut(String),
     /// Something failed on our side; the cause is logged, not sent.
     #[error("internal error")]
     Internal(anyhow::Error),
@@ -108,6 +112,7 @@ impl ApiError {
             Self::LimitReached(_) => (StatusCode::UNPROCESSABLE_ENTITY, "limit_reached"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, "busy"),
+            Self::TimedOut(_) => (StatusCode::SERVICE_UNAVAILABLE, "timed_out"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

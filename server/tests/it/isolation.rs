@@ -177,6 +177,67 @@ async fn a_partner_whose_receivers_hang_does_not_delay_another_partners_deliveri
     assert_eq!(hanging.received().len(), a_limit, "A holds no more than its share while B has work");
 }
 
+#[tokio::test]
+async fn a_dispatcher_whose_due_deliveries_all_wait_for_busy_webhooks_does_not_keep_looking() {
+    // A process of its own: the claim counter is the process's.
+    let portal =
+        crate::helpers::PortalProcess::start(&["--allow-private-targets", "true", "--delivery-timeout", "60s"]).await;
+    let hanging = Receiver::start(Reply::Hang(Duration::from_secs(120))).await;
+    let partner = crate::helpers::insert_partner(&portal.db, "Acme", "ann@acme.test").await;
+    crate::helpers::insert_webhooks(&portal.db, &partner.id, &hanging.url, 1).await;
+    for i in 0..12 {
+        let response = http()
+            .post(format!("{}/api/v1/events", portal.address))
+            .bearer_auth(OPERATOR_TOKEN)
+            .json(&json!({"partnerId": partner.id.to_string(), "type": "verification.completed",
+                "status": "success", "id": format!("evt_{i}"), "data": {}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    // The webhook holds its places; the other 8 deliveries are due and can't be taken until one
+    // of those requests ends, a minute from now.
+    hanging.wait_for(server::dispatcher::MAX_IN_FLIGHT_PER_WEBHOOK, Duration::from_secs(30)).await;
+    let empty = |page: &str| crate::helpers::sample(page, r#"portal_claims_total{found="none"}"#).unwrap_or(0.0);
+    let before = empty(&portal.metrics().await);
+    // An observation window, not a wait for something: a dispatcher that polls on a timer
+    // claims nothing about 20 times a second here; one that waits for a place to come free
+    // looks at most once a second (its idle poll).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let looked = empty(&portal.metrics().await) - before;
+    assert!(looked <= 4.0, "{looked} claims found nothing in 2 s");
+    assert_eq!(hanging.received().len(), server::dispatcher::MAX_IN_FLIGHT_PER_WEBHOOK);
+}
+
+#[tokio::test]
+async fn a_request_stuck_behind_a_lock_is_answered_at_the_deadline_and_changes_nothing() {
+    let s = setup(&["--request-timeout", "1s"]).await;
+    // Another connection holds the lock creating a webhook needs: the writer on SQLite, the
+    // partner's row (the webhook quota's lock) on PostgreSQL.
+    let mut lock = s.app.db.begin_write().await.unwrap();
+    if s.app.db.backend() == app::store::Backend::Postgres {
+        sqlx::query("SELECT id FROM partners WHERE id = $1 FOR UPDATE")
+            .bind(&s.partner)
+            .execute(&mut *lock)
+            .await
+            .unwrap();
+    }
+    // Answered at its deadline, not when the lock goes (never, on PostgreSQL: the test client
+    // would give up after a minute; SQLite stops waiting after 5 s with a 500 of its own).
+    let (status, body) = post_json(&s, "/api/v1/webhooks", json!({"url": "https://example.com/hook"})).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "timed_out");
+    assert!(body["error"]["message"].as_str().unwrap().contains("PORTAL_REQUEST_TIMEOUT"), "{body}");
+    lock.rollback().await.unwrap();
+
+    let list: Value =
+        http().get(s.app.url("/api/v1/webhooks")).bearer_auth(&s.key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 0, "the stopped request made nothing: {list}");
+    let (status, body) = post_json(&s, "/api/v1/webhooks", json!({"url": "https://example.com/hook"})).await;
+    assert_eq!(status, StatusCode::CREATED, "once the lock is gone the same request works: {body}");
+}
+
 /// `POST` with the partner's key; the status and the JSON answer.
 async fn post_json(s: &Setup, path: &str, body: Value) -> (StatusCode, Value) {
     let response = http().post(s.app.url(path)).bearer_auth(&s.key).json(&body).send().await.unwrap();
@@ -217,8 +278,8 @@ async fn a_partner_can_not_pass_its_limit_of_webhooks_even_in_parallel() {
 }
 
 #[tokio::test]
-async fn test_sends_and_resends_are_limited_per_partner_and_minute() {
-    let s = setup(&["--tests-per-minute", "2", "--resends-per-minute", "1"]).await;
+async fn test_sends_resends_and_replay_plans_are_limited_per_partner_and_minute() {
+    let s = setup(&["--tests-per-minute", "2", "--resends-per-minute", "1", "--replay-plans-per-minute", "2"]).await;
     // The counts start again with each minute of the clock: start early in one.
     eventually("the minute has 20 s to go", Duration::from_secs(25), || async {
         chrono::Utc::now().timestamp_millis().rem_euclid(60_000) < 40_000
@@ -262,6 +323,21 @@ async fn test_sends_and_resends_are_limited_per_partner_and_minute() {
     let (status, refused) = post_json(&s, &format!("/api/v1/deliveries/{delivery}/resend"), Value::Null).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{refused}");
     assert!(refused["error"]["message"].as_str().unwrap().contains("Too many resends"), "{refused}");
+
+    // A replay's plan counts the partner's events; a viewer can ask for it, so it is metered too.
+    let ann = crate::helpers::TestPartner {
+        id: app::domain::PartnerId::parse(&s.partner).unwrap(),
+        email: "ann@acme.test".into(),
+        password: "correct horse battery staple".into(),
+    };
+    let client = s.app.signed_in_client(&ann).await;
+    for _ in 0..2 {
+        let (status, plan) = s.app.server_fn(&client, "logs/replay_plan", &[("webhook", id)]).await;
+        assert_eq!(status, StatusCode::OK, "{plan}");
+    }
+    let (status, refused) = s.app.server_fn(&client, "logs/replay_plan", &[("webhook", id)]).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{refused}");
+    assert!(refused.contains("2 a minute") && refused.contains("PORTAL_REPLAY_PLANS_PER_MINUTE"), "{refused}");
 }
 
 #[tokio::test]

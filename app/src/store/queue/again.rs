@@ -130,6 +130,61 @@ pub async fn count_missed(
     Ok(Some(row.try_get("n")?))
 }
 
+/// Queues a replay's chunk of `events` (found on a reader) in one write transaction and counts
+/// it into the replay; answers how many were queued. An event queued for the webhook since it
+/// was found (by another replay at once: two tabs, two processes) is left out, so no event is
+/// queued twice. On PostgreSQL the chunk first takes the webhook's advisory lock, so two
+/// replays' chunks see each other's; SQLite's writer is one at a time anyway.
+async fn queue_chunk(
+    db: &Db,
+    partner: &PartnerId,
+    webhook: &WebhookId,
+    replay: &ReplayId,
+    events: &[(i64, String)],
+    now: i64,
+) -> anyhow::Result<i64> {
+    let mut tx = db.begin_write().await?;
+    if db.backend() == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(webhook.as_str())
+            .execute(&mut *tx)
+            .await
+            .context("could not take the webhook's replay lock")?;
+    }
+    let mut queued = 0;
+    // Several rows per statement: a chunk is a few round trips. `VALUES` names its columns
+    // `column1`, `column2` on both databases.
+    for chunk in events.chunks(200) {
+        let mut sql = Sql::default();
+        sql.push(
+            "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, \
+             created_at, updated_at, origin, replay_id) SELECT v.column1, ",
+        );
+        sql.text(partner.as_str()).push(", ").text(webhook.as_str()).push(", v.column2, 'pending', 0, ");
+        sql.int(now).push(", ").int(now).push(", ").int(now).push(", 'replay', ").text(replay.as_str());
+        sql.push(" FROM (VALUES ");
+        for (i, (_, event)) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" });
+            sql.text(DeliveryId::generate().as_str()).push(", ").text(event).push(")");
+        }
+        sql.push(") AS v WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = ").text(webhook.as_str());
+        sql.push(" AND d.event_id = v.column2)");
+        let done = sql.query().execute(&mut *tx).await.context("could not queue the replay")?;
+        queued += done.rows_affected() as i64;
+    }
+    sqlx::query("UPDATE replays SET total = total + $1 WHERE id = $2")
+        .bind(queued)
+        .bind(replay.as_str())
+        .execute(&mut *tx)
+        .await
+        .context("could not count the replay")?;
+    if queued > 0 {
+        db.announce_work(&mut tx).await?;
+    }
+    tx.commit().await.context("could not commit the replay")?;
+    Ok(queued)
+}
+
 /// Queues a delivery of every missed event since `since` to an active webhook under a new
 /// replay whose progress [`replay_view`](crate::store::log::replay_view) reads. The events are queued oldest first, a chunk
 /// per transaction; the replay's total is what was queued.
@@ -157,19 +212,9 @@ pub async fn start_replay(db: &Db, partner: &PartnerId, webhook: &WebhookId, sin
     .await
     .context("could not note the replay")?;
     let mut after: Option<(i64, String)> = None;
-    let mut total = 0;
     loop {
-        let mut tx = db.begin_write().await?;
-        if db.backend() == Backend::Postgres {
-            // Two replays of one webhook at once (two requests, two processes) each look for
-            // events with no delivery yet; one at a time per webhook, each chunk sees what the
-            // other queued, and no event is queued twice. SQLite's writer is one at a time anyway.
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind(webhook.as_str())
-                .execute(&mut *tx)
-                .await
-                .context("could not take the webhook's replay lock")?;
-        }
+        // The chunk is looked for on a reader, outside the writer's transaction: a search over a
+        // partner's million events holds up no one's writes.
         let mut sql = Sql::default();
         sql.push("SELECT e.id, e.created_at");
         missed_events(&mut sql, partner, webhook, &filter, since, now);
@@ -178,35 +223,12 @@ pub async fn start_replay(db: &Db, partner: &PartnerId, webhook: &WebhookId, sin
             sql.push(" AND e.id > ").text(id).push("))");
         }
         sql.push(" ORDER BY e.created_at, e.id LIMIT ").int(REPLAY_CHUNK);
-        let rows = sql.query().fetch_all(&mut *tx).await.context("could not find the missed events")?;
+        let rows = sql.query().fetch_all(db.pool()).await.context("could not find the missed events")?;
         let events: Vec<(i64, String)> =
             rows.iter().map(|r| Ok((r.try_get("created_at")?, r.try_get("id")?))).collect::<anyhow::Result<_>>()?;
-        // Several rows per statement: a chunk is a few round trips.
-        for chunk in events.chunks(200) {
-            let mut sql = Sql::default();
-            sql.push(
-                "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, \
-                 created_at, updated_at, origin, replay_id) VALUES ",
-            );
-            for (i, (_, event)) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" });
-                sql.text(DeliveryId::generate().as_str()).push(", ").text(partner.as_str()).push(", ");
-                sql.text(webhook.as_str()).push(", ").text(event).push(", 'pending', 0, ").int(now).push(", ");
-                sql.int(now).push(", ").int(now).push(", 'replay', ").text(replay.as_str()).push(")");
-            }
-            sql.query().execute(&mut *tx).await.context("could not queue the replay")?;
-        }
-        total += events.len() as i64;
-        sqlx::query("UPDATE replays SET total = $1 WHERE id = $2")
-            .bind(total)
-            .bind(replay.as_str())
-            .execute(&mut *tx)
-            .await
-            .context("could not count the replay")?;
         if !events.is_empty() {
-            db.announce_work(&mut tx).await?;
+            queue_chunk(db, partner, webhook, &replay, &events, now).await?;
         }
-        tx.commit().await.context("could not commit the replay")?;
         after = events.last().cloned();
         if (events.len() as i64) < REPLAY_CHUNK {
             break;

@@ -97,7 +97,7 @@ pub async fn claim_due(
         .bind(worker)
         .bind(now)
         .bind(limit)
-        .bind(limit * 2)
+        .bind(places.webhook_places as i64)
         .bind(serde_json::to_string(&full)?)
         .bind(busy)
         .bind(places.webhook_places as i64)
@@ -124,73 +124,79 @@ pub async fn claim_due(
 }
 
 /// The claim's text: `$1` lease end, `$2` worker, `$3` now, `$4` limit, `$5` the window of due
-/// rows looked at per partner, `$6` the webhooks at their limit (JSON list), `$7` the places the
+/// rows looked at per webhook, `$6` the webhooks at their limit (JSON list), `$7` the places the
 /// others have taken (JSON object), `$8` the places a webhook has, `$9` the horizon (due by
 /// then), `$10` the places partners have taken (JSON object), `$11` every place, `$12` the
 /// reserve.
 ///
-/// `parts` finds the partners with pending deliveries by skipping through the
-/// `deliveries_partner_due` index (one seek per partner, however many deliveries each has);
-/// the places are shared between the `active` ones, those with deliveries due now or under
-/// way here (a partner whose deliveries all wait for a later retry takes no share);
-/// `due` takes each one's oldest due deliveries from the same index, so a partner with
-/// thousands queued can't fill the window and hide another's. The counts are read from their
-/// JSON once (`MATERIALIZED`), not once per row looked at.
+/// `hooks` finds the webhooks with pending deliveries by skipping through the
+/// `deliveries_webhook_due` index (one seek per webhook, however many deliveries each has);
+/// `ready` keeps those with a place free and a delivery due and not under way, with their
+/// partner. The places are shared between the `active` partners, those with such a webhook or
+/// with requests under way here (a partner whose deliveries all wait for a later retry takes no
+/// share); `due` takes each ready webhook's oldest due deliveries, a few, from the same index.
+/// So the work of a claim follows the number of webhooks with something pending, never the
+/// number of deliveries: thousands queued for a webhook that is at its limit (its receiver
+/// hangs) are not even looked at, and thousands queued by one partner can't hide another's.
+/// The counts are read from their JSON once (`MATERIALIZED`), not once per row looked at.
 fn claim_sql(backend: Backend) -> String {
-    // A partner's window: its oldest due deliveries not under way, off the index.
-    let window = |columns: &str, full: &str, lock: &str| {
+    // A webhook's window: its oldest due deliveries not under way, off the index.
+    let window = |columns: &str, lock: &str| {
         format!(
             "SELECT {columns} FROM deliveries x \
-             WHERE x.state = 'pending' AND x.partner_id = parts.p AND x.next_attempt_at <= $9 \
-             AND (x.locked_until IS NULL OR x.locked_until < $3) AND x.webhook_id NOT IN ({full}) \
+             WHERE x.state = 'pending' AND x.webhook_id = ready.w AND x.next_attempt_at <= $9 \
+             AND (x.locked_until IS NULL OR x.locked_until < $3) \
              ORDER BY x.next_attempt_at LIMIT $5 {lock}"
         )
     };
-    let (busy, partners, greatest, due_from) = match backend {
-        // SQLite has no LATERAL; it runs the correlated IN once per partner, seeking each id.
+    let (full, busy, partners, greatest, due_from) = match backend {
+        // SQLite has no LATERAL; it runs the correlated IN once per webhook, seeking each id.
         Backend::Sqlite => (
+            "SELECT value FROM json_each($6)",
             "SELECT key, value AS taken FROM json_each($7)",
             "SELECT key, value AS taken FROM json_each($10)",
             "MAX",
             format!(
-                "SELECT d.id, d.partner_id, d.webhook_id, d.next_attempt_at FROM parts \
+                "SELECT d.id, d.partner_id, d.webhook_id, d.next_attempt_at FROM ready \
                  JOIN deliveries d ON d.id IN ({})",
-                window("x.id", "SELECT value FROM json_each($6)", "")
+                window("x.id", "")
             ),
         ),
         // PostgreSQL would test a correlated IN against every delivery: LATERAL instead.
         Backend::Postgres => (
+            "SELECT jsonb_array_elements_text($6::jsonb)",
             "SELECT key, value::bigint AS taken FROM jsonb_each_text($7::jsonb)",
             "SELECT key, value::bigint AS taken FROM jsonb_each_text($10::jsonb)",
             "GREATEST",
             format!(
-                "SELECT d.id, d.partner_id, d.webhook_id, d.next_attempt_at FROM parts CROSS JOIN LATERAL ({}) d",
-                window(
-                    "x.id, x.partner_id, x.webhook_id, x.next_attempt_at",
-                    "SELECT jsonb_array_elements_text($6::jsonb)",
-                    "FOR UPDATE SKIP LOCKED"
-                )
+                "SELECT d.id, d.partner_id, d.webhook_id, d.next_attempt_at FROM ready CROSS JOIN LATERAL ({}) d",
+                window("x.id, x.partner_id, x.webhook_id, x.next_attempt_at", "FOR UPDATE SKIP LOCKED")
             ),
         ),
     };
     format!(
-        "WITH RECURSIVE parts (p) AS ( \
-           SELECT MIN(partner_id) FROM deliveries WHERE state = 'pending' \
+        "WITH RECURSIVE hooks (w) AS ( \
+           SELECT MIN(webhook_id) FROM deliveries WHERE state = 'pending' \
            UNION ALL \
-           SELECT (SELECT MIN(partner_id) FROM deliveries WHERE state = 'pending' AND partner_id > parts.p) \
-           FROM parts WHERE parts.p IS NOT NULL), \
+           SELECT (SELECT MIN(webhook_id) FROM deliveries WHERE state = 'pending' AND webhook_id > hooks.w) \
+           FROM hooks WHERE hooks.w IS NOT NULL), \
          busy AS MATERIALIZED ({busy}), \
          partners_busy AS MATERIALIZED ({partners}), \
+         ready AS MATERIALIZED ( \
+           SELECT w, p FROM ( \
+             SELECT hooks.w, ( \
+               SELECT y.partner_id FROM deliveries y WHERE y.state = 'pending' AND y.webhook_id = hooks.w \
+               AND y.next_attempt_at <= $9 AND (y.locked_until IS NULL OR y.locked_until < $3) \
+               ORDER BY y.next_attempt_at LIMIT 1) AS p \
+             FROM hooks WHERE hooks.w IS NOT NULL AND hooks.w NOT IN ({full})) h \
+           WHERE p IS NOT NULL), \
          active AS MATERIALIZED ( \
-           SELECT p FROM parts WHERE p IS NOT NULL AND EXISTS ( \
-             SELECT 1 FROM deliveries y WHERE y.state = 'pending' AND y.partner_id = parts.p \
-             AND y.next_attempt_at <= $9 AND (y.locked_until IS NULL OR y.locked_until < $3)) \
-           UNION SELECT key FROM partners_busy), \
+           SELECT p FROM ready UNION SELECT key FROM partners_busy), \
          share AS MATERIALIZED ( \
            SELECT {greatest}(1, ($11 - $12) / {greatest}(1, COUNT(*))) AS places FROM active), \
          due AS ( \
            {due_from} \
-           WHERE parts.p IS NOT NULL AND parts.p NOT IN ( \
+           WHERE ready.p NOT IN ( \
              SELECT key FROM partners_busy WHERE taken >= (SELECT places FROM share))), \
          by_webhook AS ( \
            SELECT due.id, due.partner_id, due.next_attempt_at, \
@@ -209,12 +215,17 @@ fn claim_sql(backend: Backend) -> String {
     )
 }
 
-/// When the next pending delivery falls due (ms), counting expired leases; `None` when none wait.
+/// When the next pending delivery not under way falls due (ms); `None` when none wait. One
+/// walk of the `deliveries_due` index from its oldest, past the few rows under way, however
+/// many deliveries wait (a minimum over an expression would read every one of them on each
+/// turn of the loop). A lease that ends is not a due time here: the dispatcher's idle poll
+/// finds it within a second, and the claim takes it.
 pub async fn next_due(db: &Db) -> anyhow::Result<Option<i64>> {
     let row = sqlx::query(
-        "SELECT MIN(CASE WHEN locked_until IS NOT NULL AND locked_until > next_attempt_at THEN locked_until \
-         ELSE next_attempt_at END) AS due FROM deliveries WHERE state = 'pending'",
+        "SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE state = 'pending' \
+         AND (locked_until IS NULL OR locked_until < $1)",
     )
+    .bind(now_ms())
     .fetch_one(db.pool())
     .await
     .context("could not find the next due delivery")?;
