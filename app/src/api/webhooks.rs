@@ -48,6 +48,7 @@ pub async fn save_webhook(
     type_review_completed: Option<String>,
     payload_template: Option<String>,
     rate_limit: Option<String>,
+    max_concurrent_requests: Option<String>,
 ) -> Result<WebhookView, AppError> {
     use crate::domain::{EventType, WebhookInput};
 
@@ -74,6 +75,7 @@ pub async fn save_webhook(
         event_types: (event_types_mode.as_deref() == Some("selected")).then_some(selected),
         payload_template: payload_template.unwrap_or_default(),
         rate_limit: rate_limit.unwrap_or_default(),
+        max_concurrent_requests: max_concurrent_requests.unwrap_or_default(),
     };
     let view = match existing {
         Some(record) => service::update(&state, &user.partner_id, &record, &input).await?,

@@ -92,6 +92,7 @@ proptest! {
         }
         let _ = LogQuery { outcome: Some(text.clone()), event_type: Some(text.clone()), from: Some(text.clone()), ..LogQuery::default() }.parse();
         let _ = parse_rate_limit(&text);
+        let _ = parse_max_concurrent_requests(&text);
         let _ = EventType::parse(&text);
     }
 }

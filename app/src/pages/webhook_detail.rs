@@ -100,6 +100,13 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
             <dd data-testid="rate-limit">
                 {webhook.rate_limit.map(|n| format!("{n} requests per second")).unwrap_or_else(|| "None".into())}
             </dd>
+            <dt>"Max concurrent requests"</dt>
+            <dd data-testid="max-concurrent-requests">
+                {webhook
+                    .max_concurrent_requests
+                    .map(|n| format!("{n} at once"))
+                    .unwrap_or_else(|| "Adapts to the endpoint, up to 64".into())}
+            </dd>
             <dt>"Created"</dt>
             <dd>{format_time(&webhook.created_at)}</dd>
             <dt>"Last delivery"</dt>

@@ -54,6 +54,8 @@ fn WebhookForm(existing: Option<WebhookView>) -> impl IntoView {
     let template = RwSignal::new(existing.as_ref().and_then(|w| w.payload_template.clone()).unwrap_or_default());
     let only_some = RwSignal::new(selected.is_some());
     let rate_limit = existing.as_ref().and_then(|w| w.rate_limit).map(|n| n.to_string()).unwrap_or_default();
+    let max_concurrent =
+        existing.as_ref().and_then(|w| w.max_concurrent_requests).map(|n| n.to_string()).unwrap_or_default();
     let is_edit = existing.is_some();
     let cancel_href = if is_edit { format!("/webhooks/{id}") } else { "/webhooks".to_owned() };
 
@@ -213,6 +215,24 @@ fn WebhookForm(existing: Option<WebhookView>) -> impl IntoView {
                     aria-describedby="rate-limit-hint rate-limit-error"
                 />
                 <FieldError id="rate-limit-error" message=field_error("rateLimit") />
+            </div>
+            <div class="field">
+                <label for="max-concurrent">"Max concurrent requests (optional)"</label>
+                <p class="hint" id="max-concurrent-hint">
+                    "Most requests we have under way to this URL at once, from 1 to 64. Without it we start at 4 and adapt: more while your endpoint answers quickly, fewer when it slows down, times out or answers 429 or 5xx. Leave it empty to let us adapt up to 64."
+                </p>
+                <input
+                    id="max-concurrent"
+                    name="max_concurrent_requests"
+                    type="number"
+                    min="1"
+                    max="64"
+                    step="1"
+                    inputmode="numeric"
+                    value=max_concurrent
+                    aria-describedby="max-concurrent-hint max-concurrent-error"
+                />
+                <FieldError id="max-concurrent-error" message=field_error("maxConcurrentRequests") />
             </div>
             <ErrorAlert message=general_error />
             <Show when=move || matches!(error(), Some(AppError::Invalid(_) | AppError::InvalidFields(_)))>

@@ -401,6 +401,7 @@ mod tests {
             event_filter: EventFilter::default(),
             payload_template: None,
             rate_limit: None,
+            max_concurrent_requests: None,
         };
         let mut hooks = Vec::new();
         for _ in 0..n {

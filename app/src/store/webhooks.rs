@@ -18,7 +18,7 @@ pub const PREVIOUS_SECRET_GRACE_MS: i64 = 24 * 3600 * 1000;
 const COLUMNS: &str = "id, partner_id, url, active, deactivated_at, deactivated_reason, event_types, \
     auth_header_name, auth_header_value, payload_template, signing_secret, previous_secret, \
     previous_secret_expires_at, created_at, updated_at, last_attempt_at, last_attempt_ok, failures_in_a_row, \
-    last_deactivated_at, rate_limit";
+    last_deactivated_at, rate_limit, max_concurrent_requests";
 
 /// A webhook row with its secrets: for the server's own use (delivery, signing), never sent.
 #[derive(Debug, Clone)]
@@ -103,6 +103,9 @@ impl WebhookRecord {
                     .try_get::<Option<String>, _>("payload_template")?
                     .map(PayloadTemplate::from_trusted),
                 rate_limit: row.try_get::<Option<i64>, _>("rate_limit")?.and_then(|n| u32::try_from(n).ok()),
+                max_concurrent_requests: row
+                    .try_get::<Option<i64>, _>("max_concurrent_requests")?
+                    .and_then(|n| u32::try_from(n).ok()),
             },
             signing_secret: SigningSecret::from_trusted(open(
                 &row.try_get::<String, _>("signing_secret")?,
@@ -139,6 +142,7 @@ impl WebhookRecord {
             event_types: s.event_filter.names(),
             payload_template: s.payload_template.as_ref().map(|t| t.as_str().to_owned()).unwrap_or_default(),
             rate_limit: s.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
+            max_concurrent_requests: s.max_concurrent_requests.map(|n| n.to_string()).unwrap_or_default(),
         }
     }
 }
@@ -164,6 +168,7 @@ fn view(record: &WebhookRecord, success_rate: Option<f64>) -> WebhookView {
         success_rate: stats.success_rate,
         failures_in_a_row: stats.failures_in_a_row,
         rate_limit: s.rate_limit,
+        max_concurrent_requests: s.max_concurrent_requests,
         health: stats.health(s.active, record.deactivated_reason.is_some()),
     }
 }
@@ -209,8 +214,9 @@ pub async fn create(
     }
     let row = sqlx::query(&format!(
         "INSERT INTO webhooks (id, partner_id, url, active, deactivated_at, event_types, auth_header_name, \
-         auth_header_value, payload_template, signing_secret, created_at, updated_at, rate_limit) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) RETURNING {COLUMNS}"
+         auth_header_value, payload_template, signing_secret, created_at, updated_at, rate_limit, \
+         max_concurrent_requests) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13) RETURNING {COLUMNS}"
     ))
     .bind(id.as_str())
     .bind(partner.as_str())
@@ -229,6 +235,7 @@ pub async fn create(
     .bind(db.secrets().seal(secret.expose(), &place(id.as_str(), SecretKind::Signing)))
     .bind(now)
     .bind(settings.rate_limit.map(i64::from))
+    .bind(settings.max_concurrent_requests.map(i64::from))
     .fetch_one(&mut *tx)
     .await
     .context("could not store the webhook")?;
@@ -301,7 +308,7 @@ pub async fn update(
          deactivated_at = CASE WHEN $7 = 1 THEN NULL WHEN active = 1 THEN $6 ELSE deactivated_at END, \
          last_deactivated_at = CASE WHEN $7 = 0 AND active = 1 THEN $6 ELSE last_deactivated_at END, \
          deactivated_reason = CASE WHEN $7 = 1 THEN NULL ELSE deactivated_reason END, \
-         active = $7, rate_limit = $10 \
+         active = $7, rate_limit = $10, max_concurrent_requests = $11 \
          WHERE partner_id = $8 AND id = $9 RETURNING {COLUMNS}"
     ))
     .bind(settings.url.as_str())
@@ -319,6 +326,7 @@ pub async fn update(
     .bind(partner.as_str())
     .bind(id.as_str())
     .bind(settings.rate_limit.map(i64::from))
+    .bind(settings.max_concurrent_requests.map(i64::from))
     .fetch_one(&mut *tx)
     .await
     .context("could not update the webhook")?;

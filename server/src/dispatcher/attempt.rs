@@ -72,8 +72,9 @@ impl Dispatcher {
                 return Ok(Some(at));
             }
         };
-        // The webhook's request is done: another may go to it while this one is written.
-        drop(slot);
+        // The webhook's request is done: another may go to it while this one is written, and
+        // its answer adapts how many may.
+        slot.answered(&result, webhook.settings.max_concurrent_requests);
         let next = self.next_step(number, &mut result, &event.id);
         // One line per attempt, with what an operator searches by; never a secret (the body,
         // the headers and the URL's secrets stay in the database).

@@ -4,7 +4,8 @@
 //! that finished), so new events go out at once and retries fire on time.
 //!
 //! - `mod.rs`: the loop (claim, start, sleep);
-//! - `places.rs`: the places held per webhook and partner, given back when a request ends;
+//! - `places.rs`: the places held per webhook and partner, given back when a request ends,
+//!   and each webhook's limit, adapted to how its receiver answers;
 //! - `attempt.rs`: one attempt (build, send, decide with the [`RetryPolicy`], hand over);
 //! - `recorder.rs`: the task that writes attempts in batches;
 //! - `listen.rs`: PostgreSQL's `LISTEN` for work other processes queued.
@@ -32,8 +33,7 @@ use recorder::RecordJob;
 
 /// Deliveries in flight at once, all webhooks together.
 pub const MAX_IN_FLIGHT: usize = 256;
-/// Deliveries in flight at once to one webhook, so a slow one can't take every slot.
-pub const MAX_IN_FLIGHT_PER_WEBHOOK: usize = 4;
+pub use places::{MOST_PLACES, SLOW_MS, START_PLACES};
 /// Places no partner may take while the others have none (see
 /// [`claim_due`](app::store::queue::claim_due)): a partner that starts sending finds them
 /// free however slow the others' receivers are. A partner alone still has all the others.
@@ -162,16 +162,13 @@ impl Dispatcher {
     /// Leases up to `free` due deliveries, shared fairly by the places held (`in_flight`).
     async fn claim(&self, free: usize, in_flight: &Mutex<InFlight>) -> Vec<Claimed> {
         let (per_webhook, per_partner): (Vec<_>, Vec<_>) = {
-            let held = in_flight.lock().expect("not poisoned");
-            (
-                held.webhooks.iter().map(|(w, n)| (w.clone(), *n)).collect(),
-                held.partners.iter().map(|(p, n)| (p.clone(), *n)).collect(),
-            )
+            let mut held = in_flight.lock().expect("not poisoned");
+            (held.webhook_places(), held.partners.iter().map(|(p, n)| (p.clone(), *n)).collect())
         };
         let places = queue::Places {
             per_webhook: &per_webhook,
             per_partner: &per_partner,
-            webhook_places: MAX_IN_FLIGHT_PER_WEBHOOK,
+            webhook_places: START_PLACES,
             total: MAX_IN_FLIGHT,
             reserve: RESERVED_PLACES,
         };

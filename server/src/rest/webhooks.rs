@@ -45,6 +45,10 @@ pub struct CreateBody {
     /// Most requests per second the dispatcher sends it (1 to 1000); left out for no limit.
     #[serde(default)]
     rate_limit: Option<u32>,
+    /// Most requests under way to it at once (1 to 64); left out for the dispatcher's own
+    /// limit, which adapts to how the receiver answers (up to 64).
+    #[serde(default)]
+    max_concurrent_requests: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -76,6 +80,10 @@ pub struct PatchBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>, nullable)]
     rate_limit: Option<Option<u32>>,
+    /// Requests under way at once (1 to 64); `null` leaves it to the dispatcher.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, nullable)]
+    max_concurrent_requests: Option<Option<u32>>,
 }
 
 /// Tells `null` (Some(None)) from a missing field (None, by `default`).
@@ -151,6 +159,7 @@ pub async fn create(
         event_types: body.event_types,
         payload_template: body.payload_template.unwrap_or_default(),
         rate_limit: body.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
+        max_concurrent_requests: body.max_concurrent_requests.map(|n| n.to_string()).unwrap_or_default(),
     };
     let (webhook, secret) = service::create(&state, &partner.0, &input).await?;
     Ok((StatusCode::CREATED, Json(CreatedBody { webhook, secret: secret.expose().to_owned() })))
@@ -196,6 +205,9 @@ pub async fn update(
     }
     if let Some(limit) = body.rate_limit {
         input.rate_limit = limit.map(|n| n.to_string()).unwrap_or_default();
+    }
+    if let Some(cap) = body.max_concurrent_requests {
+        input.max_concurrent_requests = cap.map(|n| n.to_string()).unwrap_or_default();
     }
     Ok(Json(service::update(&state, &partner.0, &record, &input).await.map_err(refusal(&id))?))
 }

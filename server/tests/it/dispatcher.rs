@@ -340,16 +340,56 @@ async fn test_webhook_reports_in_place_and_is_logged_as_a_test() {
 }
 
 #[tokio::test]
-async fn one_webhook_gets_at_most_four_requests_at_once() {
+async fn a_webhook_that_answers_well_gets_more_requests_at_once_up_to_its_partners_cap() {
     let s = setup(&[]).await;
-    let receiver = Receiver::start(Reply::Hang(Duration::from_millis(400))).await;
+    // Each request is open 300 ms: requests that arrive within 250 ms of each other were all
+    // under way at once.
+    let fast = Receiver::start(Reply::Hang(Duration::from_millis(300))).await;
+    let capped = Receiver::start(Reply::Hang(Duration::from_millis(300))).await;
+    s.create_webhook(json!({"url": fast.url, "eventTypes": ["verification.completed"]})).await;
+    let webhook = s
+        .create_webhook(json!({"url": capped.url, "eventTypes": ["verification.failed"], "maxConcurrentRequests": 2}))
+        .await;
+    assert_eq!(webhook["maxConcurrentRequests"], 2);
+    for i in 0..40 {
+        let body = json!({"partnerId": s.partner, "type": "verification.completed", "status": "success",
+            "id": format!("evt_fast_{i}"), "data": {}});
+        assert_eq!(s.publish(body).await.0, StatusCode::ACCEPTED);
+    }
+    for i in 0..8 {
+        let body = json!({"partnerId": s.partner, "type": "verification.failed", "status": "failed",
+            "id": format!("evt_capped_{i}"), "data": {}});
+        assert_eq!(s.publish(body).await.0, StatusCode::ACCEPTED);
+    }
+    let most = |got: &[crate::receiver::Received]| {
+        got.iter()
+            .map(|r| got.iter().filter(|o| o.at <= r.at && r.at - o.at < Duration::from_millis(250)).count())
+            .max()
+    };
+    // The first wave is the start's four; four fast answers make room for eight, and so on.
+    let got = fast.wait_for(40, DEADLINE).await;
+    assert!(most(&got) > Some(server::dispatcher::START_PLACES), "at most {:?} at once", most(&got));
+    let got = capped.wait_for(8, DEADLINE).await;
+    assert_eq!(most(&got), Some(2), "the partner's cap of 2");
+}
+
+#[tokio::test]
+async fn a_webhook_whose_receiver_is_in_trouble_gets_fewer_requests_at_once() {
+    let s = setup(&[]).await;
+    // 503 after 300 ms, every time: the first wave's answers halve the places down to one.
+    let receiver = Receiver::start(Reply::Late(Duration::from_millis(300), 503)).await;
     s.create_webhook(json!({"url": receiver.url})).await;
     for i in 0..10 {
-        s.publish_event(&format!("evt_bounded_{i}")).await;
+        s.publish_event(&format!("evt_trouble_{i}")).await;
     }
     let got = receiver.wait_for(10, DEADLINE).await;
-    // Requests come in waves of at most four, each after the previous ones answered.
-    let first = got[0].at;
-    let early = got.iter().filter(|r| r.at.duration_since(first) < Duration::from_millis(300)).count();
-    assert!(early <= 4, "{early} requests were in flight at once");
+    let mut times: Vec<_> = got.iter().map(|r| r.at).collect();
+    times.sort();
+    let first = times[0];
+    let wave = times.iter().filter(|at| at.duration_since(first) < Duration::from_millis(250)).count();
+    assert_eq!(wave, server::dispatcher::START_PLACES, "the first wave");
+    // Then one at a time: each request starts after the one before was answered.
+    for pair in times[wave..].windows(2) {
+        assert!(pair[1] - pair[0] >= Duration::from_millis(290), "two requests {:?} apart", pair[1] - pair[0]);
+    }
 }

@@ -198,7 +198,7 @@ async fn a_dispatcher_whose_due_deliveries_all_wait_for_busy_webhooks_does_not_k
     }
     // The webhook holds its places; the other 8 deliveries are due and can't be taken until one
     // of those requests ends, a minute from now.
-    hanging.wait_for(server::dispatcher::MAX_IN_FLIGHT_PER_WEBHOOK, Duration::from_secs(30)).await;
+    hanging.wait_for(server::dispatcher::START_PLACES, Duration::from_secs(30)).await;
     let empty = |page: &str| crate::helpers::sample(page, r#"portal_claims_total{found="none"}"#).unwrap_or(0.0);
     let before = empty(&portal.metrics().await);
     // An observation window, not a wait for something: a dispatcher that polls on a timer
@@ -207,7 +207,7 @@ async fn a_dispatcher_whose_due_deliveries_all_wait_for_busy_webhooks_does_not_k
     tokio::time::sleep(Duration::from_secs(2)).await;
     let looked = empty(&portal.metrics().await) - before;
     assert!(looked <= 4.0, "{looked} claims found nothing in 2 s");
-    assert_eq!(hanging.received().len(), server::dispatcher::MAX_IN_FLIGHT_PER_WEBHOOK);
+    assert_eq!(hanging.received().len(), server::dispatcher::START_PLACES);
 }
 
 #[tokio::test]

@@ -315,6 +315,17 @@ async fn a_rate_limited_webhook_gets_events_spaced_out_and_waiting_is_no_failure
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = response.json().await.unwrap();
     assert!(body.to_string().contains("rateLimit"), "{body}");
+    // So is the cap on requests at once, and nothing is made.
+    let response = crate::helpers::http()
+        .post(s.app.url("/api/v1/webhooks"))
+        .bearer_auth(&s.key)
+        .json(&json!({"url": receiver.url, "maxConcurrentRequests": 65}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    assert!(body.to_string().contains("maxConcurrentRequests") && body.to_string().contains("1 to 64"), "{body}");
 
     let webhook = s.create_webhook(json!({"url": receiver.url, "rateLimit": 5})).await;
     assert_eq!(webhook["rateLimit"], 5);
@@ -345,6 +356,16 @@ async fn a_rate_limited_webhook_gets_events_spaced_out_and_waiting_is_no_failure
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.json::<Value>().await.unwrap()["rateLimit"], Value::Null);
+    let webhooks: Value = crate::helpers::http()
+        .get(s.app.url("/api/v1/webhooks"))
+        .bearer_auth(&s.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(webhooks.to_string().matches("wh_").count(), 1, "the refused ones were not made: {webhooks}");
 }
 
 #[tokio::test]

@@ -19,6 +19,8 @@ pub enum Reply {
     Redirect(&'static str),
     /// No answer for this long, then 200.
     Hang(Duration),
+    /// No answer for this long, then this status.
+    Late(Duration, u16),
     /// This status with a `Retry-After` header of this value.
     RetryAfter(u16, &'static str),
 }
@@ -71,6 +73,10 @@ async fn handle(
         Reply::Hang(time) => {
             tokio::time::sleep(time).await;
             (StatusCode::OK, "late").into_response()
+        }
+        Reply::Late(time, code) => {
+            tokio::time::sleep(time).await;
+            (StatusCode::from_u16(code).unwrap(), "late").into_response()
         }
     }
 }

@@ -20,23 +20,53 @@ pub struct WebhookInput {
     pub payload_template: String,
     /// Most requests per second, as typed; blank for no limit.
     pub rate_limit: String,
+    /// Most requests under way at once, as typed; blank for the dispatcher's own limit.
+    pub max_concurrent_requests: String,
 }
 
 /// Highest per-webhook rate limit, requests per second (the dispatcher spaces requests by
 /// whole milliseconds).
 pub const MAX_RATE_LIMIT: u32 = 1000;
 
+/// Most requests the dispatcher sends one webhook at once. It starts lower and adapts to how
+/// the receiver answers; a partner may set a lower cap.
+pub const MAX_CONCURRENT_REQUESTS: u32 = 64;
+
 /// A rate limit as typed: blank for none, else a whole number of requests per second.
 pub fn parse_rate_limit(text: &str) -> Result<Option<u32>, FieldError> {
+    parse_whole_or_blank(text, "rateLimit", "requests per second", MAX_RATE_LIMIT, "no limit")
+}
+
+/// A cap on requests under way at once as typed: blank for the dispatcher's own limit, else a
+/// whole number of requests.
+pub fn parse_max_concurrent_requests(text: &str) -> Result<Option<u32>, FieldError> {
+    parse_whole_or_blank(
+        text,
+        "maxConcurrentRequests",
+        "requests",
+        MAX_CONCURRENT_REQUESTS,
+        "the dispatcher's own limit",
+    )
+}
+
+/// Blank for `None`, else a whole number from 1 to `max`; the error names `field`, the `unit`
+/// and what blank means.
+fn parse_whole_or_blank(
+    text: &str,
+    field: &str,
+    unit: &str,
+    max: u32,
+    blank_means: &str,
+) -> Result<Option<u32>, FieldError> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
     }
     match text.parse::<u32>() {
-        Ok(n) if (1..=MAX_RATE_LIMIT).contains(&n) => Ok(Some(n)),
+        Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
         _ => Err(FieldError::new(
-            "rateLimit",
-            format!("must be a whole number of requests per second from 1 to {MAX_RATE_LIMIT}, or empty for no limit"),
+            field,
+            format!("must be a whole number of {unit} from 1 to {max}, or empty for {blank_means}"),
         )),
     }
 }
@@ -56,6 +86,8 @@ pub struct WebhookSettings {
     pub payload_template: Option<crate::domain::PayloadTemplate>,
     /// Most requests per second, if limited.
     pub rate_limit: Option<u32>,
+    /// Most requests under way at once, if the partner set a cap below the dispatcher's own.
+    pub max_concurrent_requests: Option<u32>,
 }
 
 #[cfg(feature = "ssr")]
@@ -85,19 +117,25 @@ impl WebhookInput {
             crate::domain::PayloadTemplate::parse(&self.payload_template).map(Some).map_err(|e| errors.push(e)).ok()
         };
         let rate_limit = parse_rate_limit(&self.rate_limit).map_err(|e| errors.push(e)).ok();
-        match (url, auth_header, event_filter, payload_template, rate_limit) {
-            (Some(url), Some(auth_header), Some(event_filter), Some(payload_template), Some(rate_limit))
-                if errors.is_empty() =>
-            {
-                Ok(WebhookSettings {
-                    url,
-                    active: self.active,
-                    auth_header,
-                    event_filter,
-                    payload_template,
-                    rate_limit,
-                })
-            }
+        let max_concurrent_requests =
+            parse_max_concurrent_requests(&self.max_concurrent_requests).map_err(|e| errors.push(e)).ok();
+        match (url, auth_header, event_filter, payload_template, rate_limit, max_concurrent_requests) {
+            (
+                Some(url),
+                Some(auth_header),
+                Some(event_filter),
+                Some(payload_template),
+                Some(rate_limit),
+                Some(max_concurrent_requests),
+            ) if errors.is_empty() => Ok(WebhookSettings {
+                url,
+                active: self.active,
+                auth_header,
+                event_filter,
+                payload_template,
+                rate_limit,
+                max_concurrent_requests,
+            }),
             _ => Err(errors),
         }
     }
@@ -127,11 +165,15 @@ mod input_tests {
             event_types: Some(vec!["nope".into()]),
             payload_template: "{{".into(),
             rate_limit: "0".into(),
+            max_concurrent_requests: "65".into(),
             ..input()
         };
         let fields: Vec<String> =
             bad.parse(UrlPolicy::default(), None).unwrap_err().into_iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["url", "authHeader.name", "eventTypes", "payloadTemplate", "rateLimit"]);
+        assert_eq!(
+            fields,
+            ["url", "authHeader.name", "eventTypes", "payloadTemplate", "rateLimit", "maxConcurrentRequests"]
+        );
     }
 
     #[test]
@@ -157,6 +199,18 @@ mod input_tests {
             let err = parse_rate_limit(bad).unwrap_err();
             assert_eq!(err.field, "rateLimit", "{bad}");
             assert!(err.message.contains("1 to 1000"), "{bad}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn concurrency_caps_are_whole_numbers_up_to_the_dispatchers_or_blank() {
+        assert_eq!(parse_max_concurrent_requests(" ").unwrap(), None);
+        assert_eq!(parse_max_concurrent_requests("1").unwrap(), Some(1));
+        assert_eq!(parse_max_concurrent_requests("64").unwrap(), Some(64));
+        for bad in ["0", "65", "-3", "1.5", "many"] {
+            let err = parse_max_concurrent_requests(bad).unwrap_err();
+            assert_eq!(err.field, "maxConcurrentRequests", "{bad}");
+            assert!(err.message.contains("requests from 1 to 64"), "{bad}: {}", err.message);
         }
     }
 }

@@ -41,6 +41,9 @@ pub struct WebhookView {
     pub failures_in_a_row: i64,
     /// Most requests per second the dispatcher sends it; `null` for no limit.
     pub rate_limit: Option<u32>,
+    /// Most requests the dispatcher has under way to it at once, when the partner set a cap;
+    /// `null` for the dispatcher's own limit (it adapts to the receiver, up to 64).
+    pub max_concurrent_requests: Option<u32>,
     /// The badge.
     pub health: Health,
 }

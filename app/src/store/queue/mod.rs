@@ -34,14 +34,26 @@ pub struct Claimed {
     pub due_at: i64,
 }
 
+/// One webhook's places in this process: how many requests it has under way and how many it
+/// may have (the dispatcher adapts that to how its receiver answers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookPlaces {
+    /// The webhook.
+    pub webhook: WebhookId,
+    /// Requests under way to it.
+    pub taken: usize,
+    /// Most it may have under way at once (the partner's cap, read by the claim, can be lower).
+    pub limit: usize,
+}
+
 /// What a process has in flight, and the places a claim shares out.
 #[derive(Debug, Clone, Copy)]
 pub struct Places<'a> {
-    /// Requests under way per webhook.
-    pub per_webhook: &'a [(WebhookId, usize)],
+    /// Requests under way and places per webhook, for the webhooks this process knows.
+    pub per_webhook: &'a [WebhookPlaces],
     /// Requests under way per partner.
     pub per_partner: &'a [(PartnerId, usize)],
-    /// Most requests to one webhook at once.
+    /// Most requests at once to a webhook not in `per_webhook`.
     pub webhook_places: usize,
     /// Every place of the process.
     pub total: usize,
@@ -76,15 +88,19 @@ pub async fn claim_due(
     let now = now_ms();
     // The in-flight counts go in as JSON parameters, so the statement's text never changes
     // and is prepared once per connection: the webhooks at their limit (skipped before the
-    // window is cut, so they can't fill it), and the places webhooks and partners have taken.
-    let full: Vec<&str> =
-        places.per_webhook.iter().filter(|(_, n)| *n >= places.webhook_places).map(|(w, _)| w.as_str()).collect();
+    // window is cut, so they can't fill it), the places the others have taken and may take,
+    // and the places partners have taken.
+    let (full, open): (Vec<&WebhookPlaces>, Vec<&WebhookPlaces>) =
+        places.per_webhook.iter().partition(|w| w.taken >= w.limit);
+    let full: Vec<&str> = full.iter().map(|w| w.webhook.as_str()).collect();
     let counts = |pairs: &mut dyn Iterator<Item = (&str, usize)>| {
         serde_json::Value::Object(pairs.map(|(k, n)| (k.to_owned(), serde_json::Value::from(n))).collect()).to_string()
     };
-    let busy = counts(
-        &mut places.per_webhook.iter().filter(|(_, n)| *n < places.webhook_places).map(|(w, n)| (w.as_str(), *n)),
-    );
+    let busy = counts(&mut open.iter().filter(|w| w.taken > 0).map(|w| (w.webhook.as_str(), w.taken)));
+    let limits =
+        counts(&mut open.iter().filter(|w| w.limit != places.webhook_places).map(|w| (w.webhook.as_str(), w.limit)));
+    // The window per webhook: as many due rows as the most places a webhook may take.
+    let window = open.iter().map(|w| w.limit).fold(places.webhook_places, usize::max);
     let partners_busy = counts(&mut places.per_partner.iter().map(|(p, n)| (p.as_str(), *n)));
     static SQLITE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     static POSTGRES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -97,7 +113,7 @@ pub async fn claim_due(
         .bind(worker)
         .bind(now)
         .bind(limit)
-        .bind(places.webhook_places as i64)
+        .bind(window as i64)
         .bind(serde_json::to_string(&full)?)
         .bind(busy)
         .bind(places.webhook_places as i64)
@@ -105,6 +121,7 @@ pub async fn claim_due(
         .bind(partners_busy)
         .bind(places.total as i64)
         .bind(places.reserve.min(places.total.saturating_sub(1)) as i64)
+        .bind(limits)
         .fetch_all(db.writer())
         .await
         .context("could not claim deliveries")?;
@@ -125,9 +142,10 @@ pub async fn claim_due(
 
 /// The claim's text: `$1` lease end, `$2` worker, `$3` now, `$4` limit, `$5` the window of due
 /// rows looked at per webhook, `$6` the webhooks at their limit (JSON list), `$7` the places the
-/// others have taken (JSON object), `$8` the places a webhook has, `$9` the horizon (due by
-/// then), `$10` the places partners have taken (JSON object), `$11` every place, `$12` the
-/// reserve.
+/// others have taken (JSON object), `$8` the places of a webhook not in `$13`, `$9` the horizon
+/// (due by then), `$10` the places partners have taken (JSON object), `$11` every place, `$12`
+/// the reserve, `$13` the places of the webhooks whose limit differs from `$8` (JSON object).
+/// A webhook's places are the fewer of that and its partner's cap (`max_concurrent_requests`).
 ///
 /// `hooks` finds the webhooks with pending deliveries by skipping through the
 /// `deliveries_webhook_due` index (one seek per webhook, however many deliveries each has);
@@ -149,15 +167,17 @@ fn claim_sql(backend: Backend) -> String {
              ORDER BY x.next_attempt_at LIMIT $5 {lock}"
         )
     };
-    let (full, busy, partners, greatest, due_from) = match backend {
+    let (full, busy, partners, limits, greatest, least, due_from) = match backend {
         // SQLite has no LATERAL; it runs the correlated IN once per webhook, seeking each id.
         Backend::Sqlite => (
             "SELECT value FROM json_each($6)",
             "SELECT key, value AS taken FROM json_each($7)",
             "SELECT key, value AS taken FROM json_each($10)",
+            "SELECT key, value AS places FROM json_each($13)",
             "MAX",
+            "MIN",
             format!(
-                "SELECT d.id, d.partner_id, d.webhook_id, d.next_attempt_at FROM ready \
+                "SELECT d.id, d.partner_id, d.webhook_id, d.next_attempt_at, ready.cap FROM ready \
                  JOIN deliveries d ON d.id IN ({})",
                 window("x.id", "")
             ),
@@ -167,9 +187,12 @@ fn claim_sql(backend: Backend) -> String {
             "SELECT jsonb_array_elements_text($6::jsonb)",
             "SELECT key, value::bigint AS taken FROM jsonb_each_text($7::jsonb)",
             "SELECT key, value::bigint AS taken FROM jsonb_each_text($10::jsonb)",
+            "SELECT key, value::bigint AS places FROM jsonb_each_text($13::jsonb)",
             "GREATEST",
+            "LEAST",
             format!(
-                "SELECT d.id, d.partner_id, d.webhook_id, d.next_attempt_at FROM ready CROSS JOIN LATERAL ({}) d",
+                "SELECT d.id, d.partner_id, d.webhook_id, d.next_attempt_at, ready.cap \
+                 FROM ready CROSS JOIN LATERAL ({}) d",
                 window("x.id, x.partner_id, x.webhook_id, x.next_attempt_at", "FOR UPDATE SKIP LOCKED")
             ),
         ),
@@ -182,8 +205,9 @@ fn claim_sql(backend: Backend) -> String {
            FROM hooks WHERE hooks.w IS NOT NULL), \
          busy AS MATERIALIZED ({busy}), \
          partners_busy AS MATERIALIZED ({partners}), \
+         limits AS MATERIALIZED ({limits}), \
          ready AS MATERIALIZED ( \
-           SELECT w, p FROM ( \
+           SELECT w, p, (SELECT max_concurrent_requests FROM webhooks WHERE id = h.w) AS cap FROM ( \
              SELECT hooks.w, ( \
                SELECT y.partner_id FROM deliveries y WHERE y.state = 'pending' AND y.webhook_id = hooks.w \
                AND y.next_attempt_at <= $9 AND (y.locked_until IS NULL OR y.locked_until < $3) \
@@ -201,13 +225,14 @@ fn claim_sql(backend: Backend) -> String {
          by_webhook AS ( \
            SELECT due.id, due.partner_id, due.next_attempt_at, \
                   ROW_NUMBER() OVER (PARTITION BY due.webhook_id ORDER BY due.next_attempt_at, due.id) \
-                  + COALESCE(busy.taken, 0) AS place \
-           FROM due LEFT JOIN busy ON busy.key = due.webhook_id), \
+                  + COALESCE(busy.taken, 0) AS place, \
+                  {least}(COALESCE(l.places, $8), COALESCE(due.cap, l.places, $8)) AS places \
+           FROM due LEFT JOIN busy ON busy.key = due.webhook_id LEFT JOIN limits l ON l.key = due.webhook_id), \
          by_partner AS ( \
            SELECT w.id, w.next_attempt_at, \
                   ROW_NUMBER() OVER (PARTITION BY w.partner_id ORDER BY w.place, w.next_attempt_at, w.id) \
                   + COALESCE(pb.taken, 0) AS turn \
-           FROM by_webhook w LEFT JOIN partners_busy pb ON pb.key = w.partner_id WHERE w.place <= $8) \
+           FROM by_webhook w LEFT JOIN partners_busy pb ON pb.key = w.partner_id WHERE w.place <= w.places) \
          UPDATE deliveries SET locked_until = $1, locked_by = $2 WHERE id IN ( \
            SELECT id FROM by_partner WHERE turn <= (SELECT places FROM share) \
            ORDER BY turn, next_attempt_at LIMIT $4) \
