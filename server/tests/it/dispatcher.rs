@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use sqlx::Row;
 
-use crate::helpers::setup;
+use crate::helpers::{OPERATOR_TOKEN, setup};
 use crate::receiver::{Receiver, Reply, eventually};
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -264,6 +264,82 @@ async fn publishing_is_idempotent_on_the_event_id() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
     assert_eq!(error["error"]["field"], "partnerId", "{error}");
+}
+
+#[tokio::test]
+async fn events_published_together_are_each_answered_as_if_alone_and_nothing_is_lost() {
+    use app::domain::NewEvent;
+    use app::store::events::{Published, publish_many};
+    let s = setup(&[]).await;
+    let acme = app::domain::PartnerId::parse(&s.partner).unwrap();
+    let globex = s.app.create_partner("Globex", "bob@globex.test").await;
+    crate::helpers::insert_webhooks(&s.app.db, &acme, "http://127.0.0.1:9/hook", 2).await;
+    let event = |partner: &str, id: &str| {
+        NewEvent::parse(partner, "verification.completed", "success", json!({"n": id}), Some(id)).unwrap()
+    };
+    let acme_id = s.partner.as_str();
+    let globex_id = globex.id.to_string();
+    // Published before the batch.
+    assert_eq!(
+        publish_many(&s.app.db, &[event(acme_id, "evt_before")]).await.unwrap(),
+        [Published::New { deliveries: 2 }]
+    );
+    let answers = publish_many(
+        &s.app.db,
+        &[
+            event(acme_id, "evt_a"),
+            event(globex_id.as_str(), "evt_a"),
+            event("ptn_01HZY3M7A8Q9XKJ2V5T6N4B0CD", "evt_c"),
+            event(acme_id, "evt_a"),
+            event(acme_id, "evt_before"),
+            event(globex_id.as_str(), "evt_g"),
+            event(acme_id, "evt_b"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        answers,
+        [
+            Published::New { deliveries: 2 },
+            Published::Conflict,
+            Published::UnknownPartner,
+            Published::Again { deliveries: 2 },
+            Published::Again { deliveries: 2 },
+            Published::New { deliveries: 0 },
+            Published::New { deliveries: 2 },
+        ]
+    );
+    let db = s.app.db.clone();
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move { sqlx::query(sql).fetch_one(db.pool()).await.unwrap().get::<i64, _>("n") }
+    };
+    assert_eq!(count("SELECT COUNT(*) AS n FROM events").await, 4, "evt_before, evt_a, evt_g, evt_b");
+    assert_eq!(count("SELECT COUNT(*) AS n FROM deliveries").await, 6, "two each for Acme's three");
+    let owner: String = sqlx::query("SELECT partner_id FROM events WHERE id = 'evt_a'")
+        .fetch_one(s.app.db.pool())
+        .await
+        .unwrap()
+        .get("partner_id");
+    assert_eq!(owner, s.partner, "the first to publish an id keeps it");
+
+    // Through the API, publishers at once are answered each, and each event is stored once.
+    let mut publishing = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let url = s.app.url("/api/v1/events");
+        let body = json!({"partnerId": s.partner, "type": "verification.completed", "status": "success",
+            "id": format!("evt_together_{}", i % 20), "data": {}});
+        publishing.spawn(async move {
+            let response =
+                crate::helpers::http().post(url).bearer_auth(OPERATOR_TOKEN).json(&body).send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        });
+    }
+    let published = publishing.join_all().await;
+    assert!(published.iter().all(|(status, body)| *status == StatusCode::ACCEPTED && body["deliveries"] == 2));
+    assert_eq!(count("SELECT COUNT(*) AS n FROM events WHERE id LIKE 'evt_together_%'").await, 20);
+    assert_eq!(count("SELECT COUNT(*) AS n FROM deliveries WHERE event_id LIKE 'evt_together_%'").await, 40);
 }
 
 #[tokio::test]
