@@ -8,6 +8,8 @@
 #   scripts/bench-outside.sh [WEBHOOKS] [EVENTS]      # defaults: 1 webhook, 20000 events
 #   scripts/bench-outside.sh 10 2000                  # fan-out: 20,000 deliveries
 #   BENCH_DATABASE=postgres://root@127.0.0.1:5432/postgres scripts/bench-outside.sh
+#   BENCH_RATE=200 scripts/bench-outside.sh 1 2000   # latency: 200 events/s, one at a time, and
+#                                                    # publish-to-arrival p50/p99/max
 #
 # Installs ab (apache2-utils) and nginx from Debian's packages when they are missing. Figures go to
 # docs/benchmarks.md.
@@ -45,6 +47,9 @@ else
 fi
 
 cleanup() {
+  # BENCH_LOG=file keeps the portal's log (RUST_LOG=server::dispatcher=debug adds each claim's
+  # and each recorded batch's time) for a profile of where a delivery waits.
+  [ -n "${BENCH_LOG:-}" ] && [ -f "$DIR/portal.log" ] && cp "$DIR/portal.log" "$BENCH_LOG"
   [ -n "${PORTAL_PID:-}" ] && kill "$PORTAL_PID" 2>/dev/null && wait "$PORTAL_PID" 2>/dev/null
   [ -f "$DIR/nginx.pid" ] && kill "$(cat "$DIR/nginx.pid")" 2>/dev/null
   [ -n "$PG_DB" ] && psql "$BENCH_DATABASE" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)"
@@ -59,7 +64,7 @@ pid $DIR/nginx.pid;
 error_log $DIR/nginx-error.log;
 events { worker_connections 4096; }
 http {
-  log_format arrival '\$msec \$status';
+  log_format arrival '\$msec \$status \$http_webhook_id';
   access_log $DIR/access.log arrival buffer=64k flush=50ms;
   keepalive_requests 1000000;
   server {
@@ -95,12 +100,38 @@ portal_ticks() { awk '{print $14+$15}' "/proc/$PORTAL_PID/stat"; }
 read -r TOTAL0 IDLE0 < <(cpu)
 P0="$(portal_ticks)"
 START="$(date +%s.%N)"
-ab -q -k -n "$EVENTS" -c "$CONNECTIONS" -p "$DIR/event.json" -T application/json \
-  -H "authorization: Bearer $TOKEN" "$URL/api/v1/events" >"$DIR/ab.out"
+if [ -n "${BENCH_RATE:-}" ]; then
+  # Paced: one event every 1/RATE s over one kept-alive connection, each with its own id, and
+  # the time it was sent, for the latency to its arrivals (nginx logs the webhook-id header).
+  python3 - "$PORTAL_PORT" "$TOKEN" "$PARTNER" "$EVENTS" "$BENCH_RATE" "$DIR/sent.json" <<'EOF'
+import http.client, json, sys, time
+port, token, partner, events, rate, out = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
+conn = http.client.HTTPConnection("127.0.0.1", int(port))
+headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+sent, start = {}, time.time()
+for i in range(events):
+    pause = start + i / rate - time.time()
+    if pause > 0:
+        time.sleep(pause)  # the publisher's pace, not a wait for the portal
+    event_id = f"evt_rate_{i}"
+    body = json.dumps({"partnerId": partner, "type": "verification.completed", "status": "success",
+                       "id": event_id, "data": {"verificationId": "ver_1"}})
+    at = time.time()
+    conn.request("POST", "/api/v1/events", body, headers)
+    answer = conn.getresponse()
+    answer.read()
+    assert answer.status == 202, answer.status
+    sent[event_id] = at
+json.dump(sent, open(out, "w"))
+EOF
+else
+  ab -q -k -n "$EVENTS" -c "$CONNECTIONS" -p "$DIR/event.json" -T application/json \
+    -H "authorization: Bearer $TOKEN" "$URL/api/v1/events" >"$DIR/ab.out"
+fi
 PUBLISHED_AT="$(date +%s.%N)"
 PUBLISHED="$(curl -fs -H "authorization: Bearer $TOKEN" "$URL/metrics" | awk '/^portal_events_published_total /{print $2}')"
 EXPECTED=$(( ${PUBLISHED%.*} * WEBHOOKS ))
-arrived() { grep -c ' 200$' "$DIR/access.log" 2>/dev/null || true; }
+arrived() { grep -c ' 200 ' "$DIR/access.log" 2>/dev/null || true; }
 DEADLINE=$(( $(date +%s) + 600 ))
 while [ "$(arrived)" -lt "$EXPECTED" ]; do
   [ "$(date +%s)" -lt "$DEADLINE" ] || { echo "only $(arrived) of $EXPECTED deliveries arrived"; exit 1; }
@@ -124,4 +155,16 @@ print(f"{backend}, {webhooks} webhook(s), {events} events: {int(expected)} deliv
       f"{expected / run:.0f} deliveries/s; publishing took {published_at - start:.2f} s; "
       f"machine busy {busy:.0f} %, portal {portal:.0f} % of the machine ({cores:.0f} cores)")
 EOF
-grep -E "^(Complete|Failed|Non-2xx) " "$DIR/ab.out" || true
+if [ -n "${BENCH_RATE:-}" ]; then
+  python3 - "$DIR/sent.json" "$DIR/access.log" "$BENCH_RATE" <<'EOF'
+import json, sys
+sent = json.load(open(sys.argv[1]))
+ms = sorted((float(at) - sent[event]) * 1000 for at, status, event in (line.split() for line in open(sys.argv[2]))
+            if status == "200" and event in sent)
+pick = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]
+print(f"publish -> arrival at {sys.argv[3]} events/s, {len(ms)} deliveries: p50 {pick(0.5):.1f} ms, "
+      f"p99 {pick(0.99):.1f} ms, max {ms[-1]:.1f} ms (nginx logs arrivals to the millisecond)")
+EOF
+else
+  grep -E "^(Complete|Failed|Non-2xx) " "$DIR/ab.out" || true
+fi

@@ -173,12 +173,14 @@ impl Dispatcher {
             reserve: RESERVED_PLACES,
         };
         let horizon = now_ms() + LOOKAHEAD_MS;
+        let started = std::time::Instant::now();
         let claimed = queue::claim_due(&self.db, &self.worker, free as i64, horizon, self.lease_ms, &places)
             .await
             .unwrap_or_else(|e| {
                 tracing::error!(error = format!("{e:#}"), "could not claim deliveries");
                 Vec::new()
             });
+        tracing::debug!(free, n = claimed.len(), ms = started.elapsed().as_secs_f64() * 1000.0, "claimed");
         let found = if claimed.is_empty() { "none" } else { "some" };
         metrics::counter!("portal_claims_total", "found" => found).increment(1);
         claimed
