@@ -24,7 +24,7 @@ pub struct AppState {
     /// Wakes the dispatcher when work arrives (an event, a reactivated webhook).
     pub wake: Arc<tokio::sync::Notify>,
     /// Publishes the events the API receives, those that arrive together in one transaction.
-    pub publisher: crate::service::events::Publisher,
+    pub publisher: crate::store::events::Publisher,
 }
 
 /// The operator's settings that shape what partners may do and how deliveries go.

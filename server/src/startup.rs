@@ -128,7 +128,7 @@ impl Application {
             _ => None,
         };
         let db_for_notifier = db.clone();
-        let publisher = app::service::events::Publisher::start(db.clone(), wake.clone());
+        let publisher = app::store::events::Publisher::start(db.clone());
         let state = AppState { leptos_options, db, settings, sender, wake, publisher };
         let api = Arc::new(ApiSettings { operator_token: args.operator_token.clone() });
         let admin = match args.metrics_addr {

@@ -230,3 +230,61 @@ fn body_of(row: &sqlx::any::AnyRow) -> anyhow::Result<EventBody> {
         data: serde_json::from_str(&row.try_get::<String, _>("data")?)?,
     })
 }
+
+/// Most events one transaction of the [`Publisher`] takes.
+pub const MAX_BATCH: usize = 64;
+
+/// An event for the publisher, and where to say what became of it.
+type Job = (NewEvent, tokio::sync::oneshot::Sender<anyhow::Result<Published>>);
+
+/// Publishes the events handed to it by one task, each batch of whatever has queued up (up to
+/// [`MAX_BATCH`]) with [`publish_many`], and answers each caller once its batch is committed:
+/// a caller hears back only when its event is stored. When a batch fails, its events are
+/// published one by one, so one bad event can't fail the others.
+#[derive(Clone, Debug)]
+pub struct Publisher {
+    jobs: tokio::sync::mpsc::Sender<Job>,
+}
+
+impl Publisher {
+    /// Starts the task, on the current runtime; it ends when the last handle is dropped.
+    pub fn start(db: Db) -> Self {
+        let (jobs, mut queue) = tokio::sync::mpsc::channel::<Job>(MAX_BATCH * 4);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let (events, replies): (Vec<NewEvent>, Vec<_>) = batch.drain(..).unzip();
+                match publish_many(&db, &events).await {
+                    Ok(answers) => {
+                        for (reply, answer) in replies.into_iter().zip(answers) {
+                            let _ = reply.send(Ok(answer));
+                        }
+                    }
+                    Err(e) if events.len() > 1 => {
+                        tracing::warn!(
+                            error = format!("{e:#}"),
+                            n = events.len(),
+                            "a batch of events failed; publishing them one by one"
+                        );
+                        for (event, reply) in events.iter().zip(replies) {
+                            let _ = reply.send(publish(&db, event).await);
+                        }
+                    }
+                    Err(e) => {
+                        for reply in replies {
+                            let _ = reply.send(Err(anyhow::anyhow!("{e:#}")));
+                        }
+                    }
+                }
+            }
+        });
+        Self { jobs }
+    }
+
+    /// Publishes `event` with whatever else is being published now.
+    pub async fn publish(&self, event: NewEvent) -> anyhow::Result<Published> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs.send((event, reply)).await.map_err(|_| anyhow::anyhow!("the publisher stopped"))?;
+        answer.await.map_err(|_| anyhow::anyhow!("the publisher stopped"))?
+    }
+}

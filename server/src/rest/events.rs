@@ -84,7 +84,7 @@ pub async fn publish(
 ) -> Result<(StatusCode, Json<PublishedBody>), ApiError> {
     let event = NewEvent::parse(&body.partner_id, &body.event_type, &body.status, body.data, body.id.as_deref())
         .map_err(ApiError::Invalid)?;
-    let deliveries = match state.publisher.publish(event.clone()).await? {
+    let deliveries = match app::service::events::publish_with(&state.publisher, &state.wake, &event).await? {
         Published::New { deliveries } | Published::Again { deliveries } => deliveries,
         Published::Conflict => {
             return Err(ApiError::Conflict(format!("event id `{}` belongs to another partner's event", event.id)));
