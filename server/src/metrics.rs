@@ -68,6 +68,11 @@ fn describe() {
         "portal_claims_total",
         "Times the dispatcher looked for due deliveries, by whether it found some (found=some) or none it could take (found=none)"
     );
+    // Both series from the start, whether or not the loop has looked yet: the set of series
+    // does not change while the portal runs.
+    for found in ["none", "some"] {
+        metrics::counter!("portal_claims_total", "found" => found).increment(0);
+    }
     describe_counter!("portal_events_published_total", "Events published (new ones; a repeated id is not counted)");
     describe_counter!(
         "portal_password_checks_total",
