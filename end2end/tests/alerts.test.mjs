@@ -1,5 +1,5 @@
 // When the dispatcher switches a webhook off, a banner tells the partner on every page until
-// they dismiss it; the webhook form takes a rate limit.
+// they dismiss it; the webhook form takes a rate limit and a cap on requests at once.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,18 +8,22 @@ import { usePortal, waitForHydration, openNewWebhookForm, startReceiver } from '
 // Short retries, so a failing webhook is switched off within a second.
 const shared = usePortal({ PORTAL_RETRY_SCHEDULE: '100ms,100ms' });
 
-test('a deactivation banner shows on every page until dismissed; the form keeps a rate limit', async (t) => {
+test('a deactivation banner shows on every page until dismissed; the form keeps a rate limit and a cap', async (t) => {
   const receiver = await startReceiver(t, () => ({ status: 500, text: 'down for maintenance' }));
   const page = await shared.browser.newPage();
   await openNewWebhookForm(page, shared.portal);
   await page.getByLabel('Webhook URL').fill(receiver.url);
   await page.getByLabel('Rate limit (optional)').fill('0');
+  await page.getByLabel('Max concurrent requests (optional)').fill('65');
   await page.getByRole('button', { name: 'Save Webhook' }).click();
-  await page.getByText(/from 1 to 1000/).waitFor({ timeout: 10_000 });
+  await page.getByText(/requests per second from 1 to 1000/).waitFor({ timeout: 10_000 });
+  await page.getByText(/requests from 1 to 64/).waitFor({ timeout: 10_000 });
   await page.getByLabel('Rate limit (optional)').fill('20');
+  await page.getByLabel('Max concurrent requests (optional)').fill('8');
   await page.getByRole('button', { name: 'Save Webhook' }).click();
   await page.waitForURL(/\/webhooks\/wh_[0-9A-Z]{26}$/, { timeout: 10_000 });
   assert.equal(await page.getByTestId('rate-limit').textContent(), '20 requests per second');
+  assert.equal(await page.getByTestId('max-concurrent-requests').textContent(), '8 at once');
 
   shared.portal.publish('evt_e2e_alert');
   // Three failed attempts, then the dispatcher switches it off; the next page load shows it.

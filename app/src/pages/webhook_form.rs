@@ -198,42 +198,24 @@ fn WebhookForm(existing: Option<WebhookView>) -> impl IntoView {
                     </Transition>
                 </div>
             </div>
-            <div class="field">
-                <label for="rate-limit">"Rate limit (optional)"</label>
-                <p class="hint" id="rate-limit-hint">
-                    "Most requests per second we send to this URL, from 1 to 1000. Events over the limit wait their turn; waiting never counts as a failure. Leave it empty for no limit."
-                </p>
-                <input
-                    id="rate-limit"
-                    name="rate_limit"
-                    type="number"
-                    min="1"
-                    max="1000"
-                    step="1"
-                    inputmode="numeric"
-                    value=rate_limit
-                    aria-describedby="rate-limit-hint rate-limit-error"
-                />
-                <FieldError id="rate-limit-error" message=field_error("rateLimit") />
-            </div>
-            <div class="field">
-                <label for="max-concurrent">"Max concurrent requests (optional)"</label>
-                <p class="hint" id="max-concurrent-hint">
-                    "Most requests we have under way to this URL at once, from 1 to 64. Without it we start at 4 and adapt: more while your endpoint answers quickly, fewer when it slows down, times out or answers 429 or 5xx. Leave it empty to let us adapt up to 64."
-                </p>
-                <input
-                    id="max-concurrent"
-                    name="max_concurrent_requests"
-                    type="number"
-                    min="1"
-                    max="64"
-                    step="1"
-                    inputmode="numeric"
-                    value=max_concurrent
-                    aria-describedby="max-concurrent-hint max-concurrent-error"
-                />
-                <FieldError id="max-concurrent-error" message=field_error("maxConcurrentRequests") />
-            </div>
+            <WholeNumberField
+                id="rate-limit"
+                name="rate_limit"
+                label="Rate limit (optional)"
+                hint="Most requests per second we send to this URL, from 1 to 1000. Events over the limit wait their turn; waiting never counts as a failure. Leave it empty for no limit."
+                max=crate::domain::MAX_RATE_LIMIT
+                value=rate_limit
+                error=field_error("rateLimit")
+            />
+            <WholeNumberField
+                id="max-concurrent"
+                name="max_concurrent_requests"
+                label="Max concurrent requests (optional)"
+                hint="Most requests we have under way to this URL at once, from 1 to 64. Without it we start at 4 and adapt: more while your endpoint answers quickly, fewer when it slows down, times out or answers 429 or 5xx. Leave it empty to let us adapt up to 64."
+                max=crate::domain::MAX_CONCURRENT_REQUESTS
+                value=max_concurrent
+                error=field_error("maxConcurrentRequests")
+            />
             <ErrorAlert message=general_error />
             <Show when=move || matches!(error(), Some(AppError::Invalid(_) | AppError::InvalidFields(_)))>
                 <p class="error" role="alert">
@@ -252,9 +234,44 @@ fn WebhookForm(existing: Option<WebhookView>) -> impl IntoView {
     }
 }
 
+/// An optional whole number from 1 to `max`, with its hint and its error tied to it.
+#[component]
+fn WholeNumberField(
+    id: &'static str,
+    name: &'static str,
+    label: &'static str,
+    hint: &'static str,
+    max: u32,
+    value: String,
+    error: impl Fn() -> Option<String> + Send + Sync + 'static,
+) -> impl IntoView {
+    let hint_id = format!("{id}-hint");
+    let error_id = format!("{id}-error");
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <p class="hint" id=hint_id.clone()>
+                {hint}
+            </p>
+            <input
+                id=id
+                name=name
+                type="number"
+                min="1"
+                max=max.to_string()
+                step="1"
+                inputmode="numeric"
+                value=value
+                aria-describedby=format!("{hint_id} {error_id}")
+            />
+            <FieldError id=error_id message=error />
+        </div>
+    }
+}
+
 /// An error under a field, tied to it for screen readers by `aria-describedby`.
 #[component]
-fn FieldError(id: &'static str, message: impl Fn() -> Option<String> + Send + Sync + 'static) -> impl IntoView {
+fn FieldError(#[prop(into)] id: String, message: impl Fn() -> Option<String> + Send + Sync + 'static) -> impl IntoView {
     view! {
         <p class="error field-error" id=id aria-live="polite">
             {message}

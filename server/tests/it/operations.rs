@@ -356,15 +356,8 @@ async fn a_rate_limited_webhook_gets_events_spaced_out_and_waiting_is_no_failure
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.json::<Value>().await.unwrap()["rateLimit"], Value::Null);
-    let webhooks: Value = crate::helpers::http()
-        .get(s.app.url("/api/v1/webhooks"))
-        .bearer_auth(&s.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    use crate::helpers::JsonAnswer as _;
+    let webhooks = crate::helpers::http().get(s.app.url("/api/v1/webhooks")).bearer_auth(&s.key).json_answer().await;
     assert_eq!(webhooks.to_string().matches("wh_").count(), 1, "the refused ones were not made: {webhooks}");
 }
 
