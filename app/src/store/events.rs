@@ -61,6 +61,8 @@ pub async fn publish_many(db: &Db, events: &[NewEvent]) -> anyhow::Result<Vec<Pu
         }
     }
     let mut fresh: Vec<&NewEvent> = first.values().map(|&i| &events[i]).collect();
+    // In id order, not the map's: processes publishing at once on PostgreSQL then take the
+    // events' index entries in the same order, and wait for one another instead of deadlocking.
     fresh.sort_unstable_by_key(|e| e.id.as_str());
     // $1 now, then each event's id, partner, type, status and data.
     static EVENTS: BatchSql = BatchSql::new(|n| {
@@ -234,49 +236,25 @@ fn body_of(row: &sqlx::any::AnyRow) -> anyhow::Result<EventBody> {
 /// Most events one transaction of the [`Publisher`] takes.
 pub const MAX_BATCH: usize = 64;
 
-/// An event for the publisher, and where to say what became of it.
-type Job = (NewEvent, tokio::sync::oneshot::Sender<anyhow::Result<Published>>);
-
-/// Publishes the events handed to it by one task, each batch of whatever has queued up (up to
-/// [`MAX_BATCH`]) with [`publish_many`], and answers each caller once its batch is committed:
-/// a caller hears back only when its event is stored. When a batch fails, its events are
-/// published one by one, so one bad event can't fail the others.
+/// Publishes the events handed to it by one task ([`write_grouped`](super::grouped::write_grouped)):
+/// each batch of whatever has queued up (up to [`MAX_BATCH`]) with [`publish_many`], and each
+/// caller hears back once its batch is committed, so only when its event is stored. When a
+/// batch fails, its events are published one by one, so one bad event can't fail the others.
 #[derive(Clone, Debug)]
 pub struct Publisher {
-    jobs: tokio::sync::mpsc::Sender<Job>,
+    jobs: tokio::sync::mpsc::Sender<super::grouped::Job<NewEvent, Published>>,
 }
 
 impl Publisher {
     /// Starts the task, on the current runtime; it ends when the last handle is dropped.
     pub fn start(db: Db) -> Self {
-        let (jobs, mut queue) = tokio::sync::mpsc::channel::<Job>(MAX_BATCH * 4);
+        let (jobs, queue) = tokio::sync::mpsc::channel(MAX_BATCH * 4);
         tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let (events, replies): (Vec<NewEvent>, Vec<_>) = batch.drain(..).unzip();
-                match publish_many(&db, &events).await {
-                    Ok(answers) => {
-                        for (reply, answer) in replies.into_iter().zip(answers) {
-                            let _ = reply.send(Ok(answer));
-                        }
-                    }
-                    Err(e) if events.len() > 1 => {
-                        tracing::warn!(
-                            error = format!("{e:#}"),
-                            n = events.len(),
-                            "a batch of events failed; publishing them one by one"
-                        );
-                        for (event, reply) in events.iter().zip(replies) {
-                            let _ = reply.send(publish(&db, event).await);
-                        }
-                    }
-                    Err(e) => {
-                        for reply in replies {
-                            let _ = reply.send(Err(anyhow::anyhow!("{e:#}")));
-                        }
-                    }
-                }
-            }
+            super::grouped::write_grouped(queue, MAX_BATCH, "events", |events| {
+                let db = db.clone();
+                Box::pin(async move { publish_many(&db, events).await })
+            })
+            .await;
         });
         Self { jobs }
     }

@@ -33,7 +33,7 @@ use recorder::RecordJob;
 
 /// Deliveries in flight at once, all webhooks together.
 pub const MAX_IN_FLIGHT: usize = 256;
-pub use places::{MOST_PLACES, SLOW_MS, START_PLACES};
+pub use places::START_PLACES;
 /// Places no partner may take while the others have none (see
 /// [`claim_due`](app::store::queue::claim_due)): a partner that starts sending finds them
 /// free however slow the others' receivers are. A partner alone still has all the others.
