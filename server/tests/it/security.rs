@@ -395,9 +395,13 @@ async fn a_session_ends_at_its_lifetime_however_active() {
     // the bodies would pile up renders the server is still finishing (and, on a busy machine,
     // queue the next sign-in check behind them).
     crate::receiver::eventually("the session ends", std::time::Duration::from_secs(10), || async {
+        let asked = std::time::Instant::now();
         let page = ann.get(app.url("/webhooks")).send().await.unwrap();
+        let status = page.status();
         let ended = location(&page).as_deref() == Some("/login");
         page.text().await.unwrap();
+        // Shown only if the test fails: what each page load answered, and how long it took.
+        eprintln!("{:?} after sign-in: {status} in {:?}", signed_in_at.elapsed(), asked.elapsed());
         ended
     })
     .await;
