@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what this machine lacks to build and run the portal, and skips what is already there.
 #   scripts/setup.sh            the build tools: wasm32 target, cargo-leptos, wasm-bindgen, wasm-opt
-#   scripts/setup.sh --browser  also what the tests need: Debian's Chromium and playwright-core
-#                               for the browser tests, aiosmtpd (PyPI) for the email test
+#   scripts/setup.sh --browser  also what the tests need: Debian's Chromium, playwright-core and
+#                               ajv (checks bodies against the event catalog's schemas) for the
+#                               browser tests, aiosmtpd (PyPI) for the email test
 # Nothing here downloads a prebuilt binary: the Rust tools are built from crates.io, wasm-opt
 # comes from npm's binaryen package, Chromium from Debian.
 set -euo pipefail
@@ -61,8 +62,10 @@ if [[ $browser -eq 1 ]]; then
     as_root apt-get update -q
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
   fi
-  if [[ ! -d end2end/node_modules/playwright-core ]]; then
-    say "installing playwright-core (end2end/package-lock.json)"
+  # Every package end2end/package.json names, installed as its lock file pins them.
+  if ! (cd end2end && node -e 'const d = require("./package.json").devDependencies;
+      process.exit(Object.keys(d).every((n) => require("fs").existsSync(`node_modules/${n}/package.json`)) ? 0 : 1)'); then
+    say "installing playwright-core, ajv and ajv-formats (end2end/package-lock.json)"
     (cd end2end && npm ci --no-fund --no-audit)
   fi
 fi

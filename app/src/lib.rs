@@ -102,6 +102,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/webhooks/:id/logs") view=pages::WebhookLogsPage ssr=SsrMode::Async />
                 <Route path=path!("/webhooks/:id/logs/:attempt") view=pages::AttemptPage ssr=SsrMode::Async />
                 <Route path=path!("/logs") view=pages::LogsPage ssr=SsrMode::Async />
+                <Route path=path!("/event-types") view=pages::EventTypesPage ssr=SsrMode::Async />
                 <Route path=path!("/settings/api-keys") view=pages::ApiKeysPage ssr=SsrMode::Async />
                 <Route path=path!("/settings/team") view=pages::TeamPage ssr=SsrMode::Async />
             </Routes>

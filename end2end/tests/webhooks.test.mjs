@@ -31,7 +31,7 @@ test('create, list, edit, deactivate, activate and delete a webhook', async () =
 
   // The template preview follows what is typed.
   await page.getByLabel('Payload template (optional)').fill('{"ref": {{ data.verificationId|tojson }}}');
-  await page.getByTestId('template-preview').filter({ hasText: '"ref": "ver_abc123"' }).waitFor({ timeout: 10_000 });
+  await page.getByTestId('template-preview').filter({ hasText: '"ref":"ver_abc123"' }).waitFor({ timeout: 10_000 });
 
   await page.getByLabel('Webhook URL').fill('https://api.acme.test/webhooks');
   await page.getByRole('button', { name: 'Save Webhook' }).click();
@@ -102,7 +102,7 @@ test('"Test Webhook" sends a sample event and shows the answer in place', async 
   const result = page.getByTestId('test-result');
   await result.waitFor({ timeout: 15_000 });
   const text = await result.textContent();
-  assert.match(text, /Success: your endpoint answered 202 in \d+ ms\./);
+  assert.match(text, /Success: Your endpoint is working correctly\. It answered 202 in \d+ ms\./);
   assert.match(text, /thanks, got it/);
   assert.equal(received.length, 1);
   assert.equal(JSON.parse(received[0].body).type, 'verification.completed');

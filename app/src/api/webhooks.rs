@@ -117,14 +117,26 @@ pub async fn rotate_signing_secret(id: String) -> Result<String, AppError> {
     Ok(secret.expose().to_owned())
 }
 
-/// "Test Webhook": sends a sample event now and says what the receiver answered.
+/// "Test Webhook": sends an event of `event_type` (by default `verification.completed`) now,
+/// with `data` (JSON text; blank for the type's example), and says what the receiver answered.
 #[server(endpoint = "webhooks/test")]
-pub async fn test_webhook(id: String) -> Result<crate::domain::AttemptResult, AppError> {
+pub async fn test_webhook(
+    id: String,
+    event_type: Option<String>,
+    data: Option<String>,
+) -> Result<crate::domain::AttemptResult, AppError> {
     let (user, state) = super::require_admin().await?;
-    service::test(&state, &user.partner_id, &webhook_id(&id)?).await
+    let data = match data.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        None => None,
+        Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+            AppError::Invalid(crate::domain::FieldError::new("data", format!("is not valid JSON ({e})")))
+        })?),
+    };
+    service::test(&state, &user.partner_id, &webhook_id(&id)?, event_type.as_deref(), data).await
 }
 
-/// What a payload template makes of the sample event: the body, pretty-printed, or why not.
+/// What a payload template makes of the sample event: the exact body that is sent and signed,
+/// or why not.
 /// Admins only (the ones who can save a template); the render runs in the sandbox, under its
 /// deadline and memory limit, like every delivery's.
 #[server(endpoint = "webhooks/preview")]
@@ -141,8 +153,7 @@ pub async fn preview_template(template: String) -> Result<String, AppError> {
             RenderError::Unavailable(e) => e.into(),
         })?
     };
-    let value: serde_json::Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
-    Ok(serde_json::to_string_pretty(&value).map_err(anyhow::Error::from)?)
+    Ok(body)
 }
 
 /// The banners to show: webhooks the dispatcher switched off that are still off, until someone

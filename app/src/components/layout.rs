@@ -44,6 +44,7 @@ pub fn SignedIn(
             <nav aria-label="Main">
                 <A href="/webhooks">"Webhooks"</A>
                 <A href="/logs">"Delivery logs"</A>
+                <A href="/event-types">"Event types"</A>
                 <A href="/settings/api-keys">"API keys"</A>
                 <A href="/settings/team">"Team"</A>
             </nav>

@@ -1,6 +1,6 @@
 //! Events as receivers see them, and payload templates that reshape them.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{EventId, EventType};
@@ -23,23 +23,50 @@ pub struct EventBody {
 }
 
 impl EventBody {
-    /// The sample `verification.completed` event of the docs: what "Test Webhook" sends and
-    /// what template previews render.
+    /// The sample `verification.completed` event of the docs: what template previews render
+    /// (the catalog's example of that type).
     pub fn sample() -> Self {
-        Self {
-            id: EventId::parse("evt_test_0000000000000000000000").expect("a valid event id"),
-            event_type: EventType::VerificationCompleted,
-            status: "success".into(),
-            created_at: Utc.with_ymd_and_hms(2024, 1, 15, 14, 30, 0).single().expect("a valid date"),
-            data: serde_json::json!({
-                "verificationId": "ver_abc123",
-                "sessionId": 123,
-                "stepId": 456,
-                "status": "VERIFIED",
-                "proofData": { "income": { "monthlyAmount": 5000, "verified": true, "source": "chase-bank" } },
-                "formattedData": { "incomeVerified": true, "verificationScore": 95 },
-                "metadata": { "dataSource": "chase-bank", "processingTimeMs": 15000, "verifiedAt": "2024-01-15T14:30:00Z" }
-            }),
+        EventType::VerificationCompleted.example()
+    }
+}
+
+/// The most bytes a test event's `data` may take, written as JSON.
+pub const MAX_TEST_DATA_BYTES: usize = 64 * 1024;
+
+#[cfg(feature = "ssr")]
+impl EventBody {
+    /// What "Test Webhook" sends: an event of `event_type` (by default
+    /// `verification.completed`) with `data` (by default the catalog's example of that type),
+    /// a fresh `evt_test_…` id, created now. Every broken rule is reported; `data` must be a
+    /// JSON object of at most 64 KiB.
+    pub fn for_test(event_type: Option<&str>, data: Option<serde_json::Value>) -> Result<Self, Vec<super::FieldError>> {
+        use super::FieldError;
+        let mut errors = Vec::new();
+        let event_type = match event_type.map(str::trim).filter(|t| !t.is_empty()) {
+            None => Some(EventType::VerificationCompleted),
+            Some(name) => EventType::parse(name).map_err(|e| errors.push(FieldError::new("type", e.message))).ok(),
+        };
+        if let Some(data) = &data {
+            if !data.is_object() {
+                errors.push(FieldError::new("data", "must be a JSON object, such as the example of the event type"));
+            } else if serde_json::to_vec(data).map_or(usize::MAX, |b| b.len()) > MAX_TEST_DATA_BYTES {
+                errors.push(FieldError::new(
+                    "data",
+                    format!("must be at most {} KiB as JSON", MAX_TEST_DATA_BYTES / 1024),
+                ));
+            }
+        }
+        match event_type {
+            Some(event_type) if errors.is_empty() => {
+                let example = event_type.example();
+                Ok(Self {
+                    id: EventId::parse(&format!("evt_test_{}", ulid::Ulid::new())).expect("a generated id is valid"),
+                    created_at: Utc::now(),
+                    data: data.unwrap_or(example.data),
+                    ..example
+                })
+            }
+            _ => Err(errors),
         }
     }
 }
@@ -297,7 +324,8 @@ mod render {
             Ok(Self(text.to_owned()))
         }
 
-        /// Renders the body for `event` in this thread: valid JSON, at most 256 KiB, or an error
+        /// Renders the body for `event` in this thread: valid JSON, written compact (no
+        /// whitespace, keys in the order the template wrote them), at most 256 KiB, or an error
         /// that says why. Fuel bounds the instructions but not what one instruction costs (a
         /// string repeated or joined to itself), so nothing on the server's threads calls this:
         /// the sandbox's worker process does, under its memory limit and the sandbox's deadline.
@@ -314,9 +342,11 @@ mod render {
                 }
             })?;
             let body = String::from_utf8(output.0).map_err(|e| TemplateError(e.to_string()))?;
-            serde_json::from_str::<serde_json::Value>(&body)
+            let value = serde_json::from_str::<serde_json::Value>(&body)
                 .map_err(|e| TemplateError(format!("does not render valid JSON ({e})")))?;
-            Ok(body)
+            // Sent compact, keys in the template's order: what a receiver that signs
+            // `JSON.stringify(req.body)` again computes (seed 004's check) matches the bytes sent.
+            serde_json::to_string(&value).map_err(|e| TemplateError(e.to_string()))
         }
     }
 

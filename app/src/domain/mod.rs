@@ -3,6 +3,7 @@
 //! boundary never checks again.
 
 mod account;
+mod catalog;
 #[cfg(feature = "ssr")]
 mod delivery;
 mod event;
@@ -18,6 +19,7 @@ mod fuzz;
 use serde::{Deserialize, Serialize};
 
 pub use account::*;
+pub use catalog::*;
 #[cfg(feature = "ssr")]
 pub use delivery::*;
 pub use event::*;

@@ -1,6 +1,7 @@
 //! The portal's pages, one file each.
 
 mod api_keys;
+mod event_types;
 mod login;
 mod logs;
 mod team;
@@ -9,6 +10,7 @@ mod webhook_form;
 mod webhooks;
 
 pub use api_keys::ApiKeysPage;
+pub use event_types::EventTypesPage;
 pub use login::LoginPage;
 pub use logs::{AttemptPage, LogsPage, WebhookLogsPage};
 pub use team::TeamPage;

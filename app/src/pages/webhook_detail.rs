@@ -225,21 +225,30 @@ fn ReplayPanel(id: String) -> impl IntoView {
     }
 }
 
-/// "Test Webhook": sends a sample event now and shows the answer in place.
+/// "Test Webhook": sends an event of the type picked, with its example data or the partner's
+/// edit of it, and shows the answer in place, in seed 004's words.
 #[component]
 fn TestWebhookPanel(id: String) -> impl IntoView {
+    use crate::domain::EventType;
     let test = ServerAction::<TestWebhook>::new();
+    let chosen = RwSignal::new(EventType::VerificationCompleted);
+    let example = move |t: EventType| serde_json::to_string_pretty(&t.example().data).unwrap_or_default();
     let outcome = move || {
         test.value().get().map(|answer| match answer {
             Ok(result) => {
                 let headline = match (result.success, result.status_code) {
-                    (true, Some(code)) => {
-                        format!("Success: your endpoint answered {code} in {} ms.", result.latency_ms)
-                    }
-                    (false, Some(code)) => {
-                        format!("Failed: your endpoint answered {code} in {} ms.", result.latency_ms)
-                    }
-                    (_, None) => format!("Failed after {} ms.", result.latency_ms),
+                    (true, Some(code)) => format!(
+                        "Success: Your endpoint is working correctly. It answered {code} in {} ms.",
+                        result.latency_ms
+                    ),
+                    (false, Some(code)) => format!(
+                        "Failure: your endpoint answered {code} in {} ms. Check the error message and fix your endpoint.",
+                        result.latency_ms
+                    ),
+                    (_, None) => format!(
+                        "Failure after {} ms. Check the error message and fix your endpoint.",
+                        result.latency_ms
+                    ),
                 };
                 let class = if result.success { "test-result ok" } else { "test-result failed" };
                 view! {
@@ -268,14 +277,58 @@ fn TestWebhookPanel(id: String) -> impl IntoView {
         <section class="card stack" aria-labelledby="test-heading">
             <h2 id="test-heading">"Test your endpoint"</h2>
             <p class="hint">
-                "Sends a sample " <code>"verification.completed"</code>
-                " event now, signed as usual, even while the webhook is inactive. It is logged as a test and never retried."
+                "Sends an event of the type you pick now, with its example data or your edit of it, signed as usual, even while the webhook is inactive. It is logged as a test and never retried. "
+                <a href="/event-types">"Every event type, its schema and example"</a>
             </p>
-            <ActionForm action=test>
+            <ActionForm action=test attr:class="stack">
                 <input type="hidden" name="id" value=id />
-                <button type="submit" disabled=move || test.pending().get()>
-                    {move || if test.pending().get() { "Sending…" } else { "Test Webhook" }}
-                </button>
+                <div class="field">
+                    <label for="test-type">"Event type"</label>
+                    <select
+                        id="test-type"
+                        name="event_type"
+                        aria-describedby="test-type-hint"
+                        on:change=move |ev| {
+                            if let Ok(t) = EventType::parse(&event_target_value(&ev)) {
+                                chosen.set(t);
+                            }
+                        }
+                    >
+                        {EventType::ALL
+                            .into_iter()
+                            .map(|t| {
+                                view! {
+                                    <option value=t.as_str() selected=t == EventType::VerificationCompleted>
+                                        {t.as_str()}
+                                    </option>
+                                }
+                            })
+                            .collect_view()}
+                    </select>
+                    <p class="hint" id="test-type-hint">
+                        {move || chosen.get().description()}
+                    </p>
+                </div>
+                <details>
+                    <summary>"Edit the example data"</summary>
+                    <div class="field">
+                        <label for="test-data">"The event's data (a JSON object)"</label>
+                        <textarea
+                            id="test-data"
+                            name="data"
+                            rows="10"
+                            spellcheck="false"
+                            prop:value=move || example(chosen.get())
+                        >
+                            {example(EventType::VerificationCompleted)}
+                        </textarea>
+                    </div>
+                </details>
+                <div>
+                    <button type="submit" disabled=move || test.pending().get()>
+                        {move || if test.pending().get() { "Sending…" } else { "Test Webhook" }}
+                    </button>
+                </div>
             </ActionForm>
             <div role="status" aria-live="polite">
                 {outcome}

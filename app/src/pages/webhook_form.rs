@@ -183,12 +183,13 @@ fn WebhookForm(existing: Option<WebhookView>) -> impl IntoView {
                 <FieldError id="payload-template-error" message=field_error("payloadTemplate") />
                 <div class="preview">
                     <h3>"Preview for a sample " <code>"verification.completed"</code> " event"</h3>
+                    <p class="hint">"The exact bytes sent and signed: compact JSON, keys in your template's order."</p>
                     <Transition fallback=|| view! { <p>"…"</p> }>
                         {move || {
                             preview
                                 .get()
                                 .map(|answer| match answer {
-                                    Ok(body) => view! { <pre data-testid="template-preview">{body}</pre> }.into_any(),
+                                    Ok(body) => view! { <pre class="wrap" data-testid="template-preview">{body}</pre> }.into_any(),
                                     Err(e) => {
                                         view! { <p class="error" data-testid="template-preview-error">{e.to_string()}</p> }
                                             .into_any()

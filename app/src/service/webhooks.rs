@@ -1,8 +1,7 @@
 //! A partner's webhooks: create, update, switch on or off, delete, rotate the secret, test.
 
 use crate::domain::{
-    AttemptResult, Counted, EventBody, EventId, Metered, Origin, PartnerId, SigningSecret, WebhookId, WebhookInput,
-    WebhookView,
+    AttemptResult, Counted, EventBody, Metered, Origin, PartnerId, SigningSecret, WebhookId, WebhookInput, WebhookView,
 };
 use crate::error::AppError;
 use crate::state::AppState;
@@ -92,17 +91,24 @@ pub async fn rotate_secret(state: &AppState, partner: &PartnerId, id: &WebhookId
     Ok(secret)
 }
 
-/// "Test Webhook": a sample `verification.completed` event sent now, active or not, counted
-/// against the partner's tests per minute, and logged as a test attempt (never retried, not
-/// counted in health); what the receiver answered, whatever it answered. A template sandbox
+/// "Test Webhook": an event of the type the partner picks (by default
+/// `verification.completed`) with the catalog's example data or the partner's own, sent now,
+/// active or not, counted against the partner's tests per minute, and logged as a test attempt
+/// (never retried, not counted in health); what the receiver answered, whatever it answered.
+/// Input that breaks a rule is refused before anything is counted or sent. A template sandbox
 /// too busy to render is no test result: the caller is told to try again.
 #[tracing::instrument(skip_all, fields(webhook = %id))]
-pub async fn test(state: &AppState, partner: &PartnerId, id: &WebhookId) -> Result<AttemptResult, AppError> {
+pub async fn test(
+    state: &AppState,
+    partner: &PartnerId,
+    id: &WebhookId,
+    event_type: Option<&str>,
+    data: Option<serde_json::Value>,
+) -> Result<AttemptResult, AppError> {
     use crate::store::attempts::{AttemptRecord, Next};
+    let event = EventBody::for_test(event_type, data).map_err(AppError::from)?;
     let record = record(state, partner, id).await?;
     state.meter(partner, Metered::Test).await?;
-    let event_id = EventId::parse(&format!("evt_test_{}", ulid::Ulid::new())).expect("a generated id is valid");
-    let event = EventBody { id: event_id, ..EventBody::sample() };
     let (request, result) = crate::delivery::attempt(&state.sender, &record, &event).await?;
     let log = AttemptRecord {
         delivery: None,

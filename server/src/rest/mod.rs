@@ -3,6 +3,7 @@
 
 mod auth;
 mod error;
+mod event_types;
 mod events;
 mod json;
 mod logs;
@@ -45,6 +46,7 @@ pub fn router(settings: Arc<ApiSettings>) -> Router<AppState> {
         .route("/attempts/{id}", get(logs::attempt))
         .route("/deliveries/{id}/resend", post(logs::resend))
         .route("/events", post(events::publish))
+        .route("/event-types", get(event_types::list))
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
         .layer(Extension(settings))
 }

@@ -227,14 +227,30 @@ async fn switch(state: AppState, partner: ApiPartner, id: String, active: bool) 
     Ok(Json(service::set_active(&state, &partner.0, &parse_id(&id)?, active).await.map_err(refusal(&id))?))
 }
 
+/// `POST /api/v1/webhooks/{id}/test`: what to send; the body may be left out (or `null`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TestBody {
+    /// The event type (default `verification.completed`; see `GET /api/v1/event-types`).
+    #[serde(rename = "type")]
+    #[schema(example = "verification.failed")]
+    event_type: Option<String>,
+    /// The event's `data`: a JSON object of at most 64 KiB (default: the type's example).
+    #[schema(value_type = Option<Object>)]
+    data: Option<serde_json::Value>,
+}
+
 /// `POST /api/v1/webhooks/{id}/test`: 200 with what the receiver said, whatever it said.
-#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = AttemptResult), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), request_body(content = Option<TestBody>, description = "Optional: the event type and data to send."), responses((status = 200, body = AttemptResult), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn test(
     State(state): State<AppState>,
     ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
+    body: Option<ApiJson<Option<TestBody>>>,
 ) -> Result<Json<AttemptResult>, ApiError> {
-    Ok(Json(service::test(&state, &partner.0, &parse_id(&id)?).await.map_err(refusal(&id))?))
+    let body = body.and_then(|b| b.0).unwrap_or_default();
+    let answer = service::test(&state, &partner.0, &parse_id(&id)?, body.event_type.as_deref(), body.data).await;
+    Ok(Json(answer.map_err(refusal(&id))?))
 }
 
 /// `POST /api/v1/webhooks/{id}/activate`

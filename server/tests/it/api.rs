@@ -150,8 +150,20 @@ async fn the_openapi_document_describes_every_route() {
         ("/api/v1/webhooks/{id}/secret/rotate", "post"),
         ("/api/v1/webhooks/{id}/test", "post"),
         ("/api/v1/events", "post"),
+        ("/api/v1/event-types", "get"),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path} is missing");
+    }
+    // What the portal sends to partners: one webhook per event type, its body's schema and an
+    // example of it, and the signature headers.
+    for event_type in ["verification.completed", "verification.failed", "verification.expired", "review.completed"] {
+        let post = &doc["webhooks"][event_type]["post"];
+        let content = &post["requestBody"]["content"]["application/json"];
+        assert_eq!(content["schema"]["properties"]["type"]["const"], event_type, "{post}");
+        assert_eq!(content["example"]["type"], event_type);
+        let headers: Vec<&str> =
+            post["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert!(headers.contains(&"x-webhook-signature") && headers.contains(&"webhook-signature"), "{headers:?}");
     }
     let webhook = &doc["components"]["schemas"]["WebhookView"]["properties"];
     for field in [

@@ -7,6 +7,7 @@ mod cli;
 pub mod crash;
 mod dispatcher;
 mod helpers;
+mod integration;
 mod isolation;
 mod layers;
 mod logs;
