@@ -3,7 +3,9 @@
 #   scripts/setup.sh            the build tools: wasm32 target, cargo-leptos, wasm-bindgen, wasm-opt
 #   scripts/setup.sh --browser  also what the tests need: Debian's Chromium, playwright-core and
 #                               ajv (checks bodies against the event catalog's schemas) for the
-#                               browser tests, aiosmtpd (PyPI) for the email test
+#                               browser tests, express and standardwebhooks (npm) plus flask and
+#                               standardwebhooks (PyPI) to run the integration guide's receivers,
+#                               aiosmtpd (PyPI) for the email test
 # Nothing here downloads a prebuilt binary: the Rust tools are built from crates.io, wasm-opt
 # comes from npm's binaryen package, Chromium from Debian.
 set -euo pipefail
@@ -53,8 +55,8 @@ if [[ "$(wasm-opt --version 2>/dev/null)" != *"version ${BINARYEN_VERSION%%.*} "
 fi
 
 if [[ $browser -eq 1 ]]; then
-  if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
-    say "installing aiosmtpd (scripts/test-requirements.txt), the SMTP server of the email test"
+  if ! python3 -c 'import aiosmtpd, flask, standardwebhooks' 2>/dev/null; then
+    say "installing aiosmtpd, flask and standardwebhooks (scripts/test-requirements.txt)"
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r scripts/test-requirements.txt
   fi
   if [[ ! -x /usr/bin/chromium ]]; then
@@ -65,7 +67,7 @@ if [[ $browser -eq 1 ]]; then
   # Every package end2end/package.json names, installed as its lock file pins them.
   if ! (cd end2end && node -e 'const d = require("./package.json").devDependencies;
       process.exit(Object.keys(d).every((n) => require("fs").existsSync(`node_modules/${n}/package.json`)) ? 0 : 1)'); then
-    say "installing playwright-core, ajv and ajv-formats (end2end/package-lock.json)"
+    say "installing playwright-core, ajv, express and standardwebhooks (end2end/package-lock.json)"
     (cd end2end && npm ci --no-fund --no-audit)
   fi
 fi

@@ -98,11 +98,13 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/webhooks") view=pages::WebhooksPage ssr=SsrMode::Async />
                 <Route path=path!("/webhooks/new") view=pages::NewWebhookPage ssr=SsrMode::Async />
                 <Route path=path!("/webhooks/:id") view=pages::WebhookDetailPage ssr=SsrMode::Async />
+                <Route path=path!("/webhooks/:id/integrate") view=pages::IntegrationGuidePage ssr=SsrMode::Async />
                 <Route path=path!("/webhooks/:id/edit") view=pages::EditWebhookPage ssr=SsrMode::Async />
                 <Route path=path!("/webhooks/:id/logs") view=pages::WebhookLogsPage ssr=SsrMode::Async />
                 <Route path=path!("/webhooks/:id/logs/:attempt") view=pages::AttemptPage ssr=SsrMode::Async />
                 <Route path=path!("/logs") view=pages::LogsPage ssr=SsrMode::Async />
                 <Route path=path!("/event-types") view=pages::EventTypesPage ssr=SsrMode::Async />
+                <Route path=path!("/tools/signature") view=pages::SignatureCheckerPage ssr=SsrMode::Async />
                 <Route path=path!("/settings/api-keys") view=pages::ApiKeysPage ssr=SsrMode::Async />
                 <Route path=path!("/settings/team") view=pages::TeamPage ssr=SsrMode::Async />
             </Routes>

@@ -272,6 +272,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTAL_REPLAY_PLANS_PER_MINUTE", default_value = "60", value_parser = clap::value_parser!(u32).range(1..))]
     pub replay_plans_per_minute: u32,
 
+    /// Signature checks (`/tools/signature`, `POST /api/v1/signatures/check`) one partner may ask for in a minute.
+    #[arg(long, env = "PORTAL_SIGNATURE_CHECKS_PER_MINUTE", default_value = "60", value_parser = clap::value_parser!(u32).range(1..))]
+    pub signature_checks_per_minute: u32,
+
     /// Mark the session cookie `Secure` (set it when the portal is served over HTTPS).
     #[arg(long, env = "PORTAL_SECURE_COOKIES", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub secure_cookies: bool,

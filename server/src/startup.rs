@@ -91,6 +91,7 @@ impl Application {
                 replays_per_minute: args.replays_per_minute,
                 tests_per_minute: args.tests_per_minute,
                 replay_plans_per_minute: args.replay_plans_per_minute,
+                signature_checks_per_minute: args.signature_checks_per_minute,
             },
         });
         let worker = match &args.template_worker {

@@ -135,6 +135,27 @@ pub async fn test_webhook(
     service::test(&state, &user.partner_id, &webhook_id(&id)?, event_type.as_deref(), data).await
 }
 
+/// The signature checker on a request a receiver got for webhook `id`: `headers` pasted one
+/// `name: value` per line, `body` exactly as received. Open to every role: it reveals no secret.
+#[server(endpoint = "signatures/check")]
+pub async fn check_signature(
+    id: String,
+    headers: String,
+    body: String,
+) -> Result<crate::domain::SignatureReport, AppError> {
+    let (user, state) = super::require_user().await?;
+    let headers = crate::domain::parse_header_lines(&headers)?;
+    service::check_signature(&state, &user.partner_id, &webhook_id(&id)?, &headers, &body).await
+}
+
+/// The signature checker on logged attempt `attempt`, as it was sent.
+#[server(endpoint = "signatures/check-attempt")]
+pub async fn check_attempt_signature(attempt: String) -> Result<crate::domain::SignatureReport, AppError> {
+    let (user, state) = super::require_user().await?;
+    let id = crate::domain::AttemptId::parse(attempt.trim()).map_err(|_| AppError::NotFound)?;
+    service::check_attempt_signature(&state, &user.partner_id, &id).await
+}
+
 /// What a payload template makes of the sample event: the exact body that is sent and signed,
 /// or why not.
 /// Admins only (the ones who can save a template); the render runs in the sandbox, under its

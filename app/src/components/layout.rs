@@ -45,6 +45,7 @@ pub fn SignedIn(
                 <A href="/webhooks">"Webhooks"</A>
                 <A href="/logs">"Delivery logs"</A>
                 <A href="/event-types">"Event types"</A>
+                <A href="/tools/signature">"Signature checker"</A>
                 <A href="/settings/api-keys">"API keys"</A>
                 <A href="/settings/team">"Team"</A>
             </nav>

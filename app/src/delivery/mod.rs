@@ -1,8 +1,10 @@
 //! The steps of one delivery attempt, each testable alone: build the request (template,
 //! signatures, headers), send it, and describe the outcome. The dispatcher's loop (in the
-//! server crate) claims deliveries and calls these; "Test Webhook" calls them directly.
+//! server crate) claims deliveries and calls these; "Test Webhook" calls them directly. The
+//! signature checker (`verify`) checks a request the way a receiver does.
 
 pub mod sign;
+pub mod verify;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -7,10 +7,12 @@ mod catalog;
 #[cfg(feature = "ssr")]
 mod delivery;
 mod event;
+mod guide;
 mod ids;
 mod log;
 mod policy;
 mod quota;
+mod signature;
 mod webhook;
 
 #[cfg(all(test, feature = "ssr"))]
@@ -23,10 +25,12 @@ pub use catalog::*;
 #[cfg(feature = "ssr")]
 pub use delivery::*;
 pub use event::*;
+pub use guide::{FALLBACK_PATH, GuideFor, Snippet, snippets};
 pub use ids::*;
 pub use log::*;
 pub use policy::*;
 pub use quota::*;
+pub use signature::*;
 pub use webhook::*;
 
 /// A refused input, naming the field and the rule it broke. Forms show it next to the field;

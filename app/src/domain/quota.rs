@@ -21,6 +21,9 @@ pub struct Quotas {
     /// Replay plans (how many events a replay would send: a count over the partner's events)
     /// a partner's people and keys may ask for in a minute.
     pub replay_plans_per_minute: u32,
+    /// Signature checks (the signature checker: a few HMACs over up to 256 KiB each) a
+    /// partner's people and keys may ask for in a minute.
+    pub signature_checks_per_minute: u32,
 }
 
 impl Default for Quotas {
@@ -33,6 +36,7 @@ impl Default for Quotas {
             replays_per_minute: 5,
             tests_per_minute: 30,
             replay_plans_per_minute: 60,
+            signature_checks_per_minute: 60,
         }
     }
 }
@@ -84,6 +88,8 @@ pub enum Metered {
     Test,
     /// Planning a replay (counting the events it would send).
     ReplayPlan,
+    /// Checking a request's signatures.
+    SignatureCheck,
 }
 
 impl Metered {
@@ -94,6 +100,7 @@ impl Metered {
             Self::Replay => "replay",
             Self::Test => "test",
             Self::ReplayPlan => "replay_plan",
+            Self::SignatureCheck => "signature_check",
         }
     }
 
@@ -104,6 +111,7 @@ impl Metered {
             Self::Replay => quotas.replays_per_minute,
             Self::Test => quotas.tests_per_minute,
             Self::ReplayPlan => quotas.replay_plans_per_minute,
+            Self::SignatureCheck => quotas.signature_checks_per_minute,
         }
     }
 
@@ -114,6 +122,7 @@ impl Metered {
             Self::Replay => ("replays", "PORTAL_REPLAYS_PER_MINUTE"),
             Self::Test => ("test sends", "PORTAL_TESTS_PER_MINUTE"),
             Self::ReplayPlan => ("replay plans", "PORTAL_REPLAY_PLANS_PER_MINUTE"),
+            Self::SignatureCheck => ("signature checks", "PORTAL_SIGNATURE_CHECKS_PER_MINUTE"),
         };
         format!(
             "Too many {what}: your team may make {} a minute ({setting}). Try again in {wait_seconds} s.",

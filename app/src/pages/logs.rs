@@ -385,6 +385,8 @@ fn AttemptView(attempt: AttemptDetail) -> impl IntoView {
         })
     };
     let summary = attempt.summary.clone();
+    let check_href = format!("/tools/signature?attempt={}", summary.id);
+    let sent_something = !attempt.request_headers.is_empty();
     view! {
         <div class="page-head">
             <h1>{headline}</h1>
@@ -444,6 +446,14 @@ fn AttemptView(attempt: AttemptDetail) -> impl IntoView {
             <pre class="code" data-testid="request-headers">{headers}</pre>
             <h3>"Body (exactly as sent and signed)"</h3>
             <pre class="code" data-testid="request-body">{body}</pre>
+            {sent_something
+                .then(|| {
+                    view! {
+                        <p>
+                            <a href=check_href>"Check this request's signatures"</a>
+                        </p>
+                    }
+                })}
         </section>
         <section class="card stack" aria-labelledby="response-heading">
             <h2 id="response-heading">"Response"</h2>

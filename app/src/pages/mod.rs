@@ -2,8 +2,10 @@
 
 mod api_keys;
 mod event_types;
+mod integrate;
 mod login;
 mod logs;
+mod signature;
 mod team;
 mod webhook_detail;
 mod webhook_form;
@@ -11,8 +13,10 @@ mod webhooks;
 
 pub use api_keys::ApiKeysPage;
 pub use event_types::EventTypesPage;
+pub use integrate::IntegrationGuidePage;
 pub use login::LoginPage;
 pub use logs::{AttemptPage, LogsPage, WebhookLogsPage};
+pub use signature::SignatureCheckerPage;
 pub use team::TeamPage;
 pub use webhook_detail::WebhookDetailPage;
 pub use webhook_form::{EditWebhookPage, NewWebhookPage};

@@ -56,6 +56,7 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
     let secret_id = id.clone();
     let test_id = id.clone();
     let logs_href = format!("/webhooks/{id}/logs");
+    let guide_href = format!("/webhooks/{id}/integrate");
     let replay_id = id.clone();
     let chart_id = id.clone();
     view! {
@@ -77,6 +78,9 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
             </a>
             <a class="button secondary" href=logs_href>
                 "View Logs"
+            </a>
+            <a class="button secondary" href=guide_href>
+                "Integration guide"
             </a>
         </div>
         {webhook.active.then(|| view! { <ReplayPanel id=replay_id /> }.into_any())}

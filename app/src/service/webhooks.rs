@@ -1,7 +1,9 @@
-//! A partner's webhooks: create, update, switch on or off, delete, rotate the secret, test.
+//! A partner's webhooks: create, update, switch on or off, delete, rotate the secret, test,
+//! and check a request's signatures.
 
 use crate::domain::{
-    AttemptResult, Counted, EventBody, Metered, Origin, PartnerId, SigningSecret, WebhookId, WebhookInput, WebhookView,
+    AttemptId, AttemptResult, Counted, EventBody, FieldError, Metered, Origin, PartnerId, SignatureReport,
+    SigningSecret, WebhookId, WebhookInput, WebhookView, check_request_limits,
 };
 use crate::error::AppError;
 use crate::state::AppState;
@@ -122,4 +124,52 @@ pub async fn test(
     };
     crate::store::attempts::record(&state.db, &log, &Next::Succeeded).await?;
     Ok(result)
+}
+
+/// The signature checker on a request a receiver got for the partner's webhook `id`: its
+/// signatures checked against the webhook's current and previous secrets, and its timestamp
+/// against now. Refused, naming the field, when larger than the checker takes.
+pub async fn check_signature(
+    state: &AppState,
+    partner: &PartnerId,
+    id: &WebhookId,
+    headers: &[(String, String)],
+    body: &str,
+) -> Result<SignatureReport, AppError> {
+    check_request_limits(headers, body)?;
+    let record = record(state, partner, id).await?;
+    state.meter(partner, Metered::SignatureCheck).await?;
+    Ok(signature_report(&record, headers, body, chrono::Utc::now().timestamp()))
+}
+
+/// The signature checker on a logged attempt's request, as it was sent: its timestamp is held
+/// against the time it was sent. An attempt that sent nothing (its template failed) is refused.
+pub async fn check_attempt_signature(
+    state: &AppState,
+    partner: &PartnerId,
+    attempt: &AttemptId,
+) -> Result<SignatureReport, AppError> {
+    let detail = crate::store::log::detail(&state.db, partner, attempt).await?.ok_or(AppError::NotFound)?;
+    if detail.request_headers.is_empty() {
+        return Err(AppError::Invalid(FieldError::new(
+            "attemptId",
+            format!("names attempt {attempt}, which sent no request (see its error in the log)"),
+        )));
+    }
+    let record = record(state, partner, &detail.summary.webhook_id).await?;
+    state.meter(partner, Metered::SignatureCheck).await?;
+    let sent = detail.summary.created_at.timestamp();
+    Ok(signature_report(&record, &detail.request_headers, &detail.request_body, sent))
+}
+
+fn signature_report(record: &WebhookRecord, headers: &[(String, String)], body: &str, now: i64) -> SignatureReport {
+    use crate::delivery::verify::{NamedSecret, check};
+    let mut secrets = vec![NamedSecret { name: "the current secret", secret: &record.signing_secret }];
+    if let Some(previous) = &record.previous_secret {
+        secrets.push(NamedSecret {
+            name: "the previous secret (it signs beside the current one for 24 hours after a rotation: switch your receiver to the current one)",
+            secret: previous,
+        });
+    }
+    check(&secrets, headers, body, now)
 }

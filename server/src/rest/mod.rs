@@ -9,6 +9,7 @@ mod json;
 mod logs;
 mod openapi;
 mod partner;
+mod signatures;
 mod webhooks;
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub fn router(settings: Arc<ApiSettings>) -> Router<AppState> {
         .route("/deliveries/{id}/resend", post(logs::resend))
         .route("/events", post(events::publish))
         .route("/event-types", get(event_types::list))
+        .route("/signatures/check", post(signatures::check))
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
         .layer(Extension(settings))
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, event_types, events, logs, partner, webhooks};
+use super::{error, event_types, events, logs, partner, signatures, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,7 @@ use super::{error, event_types, events, logs, partner, webhooks};
         logs::replay_progress,
         events::publish,
         event_types::list,
+        signatures::check,
     ),
     components(schemas(error::ErrorBody, app::domain::EventTypeDoc, app::domain::WebhookView, app::domain::Health, app::domain::MaskedAuthHeader)),
     modifiers(&BearerKey)

@@ -404,6 +404,12 @@ impl Setup {
         response.json().await.unwrap()
     }
 
+    /// The newest page of a webhook's delivery log, as the API answers it.
+    pub async fn log(&self, webhook: &str) -> Value {
+        let url = self.app.url(&format!("/api/v1/webhooks/{webhook}/attempts"));
+        http().get(url).bearer_auth(&self.key).send().await.unwrap().json().await.unwrap()
+    }
+
     pub async fn post(&self, path: &str) -> Value {
         let response = http().post(self.app.url(path)).bearer_auth(&self.key).send().await.unwrap();
         let status = response.status();

@@ -303,15 +303,7 @@ async fn test_sends_resends_and_replay_plans_are_limited_per_partner_and_minute(
     receiver.wait_for(3, Duration::from_secs(10)).await;
     let delivery = std::sync::Mutex::new(None);
     eventually("the event's attempt is logged", Duration::from_secs(10), || async {
-        let log: Value = http()
-            .get(s.app.url(&format!("/api/v1/webhooks/{id}/attempts")))
-            .bearer_auth(&s.key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let log = s.log(id).await;
         let found = log["data"].as_array().unwrap().iter().find_map(|a| a["deliveryId"].as_str().map(str::to_owned));
         *delivery.lock().unwrap() = found;
         delivery.lock().unwrap().is_some()
@@ -562,4 +554,44 @@ async fn a_delivery_waits_without_counting_an_attempt_while_the_template_sandbox
     assert!(s.attempts(webhook.id.as_str()).await.is_empty(), "nothing failed in the log");
     assert_eq!(s.webhook(webhook.id.as_str()).await["active"], true);
     assert!(receiver.received().is_empty());
+}
+
+#[tokio::test]
+async fn signature_checks_are_limited_per_partner_and_minute() {
+    let s = setup(&["--signature-checks-per-minute", "2"]).await;
+    // The counts start again with each minute of the clock: start early in one.
+    eventually("the minute has 20 s to go", Duration::from_secs(25), || async {
+        chrono::Utc::now().timestamp_millis().rem_euclid(60_000) < 40_000
+    })
+    .await;
+    let webhook = s.create_webhook(json!({"url": "http://127.0.0.1:9/hook"})).await;
+    let check = json!({"webhookId": webhook["id"], "headers": {}, "body": "{}"});
+    for _ in 0..2 {
+        let (status, body) = post_json(&s, "/api/v1/signatures/check", check.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, refused) = post_json(&s, "/api/v1/signatures/check", check).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("2 a minute") && message.contains("PORTAL_SIGNATURE_CHECKS_PER_MINUTE"), "{message}");
+
+    // Another partner checks as usual.
+    let other = s.app.create_partner("Other", "olga@other.test").await;
+    let key = s.app.create_api_key(&other.id).await;
+    let response = http()
+        .post(s.app.url("/api/v1/webhooks"))
+        .bearer_auth(&key)
+        .json(&json!({"url": "http://127.0.0.1:9/other"}))
+        .send()
+        .await
+        .unwrap();
+    let theirs: Value = response.json().await.unwrap();
+    let response = http()
+        .post(s.app.url("/api/v1/signatures/check"))
+        .bearer_auth(&key)
+        .json(&json!({"webhookId": theirs["id"], "headers": {}, "body": "{}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }
