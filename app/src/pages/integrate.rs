@@ -47,7 +47,8 @@ fn Guide(webhook: WebhookView) -> impl IntoView {
             </li>
         }
     });
-    let contents = snippets(&guide)
+    let all = snippets(&guide);
+    let contents = all
         .iter()
         .map(|s| {
             let href = format!("#{}", s.key);
@@ -58,7 +59,7 @@ fn Guide(webhook: WebhookView) -> impl IntoView {
             }
         })
         .collect_view();
-    let cards = snippets(&guide).into_iter().map(|snippet| view! { <SnippetCard snippet /> }).collect_view();
+    let cards = all.into_iter().map(|snippet| view! { <SnippetCard snippet /> }).collect_view();
     view! {
         <h1>"Integration guide"</h1>
         <p class="lead">"How to receive and verify the deliveries to " <code class="wrap">{webhook.url.clone()}</code> "."</p>
