@@ -105,6 +105,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/logs") view=pages::LogsPage ssr=SsrMode::Async />
                 <Route path=path!("/event-types") view=pages::EventTypesPage ssr=SsrMode::Async />
                 <Route path=path!("/tools/signature") view=pages::SignatureCheckerPage ssr=SsrMode::Async />
+                <Route path=path!("/inspectors") view=pages::InspectorsPage ssr=SsrMode::Async />
+                <Route path=path!("/inspectors/:id") view=pages::InspectorPage ssr=SsrMode::Async />
                 <Route path=path!("/settings/api-keys") view=pages::ApiKeysPage ssr=SsrMode::Async />
                 <Route path=path!("/settings/team") view=pages::TeamPage ssr=SsrMode::Async />
             </Routes>

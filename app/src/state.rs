@@ -45,6 +45,9 @@ pub struct Settings {
     pub session_lifetime: std::time::Duration,
     /// What one partner may have and do.
     pub quotas: crate::domain::Quotas,
+    /// Where partners reach the portal (`PORTAL_PUBLIC_URL`, else the listen address): the
+    /// base of request inspectors' capture URLs.
+    pub public_url: url::Url,
 }
 
 impl AppState {

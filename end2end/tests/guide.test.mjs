@@ -2,7 +2,8 @@
 // and why one re-serialised is not. The integration guide: a partner copies the Node.js or the Python receiver off the page, runs
 // it with the webhook's secret, and it accepts the portal's real delivery, then refuses the same
 // request with its body tampered with, without the auth header, or with another timestamp, and
-// answers a repeat as a duplicate.
+// answers a repeat as a duplicate. The request inspector: a capture URL shows what arrives,
+// live.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -199,4 +200,58 @@ test('the signature checker says a pasted request is genuine, names a re-seriali
   await page.getByRole('link', { name: "Check this request's signatures" }).click();
   await page.waitForURL(/\/tools\/signature\?attempt=att_/, { timeout: 10_000 });
   await page.getByText('Genuine: this body carries a signature of this webhook.').waitFor({ timeout: 10_000 });
+});
+
+test('the request inspector: a capture URL, copied into a webhook, shows a test delivery and a stranger\'s request as they arrive, without reloading', async (t) => {
+  const context = await shared.browser.newContext({ permissions: ['clipboard-read', 'clipboard-write'] });
+  t.after(() => context.close());
+  const watching = await context.newPage();
+  await logIn(watching, shared.portal);
+  await watching.waitForURL('**/webhooks', { timeout: 10_000 });
+  await waitForHydration(watching);
+  await watching.getByRole('link', { name: 'Request inspector' }).click();
+  await watching.waitForURL('**/inspectors', { timeout: 10_000 });
+  await waitForHydration(watching);
+  await watching.getByRole('button', { name: 'Create a capture URL' }).click();
+  await watching.waitForURL(/\/inspectors\/ins_[0-9A-Z]{26}$/, { timeout: 10_000 });
+  await waitForHydration(watching);
+  await watching.getByTestId('no-requests').waitFor({ timeout: 10_000 });
+  await watching.getByTestId('copy-url').click();
+  await watching.getByText('Copied to the clipboard.').waitFor({ timeout: 10_000 });
+  const url = await watching.evaluate(() => navigator.clipboard.readText());
+  assert.equal(url, (await watching.getByTestId('capture-url').textContent()).trim());
+  assert.match(url, /\/inspect\/ins_[0-9A-Z]{26}$/);
+
+  // In another tab: a webhook pointing at it, and a test.
+  const editing = await context.newPage();
+  await editing.goto(`${shared.portal.url}/webhooks/new`);
+  await waitForHydration(editing);
+  await editing.getByLabel('Webhook URL').fill(url);
+  await editing.getByRole('button', { name: 'Save Webhook' }).click();
+  await editing.waitForURL(/\/webhooks\/wh_\w+$/, { timeout: 10_000 });
+  const webhookId = editing.url().split('/').pop();
+  await waitForHydration(editing);
+  await editing.getByRole('button', { name: 'Test Webhook' }).click();
+  await editing.getByText('Success: Your endpoint is working correctly.').waitFor({ timeout: 15_000 });
+
+  // The first tab, never reloaded, shows it: signed by that webhook, with its headers and body.
+  const captured = watching.getByTestId('captured-request');
+  await captured.first().waitFor({ timeout: 15_000 });
+  assert.equal(await captured.count(), 1);
+  assert.equal(await watching.getByTestId('no-requests').count(), 0);
+  const first = captured.first();
+  assert.match(await first.getByTestId('verdict').textContent(), new RegExp(`Signature verified \\(${webhookId}\\)`));
+  await first.locator('summary').click();
+  const body = JSON.parse(await first.getByTestId('captured-body').textContent());
+  assert.equal(body.type, 'verification.completed');
+  await first.getByText('x-webhook-signature').first().waitFor();
+  await first.getByTestId('signature-report').getByText('Genuine').waitFor();
+
+  // Anyone with the URL can send to it; the forged request shows on top, not verified, and the
+  // opened one stays open.
+  const answer = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"forged":true}' });
+  assert.equal(answer.status, 200);
+  await waitUntil('the second request to show', async () => (await captured.count()) === 2);
+  assert.match(await captured.first().getByTestId('verdict').textContent(), /Signature not verified/);
+  assert.ok(await captured.nth(1).locator('details').evaluate((d) => d.open), 'the opened request stays open');
 });

@@ -276,6 +276,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTAL_SIGNATURE_CHECKS_PER_MINUTE", default_value = "60", value_parser = clap::value_parser!(u32).range(1..))]
     pub signature_checks_per_minute: u32,
 
+    /// Request inspectors (capture URLs, `/inspectors`) one partner may have at once.
+    #[arg(long, env = "PORTAL_MAX_INSPECTORS", default_value = "5", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_inspectors: u32,
+
     /// Mark the session cookie `Secure` (set it when the portal is served over HTTPS).
     #[arg(long, env = "PORTAL_SECURE_COOKIES", default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub secure_cookies: bool,

@@ -10,7 +10,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
-/// Paths anyone may load: the login page, the built site's files and the APIs.
+/// Paths anyone may load: the login page, the built site's files, the APIs and request
+/// inspectors' capture URLs.
 fn is_public(path: &str) -> bool {
     path == "/login"
         || path == "/favicon.svg"
@@ -19,6 +20,7 @@ fn is_public(path: &str) -> bool {
         || path == "/metrics"
         || path.starts_with("/pkg/")
         || path.starts_with("/api/")
+        || path.starts_with("/inspect/")
 }
 
 /// Redirects page loads to `/login` when no one is signed in, and `/login` and `/` to the
@@ -52,7 +54,7 @@ mod tests {
 
     #[test]
     fn pages_are_private_assets_are_not() {
-        for path in ["/login", "/pkg/portal.wasm", "/pkg/portal.css", "/api/login", "/api/v1/partner", "/favicon.svg"] {
+        for path in ["/login", "/pkg/portal.wasm", "/pkg/portal.css", "/api/login", "/api/v1/partner", "/favicon.svg", "/inspect/ins_x"] {
             assert!(is_public(path), "{path}");
         }
         for path in ["/", "/webhooks", "/settings/api-keys", "/logs", "/loginx", "/pkgx"] {

@@ -6,6 +6,7 @@ pub mod config;
 pub mod dispatcher;
 pub mod guard;
 pub mod health;
+pub mod inspect;
 pub mod metrics;
 pub mod notifier;
 pub mod refusals;

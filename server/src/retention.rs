@@ -2,11 +2,12 @@
 //! small batches so the dispatcher's writes never wait long behind them. The success-rate
 //! counters are separate from the attempts, so pruning never changes a rate or a badge. Each
 //! pass also deletes the sign-in throttle's rows that no longer count, which strangers can
-//! make as fast as they can send sign-ins.
+//! make as fast as they can send sign-ins, and the request inspectors that expired, with what
+//! they captured.
 
 use std::time::Duration;
 
-use app::store::{Db, log, now_ms, throttle};
+use app::store::{Db, inspectors, log, now_ms, throttle};
 use tokio::sync::watch;
 
 /// Attempts deleted per statement.
@@ -39,7 +40,7 @@ pub enum Pass {
 }
 
 /// One pass: the delivery log older than `retention_days`, batch by batch, then the stale
-/// sign-in throttle rows.
+/// sign-in throttle rows and the expired request inspectors.
 pub async fn pass(db: &Db, retention_days: u32, stop: &mut watch::Receiver<bool>) -> Pass {
     let keep_ms = i64::from(retention_days) * 24 * 3600 * 1000;
     let cutoff = now_ms() - keep_ms;
@@ -69,6 +70,11 @@ pub async fn pass(db: &Db, retention_days: u32, stop: &mut watch::Receiver<bool>
         Ok(0) => {}
         Ok(rows) => tracing::info!(rows, "pruned stale sign-in throttle rows"),
         Err(e) => tracing::error!(error = format!("{e:#}"), "could not prune the sign-in throttle"),
+    }
+    match inspectors::prune(db, now_ms()).await {
+        Ok(0) => {}
+        Ok(inspectors) => tracing::info!(inspectors, "deleted expired request inspectors"),
+        Err(e) => tracing::error!(error = format!("{e:#}"), "could not delete expired request inspectors"),
     }
     Pass::Done
 }

@@ -107,11 +107,13 @@ impl SiteOrigin {
 /// and server functions when the browser says another site made it: `Sec-Fetch-Site:
 /// cross-site`, or an `Origin` (else a `Referer`) that is neither the public URL's origin nor
 /// the host the request was sent to. The REST API (`/api/v1/`) is left alone: it takes bearer
-/// tokens, which a browser never adds by itself. A request with neither header is not a
+/// tokens, which a browser never adds by itself; so are request inspectors' capture URLs
+/// (`/inspect/`), which keep whatever anyone sends and act on no session. A request with neither header is not a
 /// browser's and passes (the session cookie is `SameSite` besides).
 pub async fn refuse_cross_site(State(site): State<Arc<SiteOrigin>>, request: Request, next: Next) -> Response {
     if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS)
         || request.uri().path().starts_with("/api/v1/")
+        || request.uri().path().starts_with("/inspect/")
     {
         return next.run(request).await;
     }

@@ -76,6 +76,21 @@ impl Application {
         tokio::task::spawn_blocking(app::auth::prepare).await?;
 
         let leptos_options = leptos_options(&args, site == crate::site::Site::Hashed);
+        // Bound before the settings: without PORTAL_PUBLIC_URL, the public URL (the base of
+        // links in emails and of request inspectors' capture URLs) is the address it got.
+        let (listener, port) = if args.no_web {
+            (None, 0)
+        } else {
+            let listener =
+                TcpListener::bind(args.addr).await.with_context(|| format!("could not listen on {}", args.addr))?;
+            let port = listener.local_addr()?.port();
+            (Some(listener), port)
+        };
+        let public_url = match args.public_url.clone() {
+            Some(url) => url,
+            None => url::Url::parse(&format!("http://{}:{}/", args.addr.ip(), port.max(args.addr.port())))
+                .context("the listen address makes no URL; set PORTAL_PUBLIC_URL")?,
+        };
         let settings = Arc::new(Settings {
             url_policy: UrlPolicy { allow_private: args.allow_private_targets },
             retry_schedule: args.retry_schedule.clone(),
@@ -92,7 +107,9 @@ impl Application {
                 tests_per_minute: args.tests_per_minute,
                 replay_plans_per_minute: args.replay_plans_per_minute,
                 signature_checks_per_minute: args.signature_checks_per_minute,
+                inspectors: args.max_inspectors,
             },
+            public_url: public_url.clone(),
         });
         let worker = match &args.template_worker {
             Some(path) => path.clone(),
@@ -102,7 +119,9 @@ impl Application {
                 std::env::current_exe().context("could not find the portal's own binary for the template sandbox")?
             }
         };
-        let sender = Sender::new(args.allow_private_targets, args.delivery_timeout, TemplateSandbox::new(worker))?;
+        let inspectors = Arc::new(app::service::inspectors::Inspectors::new(db.clone(), public_url.clone()));
+        let sender = Sender::new(args.allow_private_targets, args.delivery_timeout, TemplateSandbox::new(worker))?
+            .with_local(inspectors.clone());
         let wake = Arc::new(Notify::new());
         let dispatcher = (!args.no_dispatcher).then(|| {
             Dispatcher::new(
@@ -144,23 +163,10 @@ impl Application {
         let https = args.public_url.as_ref().is_some_and(|u| u.scheme() == "https");
         let site = Arc::new(crate::security::SiteOrigin::of(args.public_url.as_ref()));
         // Secure cookies when asked, or when the public URL says the portal is behind HTTPS.
-        let router = sessions.layer(router(state, api, readiness, site), args.secure_cookies || https);
+        let router = sessions.layer(router(state, api, readiness, site, inspectors), args.secure_cookies || https);
         let router = crate::security::deadline(router, args.request_timeout);
         let router = crate::security::headers(crate::security::body_limits(router), https);
 
-        let (listener, port) = if args.no_web {
-            (None, 0)
-        } else {
-            let listener =
-                TcpListener::bind(args.addr).await.with_context(|| format!("could not listen on {}", args.addr))?;
-            let port = listener.local_addr()?.port();
-            (Some(listener), port)
-        };
-        let public_url = match args.public_url.clone() {
-            Some(url) => url,
-            None => url::Url::parse(&format!("http://{}:{}/", args.addr.ip(), port.max(args.addr.port())))
-                .context("the listen address makes no URL; set PORTAL_PUBLIC_URL")?,
-        };
         let notifier = crate::notifier::Notifier::new(db_for_notifier, mailer, alert_hook, public_url);
         Ok(Self {
             listener,
@@ -296,6 +302,7 @@ fn router(
     api: Arc<ApiSettings>,
     readiness: crate::health::Readiness,
     site: Arc<crate::security::SiteOrigin>,
+    inspectors: Arc<app::service::inspectors::Inspectors>,
 ) -> Router {
     let routes = generate_route_list(App);
     let access = Arc::new(crate::metrics::MetricsAccess::Operator(api.operator_token.clone()));
@@ -305,6 +312,10 @@ fn router(
             move || shell(options.clone())
         })
         .nest("/api/v1", rest::router(api))
+        .route(
+            "/inspect/{id}",
+            axum::routing::any(crate::inspect::capture).layer(axum::Extension(inspectors)),
+        )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn(crate::refusals::status_of_refusals))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::require_sign_in))

@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod inspectors;
 pub mod logs;
 pub mod team;
 pub mod webhooks;
@@ -9,6 +10,7 @@ pub mod webhooks;
 pub use crate::error::AppError;
 pub use api_keys::*;
 pub use auth::*;
+pub use inspectors::*;
 pub use logs::*;
 pub use team::*;
 pub use webhooks::*;

@@ -46,6 +46,7 @@ pub fn SignedIn(
                 <A href="/logs">"Delivery logs"</A>
                 <A href="/event-types">"Event types"</A>
                 <A href="/tools/signature">"Signature checker"</A>
+                <A href="/inspectors">"Request inspector"</A>
                 <A href="/settings/api-keys">"API keys"</A>
                 <A href="/settings/team">"Team"</A>
             </nav>

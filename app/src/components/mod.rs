@@ -1,9 +1,11 @@
 //! Pieces of UI that several pages use.
 
 mod chart;
+mod copy;
 mod layout;
 
 pub use chart::{HourlyChart, hourly_svg};
+pub use copy::CopyButton;
 pub use layout::{AlertsRefresh, SignedIn};
 
 use chrono::{DateTime, Utc};

@@ -77,6 +77,30 @@ pub struct Sender {
     client: reqwest::Client,
     allow_private: bool,
     sandbox: TemplateSandbox,
+    /// The portal's own receivers (request inspectors), sent to in-process.
+    local: Option<Arc<dyn LocalReceiver>>,
+}
+
+/// What a receiver inside the portal answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalAnswer {
+    /// The HTTP status it would have answered.
+    pub status: u16,
+    /// Its body.
+    pub body: String,
+}
+
+/// A receiver inside the portal (the request inspector's capture URLs): requests to the URLs it
+/// owns are handed to it in-process, with the same method, headers and body, whatever the
+/// address rules say, and never leave the process.
+pub trait LocalReceiver: Send + Sync + std::fmt::Debug {
+    /// Whether `url` is one of its URLs.
+    fn owns(&self, url: &str) -> bool;
+    /// Takes `request` as a POST to its URL and answers it.
+    fn receive<'a>(
+        &'a self,
+        request: &'a OutgoingRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = LocalAnswer> + Send + 'a>>;
 }
 
 /// Resolves names for deliveries, dropping private addresses when they are not allowed; the
@@ -136,7 +160,12 @@ impl Sender {
             .dns_resolver(Arc::new(CheckedResolver { allow_private }))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
-        Ok(Self { client, allow_private, sandbox })
+        Ok(Self { client, allow_private, sandbox, local: None })
+    }
+
+    /// This sender, handing requests to `receiver`'s URLs to it in-process.
+    pub fn with_local(self, receiver: Arc<dyn LocalReceiver>) -> Self {
+        Self { local: Some(receiver), ..self }
     }
 
     /// The sandbox payload templates render in.
@@ -148,6 +177,13 @@ impl Sender {
     pub async fn send(&self, request: &OutgoingRequest) -> AttemptResult {
         let started = Instant::now();
         let elapsed = || started.elapsed().as_millis() as i64;
+        if let Some(local) = self.local.as_ref().filter(|local| local.owns(&request.url)) {
+            let answer = local.receive(request).await;
+            let status = reqwest::StatusCode::from_u16(answer.status).unwrap_or(reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+            let mut body = answer.body;
+            body.truncate(body.floor_char_boundary(RESPONSE_BODY_LIMIT));
+            return answered(status, None, body, elapsed());
+        }
         // An IP literal never reaches the resolver: check it here.
         if let Ok(url) = url::Url::parse(&request.url) {
             let literal = match url.host() {
@@ -191,27 +227,31 @@ impl Sender {
                 let (cause, error) = describe(&e);
                 AttemptResult { status_code: Some(status.as_u16()), ..AttemptResult::failed(cause, error, latency_ms) }
             }
-            Ok(body) => {
-                let error = if status.is_success() {
-                    None
-                } else if status.is_redirection() {
-                    Some(format!("answered {status}: redirects are not followed"))
-                } else if let Some(wait) = retry_after {
-                    Some(format!("answered {status} and asked to wait {}", humantime::format_duration(wait)))
-                } else {
-                    Some(format!("answered {status}"))
-                };
-                AttemptResult {
-                    success: status.is_success(),
-                    status_code: Some(status.as_u16()),
-                    latency_ms,
-                    response_body: Some(body),
-                    error,
-                    cause: None,
-                    retry_after_secs: retry_after.map(|d| d.as_secs()),
-                }
-            }
+            Ok(body) => answered(status, retry_after, body, latency_ms),
         }
+    }
+}
+
+/// The attempt of a receiver that answered `status` with `body` (its start), asking to be left
+/// alone for `retry_after`.
+fn answered(status: reqwest::StatusCode, retry_after: Option<Duration>, body: String, latency_ms: i64) -> AttemptResult {
+    let error = if status.is_success() {
+        None
+    } else if status.is_redirection() {
+        Some(format!("answered {status}: redirects are not followed"))
+    } else if let Some(wait) = retry_after {
+        Some(format!("answered {status} and asked to wait {}", humantime::format_duration(wait)))
+    } else {
+        Some(format!("answered {status}"))
+    };
+    AttemptResult {
+        success: status.is_success(),
+        status_code: Some(status.as_u16()),
+        latency_ms,
+        response_body: Some(body),
+        error,
+        cause: None,
+        retry_after_secs: retry_after.map(|d| d.as_secs()),
     }
 }
 

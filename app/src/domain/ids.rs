@@ -125,6 +125,14 @@ prefixed_id!(
     /// A notice that the dispatcher switched a webhook off.
     AlertId, "alr_", "alert"
 );
+prefixed_id!(
+    /// A request inspector: a throwaway capture URL served by the portal.
+    InspectorId, "ins_", "inspector"
+);
+prefixed_id!(
+    /// One request a request inspector captured.
+    CapturedId, "req_", "captured request"
+);
 
 /// Longest event id accepted.
 pub const MAX_EVENT_ID_CHARS: usize = 128;

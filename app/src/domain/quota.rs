@@ -24,6 +24,8 @@ pub struct Quotas {
     /// Signature checks (the signature checker: a few HMACs over up to 256 KiB each) a
     /// partner's people and keys may ask for in a minute.
     pub signature_checks_per_minute: u32,
+    /// Request inspectors (capture URLs) a partner may have at once.
+    pub inspectors: u32,
 }
 
 impl Default for Quotas {
@@ -37,6 +39,7 @@ impl Default for Quotas {
             tests_per_minute: 30,
             replay_plans_per_minute: 60,
             signature_checks_per_minute: 60,
+            inspectors: 5,
         }
     }
 }
@@ -50,6 +53,8 @@ pub enum Counted {
     ApiKeys,
     /// Users.
     Users,
+    /// Request inspectors not yet expired.
+    Inspectors,
 }
 
 impl Counted {
@@ -59,6 +64,7 @@ impl Counted {
             Self::Webhooks => quotas.webhooks,
             Self::ApiKeys => quotas.api_keys,
             Self::Users => quotas.users,
+            Self::Inspectors => quotas.inspectors,
         }
     }
 
@@ -69,6 +75,7 @@ impl Counted {
             Self::Webhooks => ("webhooks", "delete one", "PORTAL_MAX_WEBHOOKS"),
             Self::ApiKeys => ("API keys", "revoke one", "PORTAL_MAX_API_KEYS"),
             Self::Users => ("users", "remove one", "PORTAL_MAX_USERS"),
+            Self::Inspectors => ("request inspectors", "delete one", "PORTAL_MAX_INSPECTORS"),
         };
         format!(
             "Your team has reached its limit of {} {what}: {undo} first, or ask the operator to raise {setting}.",

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
 use crate::api::get_webhook;
-use crate::components::SignedIn;
+use crate::components::{CopyButton, SignedIn};
 use crate::domain::{GuideFor, Snippet, WebhookView, snippets};
 
 /// The steps, then a receiver in each language.
@@ -109,20 +109,6 @@ fn Guide(webhook: WebhookView) -> impl IntoView {
 /// One language's code, with a button that copies it.
 #[component]
 fn SnippetCard(snippet: Snippet) -> impl IntoView {
-    let (copied, set_copied) = signal(None::<bool>);
-    let code = snippet.code.clone();
-    let copy = move |_| {
-        #[cfg(feature = "hydrate")]
-        {
-            let promise = window().navigator().clipboard().write_text(&code);
-            leptos::task::spawn_local(async move {
-                let written = wasm_bindgen_futures::JsFuture::from(promise).await.is_ok();
-                set_copied.set(Some(written));
-            });
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = (&code, set_copied);
-    };
     let heading = format!("{}-heading", snippet.key);
     let labelled_by = heading.clone();
     let copy_id = format!("copy-{}", snippet.key);
@@ -132,17 +118,10 @@ fn SnippetCard(snippet: Snippet) -> impl IntoView {
         <section class="card stack" id=snippet.key aria-labelledby=labelled_by>
             <div class="page-head">
                 <h2 id=heading>{snippet.label}</h2>
-                <button type="button" class="secondary" on:click=copy data-testid=copy_id aria-label=copy_label>
-                    "Copy"
-                </button>
+                <CopyButton text=snippet.code.clone() label=copy_label testid=copy_id />
             </div>
-            <p class="hint" role="status">
+            <p class="hint">
                 <code>{snippet.file}</code>
-                {move || match copied.get() {
-                    Some(true) => " · Copied to the clipboard.",
-                    Some(false) => " · The browser did not allow copying: select the code and copy it.",
-                    None => "",
-                }}
             </p>
             <pre class="code" tabindex="0" data-testid=code_id>
                 {snippet.code}

@@ -2,10 +2,11 @@
 
 mod api_keys;
 mod event_types;
+mod inspectors;
 mod integrate;
 mod login;
 mod logs;
-mod signature;
+pub(crate) mod signature;
 mod team;
 mod webhook_detail;
 mod webhook_form;
@@ -13,6 +14,7 @@ mod webhooks;
 
 pub use api_keys::ApiKeysPage;
 pub use event_types::EventTypesPage;
+pub use inspectors::{InspectorPage, InspectorsPage};
 pub use integrate::IntegrationGuidePage;
 pub use login::LoginPage;
 pub use logs::{AttemptPage, LogsPage, WebhookLogsPage};

@@ -108,7 +108,7 @@ pub fn SignatureCheckerPage() -> impl IntoView {
 }
 
 /// A report: the verdict, each check with its outcome, and the likely cause.
-fn report_view(answer: Result<SignatureReport, AppError>) -> AnyView {
+pub(crate) fn report_view(answer: Result<SignatureReport, AppError>) -> AnyView {
     let report = match answer {
         Ok(report) => report,
         Err(e) => return view! { <p class="error">{e.to_string()}</p> }.into_any(),

@@ -7,4 +7,5 @@
 pub mod accounts;
 pub mod deliveries;
 pub mod events;
+pub mod inspectors;
 pub mod webhooks;

@@ -24,7 +24,13 @@ async fn settings(
     saved: Option<&WebhookRecord>,
 ) -> Result<crate::domain::WebhookSettings, AppError> {
     let saved_header = saved.and_then(|r| r.settings.auth_header.as_ref());
-    let settings = input.parse(state.settings.url_policy, saved_header)?;
+    // A capture URL of this portal's own request inspectors is delivered to in-process, never
+    // over the network: the address rules have nothing to guard there.
+    let policy = match crate::domain::captured_by(&state.settings.public_url, &input.url) {
+        Some(_) => crate::domain::UrlPolicy { allow_private: true },
+        None => state.settings.url_policy,
+    };
+    let settings = input.parse(policy, saved_header)?;
     state.sender.sandbox().check(partner, settings.payload_template.as_ref()).await??;
     Ok(settings)
 }
@@ -162,7 +168,7 @@ pub async fn check_attempt_signature(
     Ok(signature_report(&record, &detail.request_headers, &detail.request_body, sent))
 }
 
-fn signature_report(record: &WebhookRecord, headers: &[(String, String)], body: &str, now: i64) -> SignatureReport {
+pub(crate) fn signature_report(record: &WebhookRecord, headers: &[(String, String)], body: &str, now: i64) -> SignatureReport {
     use crate::delivery::verify::{NamedSecret, check};
     let mut secrets = vec![NamedSecret { name: "the current secret", secret: &record.signing_secret }];
     if let Some(previous) = &record.previous_secret {

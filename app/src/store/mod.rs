@@ -11,6 +11,7 @@ pub mod api_keys;
 pub mod attempts;
 pub mod events;
 pub mod grouped;
+pub mod inspectors;
 pub mod log;
 pub mod queue;
 pub mod quotas;

@@ -31,6 +31,7 @@ pub async fn has_room(
         Counted::Webhooks => "SELECT COUNT(*) AS n FROM webhooks WHERE partner_id = $1",
         Counted::ApiKeys => "SELECT COUNT(*) AS n FROM api_keys WHERE partner_id = $1 AND revoked_at IS NULL",
         Counted::Users => "SELECT COUNT(*) AS n FROM users WHERE partner_id = $1",
+        Counted::Inspectors => "SELECT COUNT(*) AS n FROM inspectors WHERE partner_id = $1",
     };
     let n: i64 = sqlx::query(count)
         .bind(partner.as_str())

@@ -274,6 +274,21 @@ pub async fn record(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyhow::Res
     row.as_ref().map(|row| WebhookRecord::from_row(row, db.secrets())).transpose()
 }
 
+/// The partner's webhooks (at most `limit`, oldest first) whose URL is exactly `url`, with
+/// their secrets: those a request inspector's captures are checked against.
+pub async fn records_by_url(db: &Db, partner: &PartnerId, url: &str, limit: u32) -> anyhow::Result<Vec<WebhookRecord>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE partner_id = $1 AND url = $2 ORDER BY created_at, id LIMIT $3"
+    ))
+    .bind(partner.as_str())
+    .bind(url)
+    .bind(i64::from(limit))
+    .fetch_all(db.pool())
+    .await
+    .context("could not load the webhooks of a URL")?;
+    rows.iter().map(|row| WebhookRecord::from_row(row, db.secrets())).collect()
+}
+
 /// One of the partner's webhooks, as it may be shown.
 pub async fn get(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyhow::Result<Option<WebhookView>> {
     match record(db, partner, id).await? {

@@ -5,6 +5,7 @@ mod auth;
 mod error;
 mod event_types;
 mod events;
+mod inspectors;
 mod json;
 mod logs;
 mod openapi;
@@ -49,6 +50,9 @@ pub fn router(settings: Arc<ApiSettings>) -> Router<AppState> {
         .route("/events", post(events::publish))
         .route("/event-types", get(event_types::list))
         .route("/signatures/check", post(signatures::check))
+        .route("/inspectors", get(inspectors::list).post(inspectors::create))
+        .route("/inspectors/{id}", get(inspectors::show).delete(inspectors::delete))
+        .route("/inspectors/{id}/requests", get(inspectors::requests))
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
         .layer(Extension(settings))
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, event_types, events, logs, partner, signatures, webhooks};
+use super::{error, event_types, events, inspectors, logs, partner, signatures, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,6 +31,11 @@ use super::{error, event_types, events, logs, partner, signatures, webhooks};
         events::publish,
         event_types::list,
         signatures::check,
+        inspectors::create,
+        inspectors::list,
+        inspectors::show,
+        inspectors::delete,
+        inspectors::requests,
     ),
     components(schemas(error::ErrorBody, app::domain::EventTypeDoc, app::domain::WebhookView, app::domain::Health, app::domain::MaskedAuthHeader)),
     modifiers(&BearerKey)

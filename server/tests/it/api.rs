@@ -151,6 +151,12 @@ async fn the_openapi_document_describes_every_route() {
         ("/api/v1/webhooks/{id}/test", "post"),
         ("/api/v1/events", "post"),
         ("/api/v1/event-types", "get"),
+        ("/api/v1/signatures/check", "post"),
+        ("/api/v1/inspectors", "get"),
+        ("/api/v1/inspectors", "post"),
+        ("/api/v1/inspectors/{id}", "get"),
+        ("/api/v1/inspectors/{id}", "delete"),
+        ("/api/v1/inspectors/{id}/requests", "get"),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path} is missing");
     }

@@ -7,6 +7,11 @@ use serde_json::Value;
 
 use crate::helpers::{browser, location, spawn_app};
 
+/// Runs the `portal` command and waits for it. The tests that call it while a portal runs in
+/// the test's own process are `multi_thread`: this wait blocks the test's thread, and on a
+/// single-threaded runtime it would freeze that portal too, possibly between the `BEGIN
+/// IMMEDIATE` and the `COMMIT` of one of its transactions, so the command would find the
+/// database locked for as long as it waits.
 fn portal(database_url: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_portal"))
         .args(args)
@@ -34,7 +39,7 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_made_on_the_command_line_can_sign_in() {
     let app = spawn_app().await;
     let output =
@@ -49,7 +54,7 @@ async fn a_partner_made_on_the_command_line_can_sign_in() {
     assert_eq!(location(&response).as_deref(), Some("/webhooks"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_can_come_from_stdin() {
     let app = spawn_app().await;
     let output = portal(
@@ -71,7 +76,7 @@ async fn a_password_can_come_from_stdin() {
     assert!(stderr(&short).contains("password must be at least 12 characters"), "{}", stderr(&short));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_partner_input_is_one_clear_line_and_changes_nothing() {
     let app = spawn_app().await;
     portal(&app.database_url, &["partner", "create", "--name", "Acme", "--email", "ann@acme.test"], None);
@@ -91,7 +96,7 @@ async fn bad_partner_input_is_one_clear_line_and_changes_nothing() {
     assert_eq!(list[0]["name"], "Acme");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_from_the_command_line_work_on_the_api() {
     let app = spawn_app().await;
     let partner = app.create_partner("Acme", "ann@acme.test").await;
@@ -144,7 +149,7 @@ fn migrate_prepares_a_fresh_database() {
     assert!(again.status.success(), "migrating twice is harmless");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_publishes_from_the_command_line() {
     let app = spawn_app().await;
     let partner = app.create_partner("Acme", "ann@acme.test").await;
@@ -186,7 +191,7 @@ async fn the_operator_publishes_from_the_command_line() {
     assert!(stderr(&unknown).contains("no such partner"), "{}", stderr(&unknown));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_are_added_to_a_partner_with_a_role() {
     let app = spawn_app().await;
     let created = stdout_json(&portal(

@@ -7,6 +7,7 @@ mod cli;
 pub mod crash;
 mod dispatcher;
 mod helpers;
+mod inspectors;
 mod integration;
 mod isolation;
 mod layers;
