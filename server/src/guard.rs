@@ -54,7 +54,15 @@ mod tests {
 
     #[test]
     fn pages_are_private_assets_are_not() {
-        for path in ["/login", "/pkg/portal.wasm", "/pkg/portal.css", "/api/login", "/api/v1/partner", "/favicon.svg", "/inspect/ins_x"] {
+        for path in [
+            "/login",
+            "/pkg/portal.wasm",
+            "/pkg/portal.css",
+            "/api/login",
+            "/api/v1/partner",
+            "/favicon.svg",
+            "/inspect/ins_x",
+        ] {
             assert!(is_public(path), "{path}");
         }
         for path in ["/", "/webhooks", "/settings/api-keys", "/logs", "/loginx", "/pkgx"] {

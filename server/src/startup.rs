@@ -312,10 +312,7 @@ fn router(
             move || shell(options.clone())
         })
         .nest("/api/v1", rest::router(api))
-        .route(
-            "/inspect/{id}",
-            axum::routing::any(crate::inspect::capture).layer(axum::Extension(inspectors)),
-        )
+        .route("/inspect/{id}", axum::routing::any(crate::inspect::capture).layer(axum::Extension(inspectors)))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn(crate::refusals::status_of_refusals))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::require_sign_in))

@@ -179,7 +179,8 @@ impl Sender {
         let elapsed = || started.elapsed().as_millis() as i64;
         if let Some(local) = self.local.as_ref().filter(|local| local.owns(&request.url)) {
             let answer = local.receive(request).await;
-            let status = reqwest::StatusCode::from_u16(answer.status).unwrap_or(reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+            let status =
+                reqwest::StatusCode::from_u16(answer.status).unwrap_or(reqwest::StatusCode::INTERNAL_SERVER_ERROR);
             let mut body = answer.body;
             body.truncate(body.floor_char_boundary(RESPONSE_BODY_LIMIT));
             return answered(status, None, body, elapsed());
@@ -234,7 +235,12 @@ impl Sender {
 
 /// The attempt of a receiver that answered `status` with `body` (its start), asking to be left
 /// alone for `retry_after`.
-fn answered(status: reqwest::StatusCode, retry_after: Option<Duration>, body: String, latency_ms: i64) -> AttemptResult {
+fn answered(
+    status: reqwest::StatusCode,
+    retry_after: Option<Duration>,
+    body: String,
+    latency_ms: i64,
+) -> AttemptResult {
     let error = if status.is_success() {
         None
     } else if status.is_redirection() {

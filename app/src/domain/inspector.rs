@@ -27,7 +27,10 @@ pub struct InspectorView {
     #[cfg_attr(feature = "ssr", schema(value_type = String, example = "ins_01KAQ3M7A8Q9XKJ2V5T6N4B0CD"))]
     pub id: InspectorId,
     /// The capture URL: point a webhook (or a test) at it.
-    #[cfg_attr(feature = "ssr", schema(example = "https://webhooks.example.com/inspect/ins_01KAQ3M7A8Q9XKJ2V5T6N4B0CD"))]
+    #[cfg_attr(
+        feature = "ssr",
+        schema(example = "https://webhooks.example.com/inspect/ins_01KAQ3M7A8Q9XKJ2V5T6N4B0CD")
+    )]
     pub url: String,
     /// When it was made.
     pub created_at: DateTime<Utc>,
@@ -35,13 +38,9 @@ pub struct InspectorView {
     pub expires_at: DateTime<Utc>,
     /// How many requests it holds (the newest 100 are kept).
     pub request_count: u32,
-}
-
-impl InspectorView {
-    /// Whether it has expired at `now` (it is deleted at the next retention pass).
-    pub fn expired(&self, now: DateTime<Utc>) -> bool {
-        self.expires_at <= now
-    }
+    /// Whether it had expired when read (it takes no more requests and is deleted at the next
+    /// retention pass).
+    pub expired: bool,
 }
 
 /// Whether a captured request carries a signature of one of the partner's webhooks that point

@@ -59,12 +59,11 @@ fn InspectorTable(inspectors: Vec<InspectorView>) -> impl IntoView {
         }
         .into_any();
     }
-    let now = chrono::Utc::now();
     let rows = inspectors
         .into_iter()
         .map(|i| {
             let href = format!("/inspectors/{}", i.id);
-            let state = if i.expired(now) { "Expired" } else { "Open" };
+            let state = if i.expired { "Expired" } else { "Open" };
             view! {
                 <tr>
                     <td>
@@ -149,7 +148,7 @@ pub fn InspectorPage() -> impl IntoView {
 /// The inspector's URL, what to do with it, and its end.
 #[component]
 fn InspectorHead(inspector: InspectorView) -> impl IntoView {
-    let expired = inspector.expired(chrono::Utc::now());
+    let expired = inspector.expired;
     let id = inspector.id.to_string();
     let delete = ServerAction::<DeleteInspector>::new();
     let error = move || delete.value().get().and_then(Result::err).map(|e| e.to_string());

@@ -42,7 +42,11 @@ pub async fn get(state: &AppState, partner: &PartnerId, id: &InspectorId) -> Res
 }
 
 /// What one of the partner's inspectors captured, newest first.
-pub async fn requests(state: &AppState, partner: &PartnerId, id: &InspectorId) -> Result<Vec<CapturedRequest>, AppError> {
+pub async fn requests(
+    state: &AppState,
+    partner: &PartnerId,
+    id: &InspectorId,
+) -> Result<Vec<CapturedRequest>, AppError> {
     store::requests(&state.db, partner, id).await?.ok_or(AppError::NotFound)
 }
 
@@ -114,7 +118,9 @@ impl Inspectors {
             );
         }
         match self.keep(&id, method, headers, body).await {
-            Ok(Some(captured)) => answer(200, serde_json::json!({"captured": captured.as_str(), "inspector": id.as_str()})),
+            Ok(Some(captured)) => {
+                answer(200, serde_json::json!({"captured": captured.as_str(), "inspector": id.as_str()}))
+            }
             Ok(None) => gone(),
             Err(e) => {
                 tracing::error!(error = format!("{e:#}"), inspector = %id, "could not keep a captured request");
@@ -151,7 +157,11 @@ impl Inspectors {
 
 /// The checks against the first of `webhooks` whose signature the request carries, else
 /// against the first.
-fn verdict(webhooks: &[crate::store::webhooks::WebhookRecord], headers: &[(String, String)], body: &str) -> Option<CaptureVerdict> {
+fn verdict(
+    webhooks: &[crate::store::webhooks::WebhookRecord],
+    headers: &[(String, String)],
+    body: &str,
+) -> Option<CaptureVerdict> {
     let now = chrono::Utc::now().timestamp();
     let mut first = None;
     for record in webhooks {

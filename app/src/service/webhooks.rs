@@ -168,7 +168,12 @@ pub async fn check_attempt_signature(
     Ok(signature_report(&record, &detail.request_headers, &detail.request_body, sent))
 }
 
-pub(crate) fn signature_report(record: &WebhookRecord, headers: &[(String, String)], body: &str, now: i64) -> SignatureReport {
+pub(crate) fn signature_report(
+    record: &WebhookRecord,
+    headers: &[(String, String)],
+    body: &str,
+    now: i64,
+) -> SignatureReport {
     use crate::delivery::verify::{NamedSecret, check};
     let mut secrets = vec![NamedSecret { name: "the current secret", secret: &record.signing_secret }];
     if let Some(previous) = &record.previous_secret {

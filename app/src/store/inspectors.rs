@@ -24,13 +24,19 @@ fn view(row: &AnyRow, public: &url::Url) -> anyhow::Result<InspectorView> {
         created_at: from_ms(row.try_get("created_at")?),
         expires_at: from_ms(row.try_get("expires_at")?),
         request_count: u32::try_from(row.try_get::<i64, _>("request_count")?).unwrap_or(u32::MAX),
+        expired: row.try_get::<i64, _>("expires_at")? <= now_ms(),
     })
 }
 
 /// A new inspector for 24 hours, or `None` when the partner already has `limit` (its expired
 /// ones are deleted first, so they never count).
 #[tracing::instrument(skip_all, fields(partner = %partner))]
-pub async fn create(db: &Db, partner: &PartnerId, public: &url::Url, limit: u32) -> anyhow::Result<Option<InspectorView>> {
+pub async fn create(
+    db: &Db,
+    partner: &PartnerId,
+    public: &url::Url,
+    limit: u32,
+) -> anyhow::Result<Option<InspectorView>> {
     let id = InspectorId::generate();
     let now = now_ms();
     let mut tx = db.begin_write().await?;
@@ -58,6 +64,7 @@ pub async fn create(db: &Db, partner: &PartnerId, public: &url::Url, limit: u32)
         created_at: from_ms(now),
         expires_at: from_ms(now + LIFETIME_MS),
         request_count: 0,
+        expired: false,
     }))
 }
 
@@ -74,7 +81,12 @@ pub async fn list(db: &Db, partner: &PartnerId, public: &url::Url) -> anyhow::Re
 }
 
 /// One of the partner's inspectors.
-pub async fn get(db: &Db, partner: &PartnerId, id: &InspectorId, public: &url::Url) -> anyhow::Result<Option<InspectorView>> {
+pub async fn get(
+    db: &Db,
+    partner: &PartnerId,
+    id: &InspectorId,
+    public: &url::Url,
+) -> anyhow::Result<Option<InspectorView>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM inspectors i WHERE i.partner_id = $1 AND i.id = $2"))
         .bind(partner.as_str())
         .bind(id.as_str())

@@ -19,7 +19,13 @@ async fn portal(flags: &[&str]) -> (TestApp, String, String) {
     (app, partner.id.to_string(), key)
 }
 
-async fn call(app: &TestApp, key: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+async fn call(
+    app: &TestApp,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut request = http().request(method, app.url(path)).bearer_auth(key);
     if let Some(body) = body {
         request = request.json(&body);
@@ -48,10 +54,12 @@ async fn a_capture_url_keeps_what_the_portal_sends_and_checks_its_signatures() {
     let expires = chrono::DateTime::parse_from_rfc3339(inspector["expiresAt"].as_str().unwrap()).unwrap();
     let created = chrono::DateTime::parse_from_rfc3339(inspector["createdAt"].as_str().unwrap()).unwrap();
     assert_eq!(expires - created, chrono::Duration::hours(24));
+    assert_eq!(inspector["expired"], false);
 
     // The portal refuses loopback targets here, but its own capture URL is delivered to
     // in-process, so a webhook may point at it; anything else on loopback stays refused.
-    let (status, webhook) = call(&app, &key, reqwest::Method::POST, "/api/v1/webhooks", Some(json!({"url": url}))).await;
+    let (status, webhook) =
+        call(&app, &key, reqwest::Method::POST, "/api/v1/webhooks", Some(json!({"url": url}))).await;
     assert_eq!(status, StatusCode::CREATED, "{webhook}");
     let webhook_id = webhook["id"].as_str().unwrap();
     for other in [format!("{url}?x=1"), app.url("/api/v1/webhooks"), "http://127.0.0.1:9/hook".to_owned()] {
@@ -196,6 +204,8 @@ async fn inspectors_belong_to_their_partner_are_limited_and_expire() {
         .execute(app.db.writer())
         .await
         .unwrap();
+    let (_, shown) = call(&app, &key, reqwest::Method::GET, &format!("/api/v1/inspectors/{id}"), None).await;
+    assert_eq!(shown["expired"], true, "{shown}");
     // (Once the burst's second is over.)
     let answer = std::sync::Mutex::new(None);
     eventually("the capture URL to take requests again", Duration::from_secs(10), || async {
