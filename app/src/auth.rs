@@ -53,6 +53,15 @@ pub fn prepare() {
     LazyLock::force(&DUMMY_HASH);
 }
 
+/// A one-time link's token: `pwl_` and 256 random bits, base64url.
+pub fn generate_link_token() -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("pwl_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
 /// A random password for a new user: 20 letters and digits.
 pub fn generate_password() -> String {
     Alphanumeric.sample_string(&mut rand::rngs::OsRng, GENERATED_PASSWORD_CHARS)

@@ -109,6 +109,9 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/inspectors/:id") view=pages::InspectorPage ssr=SsrMode::Async />
                 <Route path=path!("/settings/api-keys") view=pages::ApiKeysPage ssr=SsrMode::Async />
                 <Route path=path!("/settings/team") view=pages::TeamPage ssr=SsrMode::Async />
+                <Route path=path!("/settings/account") view=pages::AccountPage ssr=SsrMode::Async />
+                <Route path=path!("/settings/audit") view=pages::AuditPage ssr=SsrMode::Async />
+                <Route path=path!("/set-password") view=pages::SetPasswordPage ssr=SsrMode::Async />
             </Routes>
         </Router>
     }

@@ -15,6 +15,7 @@ test('a deactivation banner shows on every page until dismissed; the form keeps 
   await page.getByLabel('Webhook URL').fill(receiver.url);
   // Out of range, the browser itself refuses them and nothing is sent (the server's 422 for
   // the same values is tested through the API).
+  await page.getByText('Advanced configuration (optional)').click();
   const rate = page.getByLabel('Rate limit (optional)');
   const cap = page.getByLabel('Max concurrent requests (optional)');
   await rate.fill('0');
@@ -26,7 +27,7 @@ test('a deactivation banner shows on every page until dismissed; the form keeps 
   await rate.fill('20');
   await cap.fill('8');
   await page.getByRole('button', { name: 'Save Webhook' }).click();
-  await page.waitForURL(/\/webhooks\/wh_[0-9A-Z]{26}$/, { timeout: 10_000 });
+  await page.waitForURL(/\/webhooks\/wh_[0-9A-Z]{26}\?saved=(active|inactive)$/, { timeout: 10_000 });
   assert.equal(await page.getByTestId('rate-limit').textContent(), '20 requests per second');
   assert.equal(await page.getByTestId('max-concurrent-requests').textContent(), '8 at once');
 

@@ -95,10 +95,11 @@ for (const language of Object.keys(RUNNERS)) {
     await page.goto(`${shared.portal.url}/webhooks/new`);
     await waitForHydration(page);
     await page.getByLabel('Webhook URL').fill(`${proxy.base}/hooks/kyc`);
+    await page.getByText('Advanced configuration (optional)').click();
     await page.getByLabel('Header name').fill('X-Partner-Key');
     await page.getByLabel('Header value').fill(authValue);
     await page.getByRole('button', { name: 'Save Webhook' }).click();
-    await page.waitForURL(/\/webhooks\/wh_\w+$/, { timeout: 10_000 });
+    await page.waitForURL(/\/webhooks\/wh_\w+\?saved=(active|inactive)$/, { timeout: 10_000 });
     await waitForHydration(page);
     await page.getByRole('button', { name: 'Reveal' }).click();
     const secretField = page.getByTestId('signing-secret');
@@ -163,8 +164,8 @@ test('the signature checker says a pasted request is genuine, names a re-seriali
   await waitForHydration(page);
   await page.getByLabel('Webhook URL').fill(receiver.url);
   await page.getByRole('button', { name: 'Save Webhook' }).click();
-  await page.waitForURL(/\/webhooks\/wh_\w+$/, { timeout: 10_000 });
-  const webhookId = page.url().split('/').pop();
+  await page.waitForURL(/\/webhooks\/wh_\w+\?saved=(active|inactive)$/, { timeout: 10_000 });
+  const webhookId = new URL(page.url()).pathname.split('/').pop();
   await waitForHydration(page);
   await page.getByRole('button', { name: 'Test Webhook' }).click();
   await waitUntil('the test to arrive', () => receiver.received.length === 1);
@@ -228,8 +229,8 @@ test('the request inspector: a capture URL, copied into a webhook, shows a test 
   await waitForHydration(editing);
   await editing.getByLabel('Webhook URL').fill(url);
   await editing.getByRole('button', { name: 'Save Webhook' }).click();
-  await editing.waitForURL(/\/webhooks\/wh_\w+$/, { timeout: 10_000 });
-  const webhookId = editing.url().split('/').pop();
+  await editing.waitForURL(/\/webhooks\/wh_\w+\?saved=(active|inactive)$/, { timeout: 10_000 });
+  const webhookId = new URL(editing.url()).pathname.split('/').pop();
   await waitForHydration(editing);
   await editing.getByRole('button', { name: 'Test Webhook' }).click();
   await editing.getByText('Success: Your endpoint is working correctly.').waitFor({ timeout: 15_000 });

@@ -21,7 +21,7 @@ test('View Logs, filter failures, open an attempt and resend it', async (t) => {
   await openNewWebhookForm(page, shared.portal);
   await page.getByLabel('Webhook URL').fill(receiver.url);
   await page.getByRole('button', { name: 'Save Webhook' }).click();
-  await page.waitForURL(/\/webhooks\/wh_[0-9A-Z]{26}$/, { timeout: 10_000 });
+  await page.waitForURL(/\/webhooks\/wh_[0-9A-Z]{26}\?saved=(active|inactive)$/, { timeout: 10_000 });
 
   shared.portal.publish('evt_e2e_good');
   shared.portal.publish('evt_e2e_bad', 'verification.failed');

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { usePortal, waitForHydration, logIn, openNewWebhookForm, startReceiver } from './support.mjs';
+import { usePortal, waitForHydration, logIn, openNewWebhookForm, startReceiver, waitUntil } from './support.mjs';
 
 const shared = usePortal();
 
@@ -22,6 +22,9 @@ test('create, list, edit, deactivate, activate and delete a webhook', async () =
 
   // A bad URL is refused next to its field, and what was typed stays.
   await page.getByLabel('Webhook URL').fill('ftp://api.acme.test/hook');
+  // Seed 004: the header, the template and the limits are under "Advanced configuration".
+  await page.getByText('Advanced configuration (optional)').click();
+  assert.equal(await page.getByRole('group', { name: 'Webhook authentication header' }).isVisible(), true);
   await page.getByLabel('Header name').fill('Authorization');
   await page.getByLabel('Header value').fill('Bearer partner-secret-9876');
   await page.getByRole('button', { name: 'Save Webhook' }).click();
@@ -35,9 +38,10 @@ test('create, list, edit, deactivate, activate and delete a webhook', async () =
 
   await page.getByLabel('Webhook URL').fill('https://api.acme.test/webhooks');
   await page.getByRole('button', { name: 'Save Webhook' }).click();
-  await page.waitForURL(/\/webhooks\/wh_[0-9A-Z]{26}$/, { timeout: 10_000 });
+  await page.waitForURL(/\/webhooks\/wh_[0-9A-Z]{26}\?saved=(active|inactive)$/, { timeout: 10_000 });
   const detailUrl = page.url();
   await page.getByRole('heading', { name: 'https://api.acme.test/webhooks' }).waitFor({ timeout: 10_000 });
+  assert.equal(await page.getByTestId('saved').textContent(), 'Your webhook is active and ready to receive notifications.');
   const header = await page.getByTestId('auth-header').textContent();
   assert.equal(header, 'Authorization: ••••••••9876', 'the value is masked after saving');
   assert.ok(!(await page.content()).includes('partner-secret-9876'), 'the value never reaches the page');
@@ -108,5 +112,57 @@ test('"Test Webhook" sends a sample event and shows the answer in place', async 
   assert.equal(JSON.parse(received[0].body).type, 'verification.completed');
   assert.match(received[0].headers['x-webhook-signature'], /^[0-9a-f]{64}$/);
   await shot(page, '6-test');
+  await page.close();
+});
+
+test('each row of the list offers Edit, Test, View Logs, Deactivate and Delete', async (t) => {
+  const receiver = await startReceiver(t, () => ({ status: 200, text: 'ok' }));
+  const page = await shared.browser.newPage();
+  await openNewWebhookForm(page, shared.portal);
+  await page.getByLabel('Webhook URL').fill(receiver.url);
+  await page.getByLabel('Active').uncheck();
+  await page.getByRole('button', { name: 'Save Webhook' }).click();
+  await page.getByTestId('saved').filter({ hasText: 'Your webhook is saved, inactive' }).waitFor({ timeout: 10_000 });
+
+  await page.goto(`${shared.portal.url}/webhooks`);
+  await waitForHydration(page);
+  assert.equal(await page.getByRole('columnheader', { name: 'Created date' }).isVisible(), true);
+  const row = page.getByTestId('webhook-row').filter({ hasText: receiver.url });
+  const menu = () => row.locator('details.row-menu > .menu');
+  const open = async () => {
+    if (!(await row.locator('details.row-menu').evaluate((d) => d.open))) await row.getByText('Actions', { exact: true }).click();
+  };
+  await open();
+  assert.ok(await menu().getByRole('link', { name: 'Edit' }).getAttribute('href').then((h) => h.endsWith('/edit')));
+  assert.ok(await menu().getByRole('link', { name: 'View Logs' }).getAttribute('href').then((h) => h.endsWith('/logs')));
+
+  // Test, from the row: the answer shows above the list.
+  await menu().getByRole('button', { name: 'Test' }).click();
+  await page.getByTestId('test-result').filter({ hasText: 'Success: Your endpoint is working correctly. It answered 200' }).waitFor({ timeout: 15_000 });
+  assert.equal(receiver.received.length, 1);
+
+  // Activate from the row; an event then arrives, and the row's last delivery says how it went.
+  await open();
+  await menu().getByRole('button', { name: 'Activate' }).click();
+  const status = () => row.getByRole('cell').nth(1).textContent();
+  await waitUntil('the row to say Active', async () => (await status()) === 'Active');
+  shared.portal.publish('evt_row_actions');
+  await waitUntil('the event to arrive', () => receiver.received.length === 2);
+  await waitUntil('its attempt to be written', async () => {
+    await page.reload();
+    await waitForHydration(page);
+    return /\(succeeded\)/.test(await row.getByRole('cell').nth(3).textContent());
+  });
+
+  // Deactivate from the row.
+  await open();
+  await menu().getByRole('button', { name: 'Deactivate' }).click();
+  await waitUntil('the row to say Inactive', async () => (await status()) === 'Inactive');
+
+  // Delete, after a confirmation that names the URL.
+  await open();
+  await menu().getByText('Delete', { exact: true }).click();
+  await page.getByRole('button', { name: `Delete the webhook for ${receiver.url}` }).click();
+  await row.waitFor({ state: 'detached', timeout: 10_000 });
   await page.close();
 });

@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use anyhow::{Context, bail};
-use app::domain::{ApiKeyName, EmailAddress, NewPassword, PartnerId, PartnerName, Role};
+use app::domain::{Actor, ApiKeyName, EmailAddress, NewPassword, PartnerId, PartnerName, Role};
 use app::store::accounts::CreatePartnerError;
 use app::store::{self, Db};
 use serde_json::json;
@@ -89,30 +89,72 @@ fn new_password(from_stdin: bool) -> anyhow::Result<(NewPassword, bool)> {
 
 /// `portal user …`.
 pub async fn user(database_url: &str, command: UserCommand) -> anyhow::Result<()> {
-    let UserCommand::Add { partner, email, role, password_stdin, json } = command;
-    let partner = PartnerId::parse(&partner).map_err(|e| anyhow::anyhow!("--partner {e}"))?;
-    let email = EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("--{e}"))?;
-    let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--{e}"))?;
-    let (password, generated) = new_password(password_stdin)?;
+    match command {
+        UserCommand::Add { partner, email, role, password_stdin, public_url, json } => {
+            add_user(database_url, &partner, &email, &role, password_stdin, &public_url, json).await
+        }
+        UserCommand::ResetPassword { email, public_url, json } => {
+            let email = EmailAddress::parse(&email).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let db = open(database_url).await?;
+            let Some(link) = app::service::accounts::reset_password_link(&db, &email, &public_url).await? else {
+                bail!("--email `{email}`: no user signs in with it");
+            };
+            if json {
+                println!("{}", json!({ "link": link.url, "expiresAt": link.expires_at }));
+            } else {
+                println!("A one-time link for {email} to set a new password (until {}):", link.expires_at.to_rfc3339());
+                println!("{}", link.url);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn add_user(
+    database_url: &str,
+    partner: &str,
+    email: &str,
+    role: &str,
+    password_stdin: bool,
+    public_url: &url::Url,
+    json: bool,
+) -> anyhow::Result<()> {
+    let partner = PartnerId::parse(partner).map_err(|e| anyhow::anyhow!("--partner {e}"))?;
+    let email = EmailAddress::parse(email).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let role = Role::parse(role).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let password = if password_stdin { Some(new_password(true)?.0) } else { None };
     let db = open(database_url).await?;
     // The operator's own commands are not held to the partners' quotas.
-    let user = match app::service::accounts::add_user(&db, &partner, &email, role, &password, u32::MAX).await {
-        Ok(Some(user)) => user,
+    let added = app::service::accounts::add_user(
+        &db,
+        &partner,
+        &Actor::Operator,
+        &email,
+        role,
+        password.as_ref(),
+        u32::MAX,
+        public_url,
+    );
+    let (user, link) = match added.await {
+        Ok(Some(added)) => added,
         Ok(None) => bail!("--partner {partner}: no such partner (see `portal partner list`)"),
         Err(CreatePartnerError::EmailTaken(email)) => bail!("--email `{email}` is already used by another user"),
         Err(e @ CreatePartnerError::LimitReached) => return Err(e.into()),
         Err(CreatePartnerError::Other(e)) => return Err(e),
     };
-    let shown_password = generated.then(|| password.expose().to_owned());
     if json {
+        let (url, expires) = link.map(|l| (l.url, l.expires_at)).unzip();
         println!(
             "{}",
-            json!({ "id": user, "partnerId": partner, "email": email, "role": role, "password": shown_password })
+            json!({ "id": user, "partnerId": partner, "email": email, "role": role, "link": url, "linkExpiresAt": expires })
         );
     } else {
         println!("Added {email} ({}) to partner {partner}.", role.as_str());
-        match shown_password {
-            Some(password) => println!("  password: {password}"),
+        match link {
+            Some(link) => {
+                println!("  They set their password with this one-time link (until {}):", link.expires_at.to_rfc3339());
+                println!("  {}", link.url);
+            }
             None => println!("  password: the one you gave"),
         }
     }
@@ -129,7 +171,7 @@ pub async fn api_key(database_url: &str, command: ApiKeyCommand) -> anyhow::Resu
     if store::accounts::partner_name(&db, &partner).await?.is_none() {
         bail!("--partner {partner}: no such partner (see `portal partner list`)");
     }
-    let created = app::service::accounts::create_api_key(&db, &partner, &name, role, u32::MAX)
+    let created = app::service::accounts::create_api_key(&db, &partner, &Actor::Operator, &name, role, u32::MAX)
         .await?
         .context("the new key was not stored")?;
     if json {

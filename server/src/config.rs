@@ -106,7 +106,8 @@ pub enum PartnerCommand {
 /// `portal user …`
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Add a user to a partner; prints the password (generated unless given).
+    /// Add a user to a partner; prints a one-time link for them to set their password (or
+    /// takes the password from standard input).
     Add {
         /// The partner's id (`ptn_…`).
         #[arg(long)]
@@ -117,10 +118,25 @@ pub enum UserCommand {
         /// `admin` (changes webhooks, keys and users) or `viewer` (reads webhooks and logs).
         #[arg(long, default_value = "viewer")]
         role: String,
-        /// Read the password from standard input instead of generating one.
+        /// Read the password from standard input instead of printing a link.
         #[arg(long)]
         password_stdin: bool,
-        /// Print one JSON object: {"id", "partnerId", "email", "role", "password"}.
+        /// The portal's address as users reach it, for the link.
+        #[arg(long, env = "PORTAL_PUBLIC_URL", default_value = "http://127.0.0.1:3000", value_parser = parse_public_url)]
+        public_url: url::Url,
+        /// Print one JSON object: {"id", "partnerId", "email", "role", "link", "linkExpiresAt"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a one-time link for a user to set a new password (their old one works until then).
+    ResetPassword {
+        /// The user's sign-in email.
+        #[arg(long)]
+        email: String,
+        /// The portal's address as users reach it, for the link.
+        #[arg(long, env = "PORTAL_PUBLIC_URL", default_value = "http://127.0.0.1:3000", value_parser = parse_public_url)]
+        public_url: url::Url,
+        /// Print one JSON object: {"link", "expiresAt"}.
         #[arg(long)]
         json: bool,
     },

@@ -10,10 +10,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
-/// Paths anyone may load: the login page, the built site's files, the APIs and request
-/// inspectors' capture URLs.
+/// Paths anyone may load: the login page, the page a one-time password link opens, the built
+/// site's files, the APIs and request inspectors' capture URLs.
 fn is_public(path: &str) -> bool {
     path == "/login"
+        || path == "/set-password"
         || path == "/favicon.svg"
         || path == "/healthz"
         || path == "/readyz"
@@ -62,6 +63,7 @@ mod tests {
             "/api/v1/partner",
             "/favicon.svg",
             "/inspect/ins_x",
+            "/set-password",
         ] {
             assert!(is_public(path), "{path}");
         }

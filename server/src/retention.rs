@@ -71,6 +71,17 @@ pub async fn pass(db: &Db, retention_days: u32, stop: &mut watch::Receiver<bool>
         Ok(rows) => tracing::info!(rows, "pruned stale sign-in throttle rows"),
         Err(e) => tracing::error!(error = format!("{e:#}"), "could not prune the sign-in throttle"),
     }
+    let year_ago = now_ms() - app::domain::AUDIT_RETENTION_DAYS * 24 * 3600 * 1000;
+    match app::store::audit::prune(db, year_ago).await {
+        Ok(0) => {}
+        Ok(entries) => tracing::info!(entries, "pruned audit log entries older than a year"),
+        Err(e) => tracing::error!(error = format!("{e:#}"), "could not prune the audit log"),
+    }
+    match app::store::accounts::prune_password_links(db, now_ms()).await {
+        Ok(0) => {}
+        Ok(links) => tracing::info!(links, "deleted expired password links"),
+        Err(e) => tracing::error!(error = format!("{e:#}"), "could not delete expired password links"),
+    }
     match inspectors::prune(db, now_ms()).await {
         Ok(0) => {}
         Ok(inspectors) => tracing::info!(inspectors, "deleted expired request inspectors"),

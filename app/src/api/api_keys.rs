@@ -21,7 +21,7 @@ pub async fn create_api_key(name: String, role: Option<String>) -> Result<Create
     let name = ApiKeyName::parse(&name)?;
     let role = role.as_deref().map(Role::parse).transpose()?.unwrap_or_default();
     let quotas = &state.settings.quotas;
-    crate::service::accounts::create_api_key(&state.db, &user.partner_id, &name, role, quotas.api_keys)
+    crate::service::accounts::create_api_key(&state.db, &user.partner_id, &user.actor(), &name, role, quotas.api_keys)
         .await?
         .ok_or_else(|| AppError::LimitReached(Counted::ApiKeys.refusal(quotas)))
 }
@@ -34,5 +34,7 @@ pub async fn revoke_api_key(id: String) -> Result<ApiKeySummary, AppError> {
     let (user, state) = super::require_admin().await?;
     // A malformed id is treated like a missing key: neither exists for this partner.
     let id = ApiKeyId::parse(&id).map_err(|_| AppError::NotFound)?;
-    crate::service::accounts::revoke_api_key(&state.db, &user.partner_id, &id).await?.ok_or(AppError::NotFound)
+    crate::service::accounts::revoke_api_key(&state.db, &user.partner_id, &user.actor(), &id)
+        .await?
+        .ok_or(AppError::NotFound)
 }

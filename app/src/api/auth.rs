@@ -21,6 +21,27 @@ mod ssr {
     pub const SESSION_USER_KEY: &str = "user_id";
     /// The session key that holds when the user signed in (ms), for the absolute lifetime.
     pub const SESSION_SIGNED_IN_AT_KEY: &str = "signed_in_at";
+    /// The session key that holds the user's session epoch when it began: a password change
+    /// moves the user's epoch on, and ends every session of an older one.
+    pub const SESSION_EPOCH_KEY: &str = "epoch";
+
+    /// Starts a signed-in session for `user` under `epoch` in `session`: a new id (so a session
+    /// id planted before is worth nothing after), the user, the time, the epoch.
+    pub async fn start_session(session: &Session, user: &UserId, epoch: i64) -> Result<(), AppError> {
+        session.cycle_id().await.map_err(anyhow::Error::from)?;
+        session.insert(SESSION_USER_KEY, user).await.map_err(anyhow::Error::from)?;
+        session.insert(SESSION_SIGNED_IN_AT_KEY, store::now_ms()).await.map_err(anyhow::Error::from)?;
+        session.insert(SESSION_EPOCH_KEY, epoch).await.map_err(anyhow::Error::from)?;
+        Ok(())
+    }
+
+    /// Keeps this session going under the user's new `epoch` (after they changed their own
+    /// password here), with a new id; its start time, and so its lifetime, stay.
+    pub async fn renew_session_epoch(session: &Session, epoch: i64) -> Result<(), AppError> {
+        session.cycle_id().await.map_err(anyhow::Error::from)?;
+        session.insert(SESSION_EPOCH_KEY, epoch).await.map_err(anyhow::Error::from)?;
+        Ok(())
+    }
 
     /// The server's state, as server functions see it.
     pub fn app_state() -> Result<AppState, AppError> {
@@ -57,7 +78,14 @@ mod ssr {
             session.flush().await.map_err(anyhow::Error::from)?;
             return Ok(None);
         }
-        Ok(store::accounts::signed_in_user(db, &user_id).await?)
+        // Sessions from before epochs were kept belong to the first one.
+        let epoch: i64 = session.get(SESSION_EPOCH_KEY).await.map_err(unreadable)?.unwrap_or(0);
+        let user = store::accounts::signed_in_user(db, &user_id, epoch).await?;
+        if user.is_none() {
+            tracing::info!(user = %user_id, "the user was removed or changed their password: session ended");
+            session.flush().await.map_err(anyhow::Error::from)?;
+        }
+        Ok(user)
     }
 
     /// The signed-in user, or `Unauthorized`. Every server function that reads or changes a
@@ -92,7 +120,7 @@ const MAX_LOGIN_PASSWORD_BYTES: usize = 4 * crate::domain::MAX_PASSWORD_CHARS;
 ///
 /// [`client_group`]: crate::store::throttle::client_group
 #[cfg(feature = "ssr")]
-async fn throttle_client(trust_forwarded_for: bool) -> Option<String> {
+pub(crate) async fn throttle_client(trust_forwarded_for: bool) -> Option<String> {
     use crate::store::throttle::client_group;
     if trust_forwarded_for
         && let Ok(headers) = leptos_axum::extract::<axum::http::HeaderMap>().await
@@ -157,11 +185,7 @@ pub async fn login(email: String, password: String) -> Result<(), AppError> {
     };
     throttle::take_back(&state.db, &keys, Outcome::SignedIn).await?;
 
-    let session = current_session().await?;
-    // A new id at login, so a session id planted before it is worth nothing after.
-    session.cycle_id().await.map_err(anyhow::Error::from)?;
-    session.insert(SESSION_USER_KEY, &record.user_id).await.map_err(anyhow::Error::from)?;
-    session.insert(SESSION_SIGNED_IN_AT_KEY, store::now_ms()).await.map_err(anyhow::Error::from)?;
+    start_session(&current_session().await?, &record.user_id, record.session_epoch).await?;
     tracing::info!(user = %record.user_id, "signed in");
     leptos_axum::redirect("/webhooks");
     Ok(())

@@ -26,7 +26,7 @@ pub async fn list_inspectors() -> Result<Vec<InspectorView>, AppError> {
 #[server(endpoint = "inspectors/create")]
 pub async fn create_inspector() -> Result<InspectorView, AppError> {
     let (user, state) = super::require_admin().await?;
-    let view = service::create(&state, &user.partner_id).await?;
+    let view = service::create(&state, &user.partner_id, &user.actor()).await?;
     leptos_axum::redirect(&format!("/inspectors/{}", view.id));
     Ok(view)
 }
@@ -45,7 +45,7 @@ pub async fn get_inspector(id: String) -> Result<(InspectorView, Vec<CapturedReq
 #[server(endpoint = "inspectors/delete")]
 pub async fn delete_inspector(id: String) -> Result<(), AppError> {
     let (user, state) = super::require_admin().await?;
-    service::delete(&state, &user.partner_id, &inspector_id(&id)?).await?;
+    service::delete(&state, &user.partner_id, &user.actor(), &inspector_id(&id)?).await?;
     leptos_axum::redirect("/inspectors");
     Ok(())
 }

@@ -47,7 +47,7 @@ pub async fn webhook_hourly(webhook: String) -> Result<Vec<HourBar>, AppError> {
 pub async fn resend_delivery(delivery: String) -> Result<String, AppError> {
     let (user, state) = super::require_admin().await?;
     let delivery = crate::domain::DeliveryId::parse(&delivery).map_err(|_| AppError::NotFound)?;
-    let id = service::resend(&state, &user.partner_id, &delivery).await?;
+    let id = service::resend(&state, &user.partner_id, &user.actor(), &delivery).await?;
     Ok(id.to_string())
 }
 
@@ -67,7 +67,7 @@ pub async fn plan_replay(webhook: String, since: Option<String>) -> Result<Repla
 pub async fn start_replay(webhook: String, since: Option<String>) -> Result<ReplayView, AppError> {
     let (user, state) = super::require_admin().await?;
     let webhook = crate::domain::WebhookId::parse(&webhook).map_err(|_| AppError::NotFound)?;
-    service::replay(&state, &user.partner_id, &webhook, since.as_deref()).await
+    service::replay(&state, &user.partner_id, &user.actor(), &webhook, since.as_deref()).await
 }
 
 /// The webhook's newest replay and its progress; `None` when it never had one.

@@ -1,5 +1,6 @@
 //! Server functions, one file per resource. Each is thin: authorize, parse, call the store.
 
+pub mod account;
 pub mod api_keys;
 pub mod auth;
 pub mod inspectors;
@@ -8,6 +9,7 @@ pub mod team;
 pub mod webhooks;
 
 pub use crate::error::AppError;
+pub use account::*;
 pub use api_keys::*;
 pub use auth::*;
 pub use inspectors::*;

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use super::AppError;
-use crate::domain::WebhookView;
+use crate::domain::{RotatedSecret, WebhookView};
 
 #[cfg(feature = "ssr")]
 use crate::domain::WebhookId;
@@ -78,10 +78,11 @@ pub async fn save_webhook(
         max_concurrent_requests: max_concurrent_requests.unwrap_or_default(),
     };
     let view = match existing {
-        Some(record) => service::update(&state, &user.partner_id, &record, &input).await?,
-        None => service::create(&state, &user.partner_id, &input).await?.0,
+        Some(record) => service::update(&state, &user.partner_id, &user.actor(), &record, &input).await?,
+        None => service::create(&state, &user.partner_id, &user.actor(), &input).await?.0,
     };
-    leptos_axum::redirect(&format!("/webhooks/{}", view.id));
+    let saved = if view.active { "active" } else { "inactive" };
+    leptos_axum::redirect(&format!("/webhooks/{}?saved={saved}", view.id));
     Ok(view)
 }
 
@@ -89,14 +90,14 @@ pub async fn save_webhook(
 #[server(endpoint = "webhooks/set_active")]
 pub async fn set_webhook_active(id: String, active: bool) -> Result<WebhookView, AppError> {
     let (user, state) = super::require_admin().await?;
-    service::set_active(&state, &user.partner_id, &webhook_id(&id)?, active).await
+    service::set_active(&state, &user.partner_id, &user.actor(), &webhook_id(&id)?, active).await
 }
 
 /// Deletes a webhook and goes back to the list.
 #[server(endpoint = "webhooks/delete")]
 pub async fn delete_webhook(id: String) -> Result<(), AppError> {
     let (user, state) = super::require_admin().await?;
-    service::delete(&state, &user.partner_id, &webhook_id(&id)?).await?;
+    service::delete(&state, &user.partner_id, &user.actor(), &webhook_id(&id)?).await?;
     leptos_axum::redirect("/webhooks");
     Ok(())
 }
@@ -105,16 +106,15 @@ pub async fn delete_webhook(id: String) -> Result<(), AppError> {
 #[server(endpoint = "webhooks/secret")]
 pub async fn reveal_signing_secret(id: String) -> Result<String, AppError> {
     let (user, state) = super::require_admin().await?;
-    let record = service::record(&state, &user.partner_id, &webhook_id(&id)?).await?;
-    Ok(record.signing_secret.expose().to_owned())
+    let secret = service::reveal_secret(&state, &user.partner_id, &user.actor(), &webhook_id(&id)?).await?;
+    Ok(secret.expose().to_owned())
 }
 
-/// A new signing secret; the old one keeps signing for 24 hours beside it.
+/// A new signing secret; for 24 hours the old one keeps signing (see [`RotatedSecret`]).
 #[server(endpoint = "webhooks/rotate_secret")]
-pub async fn rotate_signing_secret(id: String) -> Result<String, AppError> {
+pub async fn rotate_signing_secret(id: String) -> Result<RotatedSecret, AppError> {
     let (user, state) = super::require_admin().await?;
-    let secret = service::rotate_secret(&state, &user.partner_id, &webhook_id(&id)?).await?;
-    Ok(secret.expose().to_owned())
+    service::rotate_secret(&state, &user.partner_id, &user.actor(), &webhook_id(&id)?).await
 }
 
 /// "Test Webhook": sends an event of `event_type` (by default `verification.completed`) now,
@@ -132,7 +132,7 @@ pub async fn test_webhook(
             AppError::Invalid(crate::domain::FieldError::new("data", format!("is not valid JSON ({e})")))
         })?),
     };
-    service::test(&state, &user.partner_id, &webhook_id(&id)?, event_type.as_deref(), data).await
+    service::test(&state, &user.partner_id, &user.actor(), &webhook_id(&id)?, event_type.as_deref(), data).await
 }
 
 /// The signature checker on a request a receiver got for webhook `id`: `headers` pasted one

@@ -73,9 +73,9 @@ pub fn HourlyChart(bars: Vec<HourBar>) -> impl IntoView {
         .map(|b| {
             view! {
                 <tr>
-                    <td>{b.hour.format("%Y-%m-%d %H:00 UTC").to_string()}</td>
-                    <td>{b.attempts}</td>
-                    <td>{b.failures}</td>
+                    <td data-label="Hour">{b.hour.format("%Y-%m-%d %H:00 UTC").to_string()}</td>
+                    <td data-label="Attempts">{b.attempts}</td>
+                    <td data-label="Failures">{b.failures}</td>
                 </tr>
             }
         })

@@ -32,6 +32,8 @@ pub fn SignedIn(
 ) -> impl IntoView {
     let user = Resource::new(|| (), |_| current_user());
     let logout = ServerAction::<Logout>::new();
+    // On a phone the navigation and the account fold into "Menu" (see the stylesheet).
+    let menu_open = RwSignal::new(false);
     view! {
         <Title text=title />
         <a class="skip-link" href="#main">
@@ -39,8 +41,19 @@ pub fn SignedIn(
         </a>
         <header class="topbar">
             <a class="brand" href="/webhooks">
+                <Mark />
                 {PRODUCT_NAME}
             </a>
+            <button
+                type="button"
+                class="secondary nav-toggle"
+                aria-controls="topbar-menu"
+                aria-expanded=move || menu_open.get().to_string()
+                on:click=move |_| menu_open.update(|open| *open = !*open)
+            >
+                "Menu"
+            </button>
+            <div id="topbar-menu" class="topbar-menu" class:open=move || menu_open.get()>
             <nav aria-label="Main">
                 <A href="/webhooks">"Webhooks"</A>
                 <A href="/logs">"Delivery logs"</A>
@@ -49,6 +62,7 @@ pub fn SignedIn(
                 <A href="/inspectors">"Request inspector"</A>
                 <A href="/settings/api-keys">"API keys"</A>
                 <A href="/settings/team">"Team"</A>
+                <A href="/settings/audit">"Audit log"</A>
             </nav>
             <div class="account">
                 <Transition fallback=|| ()>
@@ -60,7 +74,9 @@ pub fn SignedIn(
                                         <span class="partner-name" data-testid="partner-name">
                                             {user.partner_name}
                                         </span>
-                                        <span class="user-email">{user.email}</span>
+                                        <a class="user-email" href="/settings/account" title="Your account">
+                                            {user.email}
+                                        </a>
                                         <span class="badge grey" data-testid="role">{user.role.as_str()}</span>
                                     }
                                         .into_any()
@@ -78,6 +94,7 @@ pub fn SignedIn(
                     </button>
                 </ActionForm>
             </div>
+            </div>
         </header>
         <main id="main" class="page">
             <DeactivationBanners can_dismiss=Signal::derive(move || {
@@ -85,6 +102,19 @@ pub fn SignedIn(
             }) />
             {children()}
         </main>
+    }
+}
+
+/// The portal's mark: a signed envelope on its way (a rounded square, a check, an arrow out).
+/// Decorative: the product's name is written beside it.
+#[component]
+pub fn Mark() -> impl IntoView {
+    view! {
+        <svg class="mark" viewBox="0 0 32 32" width="28" height="28" aria-hidden="true" focusable="false">
+            <rect x="2" y="6" width="22" height="20" rx="5" class="mark-body" />
+            <path d="M8 16l4 4 7-8" class="mark-check" fill="none" stroke-width="3" stroke-linecap="round" stroke-linejoin="round" />
+            <path d="M24 12h6m-3-3l3 3-3 3" class="mark-arrow" fill="none" stroke-width="2.5" stroke-linecap="round" stroke-linejoin="round" />
+        </svg>
     }
 }
 

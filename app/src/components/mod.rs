@@ -6,7 +6,7 @@ mod layout;
 
 pub use chart::{HourlyChart, hourly_svg};
 pub use copy::CopyButton;
-pub use layout::{AlertsRefresh, SignedIn};
+pub use layout::{AlertsRefresh, Mark, SignedIn};
 
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
@@ -48,6 +48,31 @@ pub fn error_list(errors: ArcRwSignal<Errors>) -> impl IntoView {
     }
 }
 
+/// A webhook's last delivery as lists and its page show it: when, and how it went.
+pub fn last_delivery(webhook: &WebhookView) -> String {
+    match (&webhook.last_delivery_at, webhook.last_delivery_ok) {
+        (Some(at), Some(ok)) => format!("{} ({})", format_time(at), if ok { "succeeded" } else { "failed" }),
+        (Some(at), None) => format_time(at),
+        _ => "–".to_owned(),
+    }
+}
+
+/// What Test Webhook says of its result, in seed 004's words.
+pub fn test_headline(result: &crate::domain::AttemptResult) -> String {
+    match (result.success, result.status_code) {
+        (true, Some(code)) => {
+            format!("Success: Your endpoint is working correctly. It answered {code} in {} ms.", result.latency_ms)
+        }
+        (false, Some(code)) => format!(
+            "Failure: your endpoint answered {code} in {} ms. Check the error message and fix your endpoint.",
+            result.latency_ms
+        ),
+        (_, None) => {
+            format!("Failure after {} ms. Check the error message and fix your endpoint.", result.latency_ms)
+        }
+    }
+}
+
 /// A time as the portal shows it: `2026-01-15 14:30 UTC`. One format everywhere, the same on
 /// the server and in the browser, so hydration never disagrees.
 pub fn format_time(time: &DateTime<Utc>) -> String {
@@ -57,6 +82,19 @@ pub fn format_time(time: &DateTime<Utc>) -> String {
 /// A time in the machine-readable form of `<time datetime=…>`.
 pub fn machine_time(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// An error under a field, tied to it for screen readers by `aria-describedby`.
+#[component]
+pub fn FieldErrorText(
+    #[prop(into)] id: String,
+    message: impl Fn() -> Option<String> + Send + Sync + 'static,
+) -> impl IntoView {
+    view! {
+        <p class="error field-error" id=id aria-live="polite">
+            {message}
+        </p>
+    }
 }
 
 /// "Admin" or "Viewer", as a form's `role` field.

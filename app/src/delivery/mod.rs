@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 pub use crate::domain::AttemptResult;
-use crate::domain::DeliveryTarget;
 pub use crate::domain::OutgoingRequest;
 use crate::domain::{ALLOW_PRIVATE_HINT, EventBody, FailureCause, is_private_ip, private_kind};
+use crate::domain::{DeliveryTarget, SigningSecret};
 use crate::sandbox::{RenderError, TemplateSandbox, Unavailable};
 
 /// `User-Agent` of every delivery.
@@ -57,7 +57,10 @@ pub fn build_request(webhook: &DeliveryTarget, event: &EventBody, body: String, 
     let mut headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
         ("user-agent".to_owned(), USER_AGENT.to_owned()),
-        ("x-webhook-signature".to_owned(), sign::hex_signature(&webhook.signing_secret, body.as_bytes())),
+        // During a rotation's overlap the one-secret header stays on the old secret, so a
+        // receiver that checks only it keeps working until the overlap ends; the Standard
+        // Webhooks header carries both (see the webhook page's words on rotating).
+        ("x-webhook-signature".to_owned(), sign::hex_signature(hex_secret(webhook), body.as_bytes())),
         ("webhook-id".to_owned(), event.id.to_string()),
         ("webhook-timestamp".to_owned(), timestamp.to_string()),
         ("webhook-signature".to_owned(), standard.join(" ")),
@@ -67,6 +70,12 @@ pub fn build_request(webhook: &DeliveryTarget, event: &EventBody, body: String, 
         headers.push((header.name().to_owned(), header.expose_value().to_owned()));
     }
     OutgoingRequest { url: webhook.settings.url.to_string(), headers, body, auth_header_name }
+}
+
+/// The secret `x-webhook-signature` is keyed with: the rotated-out one while it is still
+/// valid, then the current one.
+pub fn hex_secret(webhook: &DeliveryTarget) -> &SigningSecret {
+    webhook.previous_secret.as_ref().unwrap_or(&webhook.signing_secret)
 }
 
 /// Sends deliveries: one shared client (connections reused), no redirects, no proxy, a time

@@ -207,6 +207,13 @@ pub struct SignedInUser {
     pub role: Role,
 }
 
+impl SignedInUser {
+    /// The user as the audit log names them.
+    pub fn actor(&self) -> super::Actor {
+        super::Actor::User(self.email.clone())
+    }
+}
+
 /// What a user (or an API key) may do inside its partner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -284,6 +291,25 @@ pub struct CreatedApiKey {
     pub summary: ApiKeySummary,
     /// The key, to copy now; it is stored hashed and can't be shown again.
     pub key: String,
+}
+
+/// A one-time link to set a password, as shown once to whoever made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordLink {
+    /// The link: the portal's `/set-password` page with the token.
+    pub url: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A user just added, and the link they set their password with (shown this once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedMember {
+    /// The new user.
+    pub member: TeamMember,
+    /// Their one-time link.
+    pub link: PasswordLink,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! boundary never checks again.
 
 mod account;
+mod audit;
 mod catalog;
 #[cfg(feature = "ssr")]
 mod delivery;
@@ -22,6 +23,7 @@ mod fuzz;
 use serde::{Deserialize, Serialize};
 
 pub use account::*;
+pub use audit::*;
 pub use catalog::*;
 #[cfg(feature = "ssr")]
 pub use delivery::*;

@@ -80,19 +80,19 @@ fn KeyTable(keys: Vec<ApiKeySummary>, revoke: ServerAction<RevokeApiKey>) -> imp
             let last_used = key.last_used_at.as_ref().map(format_time).unwrap_or_else(|| "Never".into());
             view! {
                 <tr>
-                    <td>{key.name.clone()}</td>
-                    <td>{key.role.as_str()}</td>
-                    <td>
+                    <td data-label="Name">{key.name.clone()}</td>
+                    <td data-label="Role">{key.role.as_str()}</td>
+                    <td data-label="Key">
                         <code>{format!("{}…", key.prefix)}</code>
                     </td>
-                    <td>
+                    <td data-label="Created">
                         <time datetime=machine_time(&key.created_at)>{format_time(&key.created_at)}</time>
                     </td>
-                    <td>{last_used}</td>
-                    <td>
+                    <td data-label="Last used">{last_used}</td>
+                    <td data-label="Status">
                         <span class=if key.revoked_at.is_some() { "badge grey" } else { "badge green" }>{status}</span>
                     </td>
-                    <td>
+                    <td class="row-actions">
                         {key
                             .revoked_at
                             .is_none()

@@ -66,14 +66,14 @@ fn InspectorTable(inspectors: Vec<InspectorView>) -> impl IntoView {
             let state = if i.expired { "Expired" } else { "Open" };
             view! {
                 <tr>
-                    <td>
+                    <td data-label="Capture URL">
                         <a href=href>
                             <code class="wrap">{i.url.clone()}</code>
                         </a>
                     </td>
-                    <td>{state}</td>
-                    <td>{i.request_count}</td>
-                    <td>
+                    <td data-label="State">{state}</td>
+                    <td data-label="Requests">{i.request_count}</td>
+                    <td data-label="Expires">
                         <time datetime=machine_time(&i.expires_at)>{format_time(&i.expires_at)}</time>
                     </td>
                 </tr>

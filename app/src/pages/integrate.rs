@@ -73,7 +73,7 @@ fn Guide(webhook: WebhookView) -> impl IntoView {
                 <li>
                     "Check " <code>"x-webhook-signature"</code>
                     ": the hex HMAC-SHA256 of the body, keyed with the whole signing secret ("
-                    <code>"whsec_"</code> " included). Compare in constant time."
+                    <code>"whsec_"</code> " included). Compare in constant time. For 24 hours after a secret is rotated it stays signed with the old secret: accept either during that time."
                 </li>
                 <li>
                     "Or check the Standard Webhooks headers (" <code>"webhook-id"</code> ", "

@@ -18,7 +18,10 @@ pub fn LoginPage() -> impl IntoView {
     view! {
         <Title text="Log in" />
         <main id="main" class="auth">
-            <h1>{PRODUCT_NAME}</h1>
+            <h1 class="brand-title">
+                <crate::components::Mark />
+                {PRODUCT_NAME}
+            </h1>
             <p class="lead">"Log in to manage your webhooks."</p>
             <ActionForm action=login attr:class="card stack" attr:aria-label="Log in">
                 <div class="field">

@@ -264,22 +264,22 @@ fn LogTable(
             let delivery = row.delivery_id.clone().map(|d| d.to_string());
             view! {
                 <tr data-testid="attempt-row">
-                    <td>
+                    <td data-label="Time">
                         <a href=detail>
                             <time datetime=machine_time(&row.created_at)>{format_seconds(&row.created_at)}</time>
                         </a>
                     </td>
-                    {with_webhook.then(|| view! { <td class="url-cell">{url}</td> })}
-                    <td>
+                    {with_webhook.then(|| view! { <td class="url-cell" data-label="Webhook">{url}</td> })}
+                    <td data-label="Event">
                         <code>{row.event_id.to_string()}</code>
                         {origin_words(row.origin).map(|o| view! { <span class="tag">{o}</span> })}
                     </td>
-                    <td>{row.event_type.clone()}</td>
-                    <td>{row.attempt}</td>
-                    <td class=class>{outcome_words(&row)}</td>
-                    <td>{row.status_code.map(|c| c.to_string()).unwrap_or_else(|| "–".into())}</td>
-                    <td>{format!("{} ms", row.latency_ms)}</td>
-                    <td>
+                    <td data-label="Type">{row.event_type.clone()}</td>
+                    <td data-label="Attempt">{row.attempt}</td>
+                    <td class=class data-label="Outcome">{outcome_words(&row)}</td>
+                    <td data-label="Status">{row.status_code.map(|c| c.to_string()).unwrap_or_else(|| "–".into())}</td>
+                    <td data-label="Latency">{format!("{} ms", row.latency_ms)}</td>
+                    <td class="row-actions">
                         {delivery
                             .map(|d| {
                                 view! {

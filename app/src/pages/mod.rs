@@ -1,6 +1,8 @@
 //! The portal's pages, one file each.
 
+mod account;
 mod api_keys;
+mod audit;
 mod event_types;
 mod inspectors;
 mod integrate;
@@ -12,7 +14,9 @@ mod webhook_detail;
 mod webhook_form;
 mod webhooks;
 
+pub use account::{AccountPage, SetPasswordPage};
 pub use api_keys::ApiKeysPage;
+pub use audit::AuditPage;
 pub use event_types::EventTypesPage;
 pub use inspectors::{InspectorPage, InspectorsPage};
 pub use integrate::IntegrationGuidePage;

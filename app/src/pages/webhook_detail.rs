@@ -1,7 +1,7 @@
 //! `/webhooks/{id}`: one webhook's settings and actions.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::{
     DeleteWebhook, PlanReplay, RevealSigningSecret, RotateSigningSecret, SetWebhookActive, StartReplay, TestWebhook,
@@ -18,6 +18,18 @@ pub fn WebhookDetailPage() -> impl IntoView {
     let set_active = ServerAction::<SetWebhookActive>::new();
     let webhook = Resource::new(move || (id(), set_active.version().get()), |(id, _)| get_webhook(id));
     let action_error = move || set_active.value().get().and_then(Result::err).map(|e| e.to_string());
+    // What saving did, in seed 004's words (the form sends the browser here with `?saved=`),
+    // until the webhook is switched here.
+    let query = use_query_map();
+    let saved = move || {
+        let said = match query.read().get("saved").as_deref() {
+            Some("active") => "Your webhook is active and ready to receive notifications.",
+            Some("inactive") => "Your webhook is saved, inactive: it receives no events until you activate it.",
+            _ => return None,
+        };
+        (set_active.version().get() == 0)
+            .then(|| view! { <p class="notice card" role="status" data-testid="saved">{said}</p> })
+    };
     // Switching it on or off may end (or, never, start) a deactivation banner.
     Effect::new(move |_| {
         if set_active.version().get() > 0 {
@@ -26,6 +38,7 @@ pub fn WebhookDetailPage() -> impl IntoView {
     });
     view! {
         <SignedIn title="Webhook">
+            {saved}
             <Transition fallback=|| view! { <p>"Loading…"</p> }>
                 <ErrorBoundary fallback=crate::components::error_list>
                     {move || webhook.get().map(|answer| answer.map(|w| view! { <Detail webhook=w set_active /> }))}
@@ -59,6 +72,7 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
     let guide_href = format!("/webhooks/{id}/integrate");
     let replay_id = id.clone();
     let chart_id = id.clone();
+    let delete_webhook = ServerAction::<DeleteWebhook>::new();
     view! {
         <div class="page-head">
             <h1 class="url-title">{webhook.url.clone()}</h1>
@@ -90,7 +104,7 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
             <dd data-testid="status">{if webhook.active { "Active" } else { "Inactive" }}</dd>
             <dt>"Event types"</dt>
             <dd>{events}</dd>
-            <dt>"Auth header"</dt>
+            <dt>"Webhook authentication header"</dt>
             <dd data-testid="auth-header">{header}</dd>
             <dt>"Payload template"</dt>
             <dd>
@@ -114,13 +128,13 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
             <dt>"Created"</dt>
             <dd>{format_time(&webhook.created_at)}</dd>
             <dt>"Last delivery"</dt>
-            <dd>{webhook.last_delivery_at.as_ref().map(format_time).unwrap_or_else(|| "–".into())}</dd>
+            <dd data-testid="last-delivery">{crate::components::last_delivery(&webhook)}</dd>
             <dt>"Success rate (24 h)"</dt>
             <dd>{webhook.success_rate.map(|r| format!("{r:.1} %")).unwrap_or_else(|| "–".into())}</dd>
         </dl>
         {view! { <Chart id=chart_id /> }.into_any()}
         {view! { <SigningSecret id=secret_id /> }.into_any()}
-        {view! { <DeleteWebhookForm id url /> }.into_any()}
+        {view! { <DeleteWebhookForm id url delete=delete_webhook /> }.into_any()}
     }
 }
 
@@ -240,20 +254,7 @@ fn TestWebhookPanel(id: String) -> impl IntoView {
     let outcome = move || {
         test.value().get().map(|answer| match answer {
             Ok(result) => {
-                let headline = match (result.success, result.status_code) {
-                    (true, Some(code)) => format!(
-                        "Success: Your endpoint is working correctly. It answered {code} in {} ms.",
-                        result.latency_ms
-                    ),
-                    (false, Some(code)) => format!(
-                        "Failure: your endpoint answered {code} in {} ms. Check the error message and fix your endpoint.",
-                        result.latency_ms
-                    ),
-                    (_, None) => format!(
-                        "Failure after {} ms. Check the error message and fix your endpoint.",
-                        result.latency_ms
-                    ),
-                };
+                let headline = crate::components::test_headline(&result);
                 let class = if result.success { "test-result ok" } else { "test-result failed" };
                 view! {
                     <div class=class data-testid="test-result">
@@ -348,7 +349,7 @@ fn SigningSecret(id: String) -> impl IntoView {
     let rotate = ServerAction::<RotateSigningSecret>::new();
     let shown = move || {
         let revealed = reveal.value().get().and_then(Result::ok);
-        let rotated = rotate.value().get().and_then(Result::ok);
+        let rotated = rotate.value().get().and_then(Result::ok).map(|r| r.secret);
         // The newest answer wins: a rotation after a reveal shows the new secret.
         if rotate.version().get() > 0 && rotated.is_some() { rotated } else { revealed }
     };
@@ -393,9 +394,25 @@ fn SigningSecret(id: String) -> impl IntoView {
                     </button>
                 </ActionForm>
             </div>
-            <Show when=move || rotate.value().get().is_some_and(|r| r.is_ok())>
-                <p class="hint" role="status">"New secret made. The old one keeps signing for 24 hours."</p>
-            </Show>
+            {move || {
+                rotate
+                    .value()
+                    .get()
+                    .and_then(Result::ok)
+                    .map(|rotated| {
+                        let until = format_time(&rotated.old_signs_until);
+                        view! {
+                            <p class="hint" role="status" data-testid="rotation-notice">
+                                "New secret made. Until " {until.clone()} ", "
+                                <code>"x-webhook-signature"</code>
+                                " stays signed with the old secret, and "
+                                <code>"webhook-signature"</code>
+                                " carries a signature by each; from then on only the new secret signs. Until "
+                                {until} ", have your receiver accept either secret."
+                            </p>
+                        }
+                    })
+            }}
             <ErrorAlert message=error />
         </section>
     }
@@ -404,12 +421,19 @@ fn SigningSecret(id: String) -> impl IntoView {
 /// "Delete", then a confirmation that names the URL. Built on `<details>`, so it works
 /// without JavaScript and with a keyboard.
 #[component]
-fn DeleteWebhookForm(id: String, url: String) -> impl IntoView {
-    let delete = ServerAction::<DeleteWebhook>::new();
+pub(crate) fn DeleteWebhookForm(
+    id: String,
+    url: String,
+    /// The action to submit; the page that shows the form decides what follows.
+    delete: ServerAction<DeleteWebhook>,
+    /// Inside a row's menu (a link-like "Delete") rather than on the webhook's page.
+    #[prop(optional)]
+    in_menu: bool,
+) -> impl IntoView {
     let error = move || delete.value().get().and_then(Result::err).map(|e| e.to_string());
     view! {
-        <details class="danger-zone card">
-            <summary class="button danger">"Delete"</summary>
+        <details class=if in_menu { "danger-zone" } else { "danger-zone card" }>
+            <summary class=if in_menu { "link danger" } else { "button danger" }>"Delete"</summary>
             <p>
                 "Delete the webhook for " <strong>{url.clone()}</strong>
                 "? Events stop going there and its delivery log is removed. This can't be undone."
@@ -420,7 +444,8 @@ fn DeleteWebhookForm(id: String, url: String) -> impl IntoView {
                     "Yes, delete"
                 </button>
             </ActionForm>
-            <ErrorAlert message=error />
+            // In a menu, the list shows what went wrong above itself, once.
+            {(!in_menu).then(|| view! { <ErrorAlert message=error /> })}
         </details>
     }
 }

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
 use crate::api::{AppError, SaveWebhook, get_webhook, preview_template};
-use crate::components::{ErrorAlert, SignedIn};
+use crate::components::{ErrorAlert, FieldErrorText, SignedIn};
 use crate::domain::{EventType, WebhookView};
 
 /// `/webhooks/new`
@@ -35,6 +35,10 @@ pub fn EditWebhookPage() -> impl IntoView {
     }
 }
 
+/// The fields "Advanced configuration" holds, as errors name them.
+const ADVANCED_FIELDS: [&str; 5] =
+    ["authHeader.name", "authHeader.value", "payloadTemplate", "rateLimit", "maxConcurrentRequests"];
+
 /// The settings form. Each refused field shows its error next to it; what was typed stays.
 #[component]
 fn WebhookForm(existing: Option<WebhookView>) -> impl IntoView {
@@ -57,6 +61,20 @@ fn WebhookForm(existing: Option<WebhookView>) -> impl IntoView {
     let max_concurrent =
         existing.as_ref().and_then(|w| w.max_concurrent_requests).map(|n| n.to_string()).unwrap_or_default();
     let is_edit = existing.is_some();
+    // Seed 004's "Advanced Configuration (Optional)": open when the webhook uses any of it, or
+    // when one of its fields was refused.
+    let uses_advanced = header.is_some()
+        || !rate_limit.is_empty()
+        || !max_concurrent.is_empty()
+        || existing.as_ref().is_some_and(|w| w.payload_template.is_some());
+    // Opened, never closed, by a refusal: a partner who opened it keeps it open.
+    let advanced = NodeRef::<leptos::html::Details>::new();
+    Effect::new(move |_| {
+        let refused = error().is_some_and(|e| ADVANCED_FIELDS.iter().any(|f| e.field_error(f).is_some()));
+        if let (true, Some(details)) = (refused, advanced.get()) {
+            let _ = details.set_attribute("open", "");
+        }
+    });
     let cancel_href = if is_edit { format!("/webhooks/{id}") } else { "/webhooks".to_owned() };
 
     // The preview follows the template as it is typed (once the page is interactive).
@@ -93,7 +111,7 @@ fn WebhookForm(existing: Option<WebhookView>) -> impl IntoView {
                     required
                     aria-describedby="url-error"
                 />
-                <FieldError id="url-error" message=field_error("url") />
+                <FieldErrorText id="url-error" message=field_error("url") />
             </div>
             <div class="field">
                 <label class="check" for="active">
@@ -102,38 +120,6 @@ fn WebhookForm(existing: Option<WebhookView>) -> impl IntoView {
                 </label>
                 <p class="hint">"An inactive webhook receives no events until you activate it."</p>
             </div>
-            <fieldset class="stack">
-                <legend>"Auth header (optional)"</legend>
-                <p class="hint">"We add this header to every request, so your endpoint can check it."</p>
-                <div class="field">
-                    <label for="auth-header-name">"Header name"</label>
-                    <input
-                        id="auth-header-name"
-                        name="auth_header_name"
-                        value=header.as_ref().map(|h| h.name.clone()).unwrap_or_default()
-                        placeholder="Authorization"
-                        autocomplete="off"
-                        aria-describedby="auth-header-name-error"
-                    />
-                    <FieldError id="auth-header-name-error" message=field_error("authHeader.name") />
-                </div>
-                <div class="field">
-                    <label for="auth-header-value">"Header value"</label>
-                    <input
-                        id="auth-header-value"
-                        name="auth_header_value"
-                        type="password"
-                        autocomplete="new-password"
-                        placeholder=header
-                            .as_ref()
-                            .map(|h| format!("{} (saved; leave empty to keep it)", h.value))
-                            .unwrap_or_else(|| "Bearer your-secret".into())
-                        aria-describedby="auth-header-value-error"
-                    />
-                    <FieldError id="auth-header-value-error" message=field_error("authHeader.value") />
-                    {is_edit.then(|| view! { <p class="hint">"Clear both fields to remove the header."</p> })}
-                </div>
-            </fieldset>
             <fieldset class="stack">
                 <legend>"Event types"</legend>
                 <label class="check" for="event-types-all">
@@ -159,64 +145,101 @@ fn WebhookForm(existing: Option<WebhookView>) -> impl IntoView {
                     "Only these:"
                 </label>
                 <div class="checks">{type_boxes}</div>
-                <FieldError id="event-types-error" message=field_error("eventTypes") />
+                <FieldErrorText id="event-types-error" message=field_error("eventTypes") />
             </fieldset>
-            <div class="field">
-                <label for="payload-template">"Payload template (optional)"</label>
-                <p class="hint" id="payload-template-hint">
-                    "Reshape the JSON body with a Jinja template. It sees " <code>"id"</code> ", " <code>"type"</code> ", "
-                    <code>"status"</code> ", " <code>"createdAt"</code> ", " <code>"data"</code> " and " <code>"event"</code>
-                    "; write values with " <code>"{{ data.verificationId|tojson }}"</code>
-                    ". Leave it empty to send the event as it is."
-                </p>
-                <textarea
-                    id="payload-template"
-                    name="payload_template"
-                    rows="8"
-                    spellcheck="false"
-                    aria-describedby="payload-template-hint payload-template-error"
-                    prop:value=move || template.get()
-                    on:input=move |ev| template.set(event_target_value(&ev))
-                >
-                    {template.get_untracked()}
-                </textarea>
-                <FieldError id="payload-template-error" message=field_error("payloadTemplate") />
-                <div class="preview">
-                    <h3>"Preview for a sample " <code>"verification.completed"</code> " event"</h3>
-                    <p class="hint">"The exact bytes sent and signed: compact JSON, keys in your template's order."</p>
-                    <Transition fallback=|| view! { <p>"…"</p> }>
-                        {move || {
-                            preview
-                                .get()
-                                .map(|answer| match answer {
-                                    Ok(body) => view! { <pre class="wrap" data-testid="template-preview">{body}</pre> }.into_any(),
-                                    Err(e) => {
-                                        view! { <p class="error" data-testid="template-preview-error">{e.to_string()}</p> }
-                                            .into_any()
-                                    }
-                                })
-                        }}
-                    </Transition>
+            <details class="advanced" node_ref=advanced open=uses_advanced>
+                <summary>"Advanced configuration (optional)"</summary>
+                <div class="stack">
+                    <fieldset class="stack">
+                        <legend>"Webhook authentication header"</legend>
+                        <p class="hint">"We add this header to every request, so your endpoint can check it."</p>
+                        <div class="field">
+                            <label for="auth-header-name">"Header name"</label>
+                            <input
+                                id="auth-header-name"
+                                name="auth_header_name"
+                                value=header.as_ref().map(|h| h.name.clone()).unwrap_or_default()
+                                placeholder="Authorization"
+                                autocomplete="off"
+                                aria-describedby="auth-header-name-error"
+                            />
+                            <FieldErrorText id="auth-header-name-error" message=field_error("authHeader.name") />
+                        </div>
+                        <div class="field">
+                            <label for="auth-header-value">"Header value"</label>
+                            <input
+                                id="auth-header-value"
+                                name="auth_header_value"
+                                type="password"
+                                autocomplete="new-password"
+                                placeholder=header
+                                    .as_ref()
+                                    .map(|h| format!("{} (saved; leave empty to keep it)", h.value))
+                                    .unwrap_or_else(|| "Bearer your-secret".into())
+                                aria-describedby="auth-header-value-error"
+                            />
+                            <FieldErrorText id="auth-header-value-error" message=field_error("authHeader.value") />
+                            {is_edit.then(|| view! { <p class="hint">"Clear both fields to remove the header."</p> })}
+                        </div>
+                    </fieldset>
+                    <div class="field">
+                        <label for="payload-template">"Payload template (optional)"</label>
+                        <p class="hint" id="payload-template-hint">
+                            "Reshape the JSON body with a Jinja template. It sees " <code>"id"</code> ", " <code>"type"</code> ", "
+                            <code>"status"</code> ", " <code>"createdAt"</code> ", " <code>"data"</code> " and " <code>"event"</code>
+                            "; write values with " <code>"{{ data.verificationId|tojson }}"</code>
+                            ". Leave it empty to send the event as it is."
+                        </p>
+                        <textarea
+                            id="payload-template"
+                            name="payload_template"
+                            rows="8"
+                            spellcheck="false"
+                            aria-describedby="payload-template-hint payload-template-error"
+                            prop:value=move || template.get()
+                            on:input=move |ev| template.set(event_target_value(&ev))
+                        >
+                            {template.get_untracked()}
+                        </textarea>
+                        <FieldErrorText id="payload-template-error" message=field_error("payloadTemplate") />
+                        <div class="preview">
+                            <h3>"Preview for a sample " <code>"verification.completed"</code> " event"</h3>
+                            <p class="hint">"The exact bytes sent and signed: compact JSON, keys in your template's order."</p>
+                            <Transition fallback=|| view! { <p>"…"</p> }>
+                                {move || {
+                                    preview
+                                        .get()
+                                        .map(|answer| match answer {
+                                            Ok(body) => view! { <pre class="wrap" data-testid="template-preview">{body}</pre> }.into_any(),
+                                            Err(e) => {
+                                                view! { <p class="error" data-testid="template-preview-error">{e.to_string()}</p> }
+                                                    .into_any()
+                                            }
+                                        })
+                                }}
+                            </Transition>
+                        </div>
+                    </div>
+                    <WholeNumberField
+                        id="rate-limit"
+                        name="rate_limit"
+                        label="Rate limit (optional)"
+                        hint="Most requests per second we send to this URL, from 1 to 1000. Events over the limit wait their turn; waiting never counts as a failure. Leave it empty for no limit."
+                        max=crate::domain::MAX_RATE_LIMIT
+                        value=rate_limit
+                        error=field_error("rateLimit")
+                    />
+                    <WholeNumberField
+                        id="max-concurrent"
+                        name="max_concurrent_requests"
+                        label="Max concurrent requests (optional)"
+                        hint="Most requests we have under way to this URL at once, from 1 to 64. Without it we start at 4 and adapt: more while your endpoint answers quickly, fewer when it slows down, times out or answers 429 or 5xx. Leave it empty to let us adapt up to 64."
+                        max=crate::domain::MAX_CONCURRENT_REQUESTS
+                        value=max_concurrent
+                        error=field_error("maxConcurrentRequests")
+                    />
                 </div>
-            </div>
-            <WholeNumberField
-                id="rate-limit"
-                name="rate_limit"
-                label="Rate limit (optional)"
-                hint="Most requests per second we send to this URL, from 1 to 1000. Events over the limit wait their turn; waiting never counts as a failure. Leave it empty for no limit."
-                max=crate::domain::MAX_RATE_LIMIT
-                value=rate_limit
-                error=field_error("rateLimit")
-            />
-            <WholeNumberField
-                id="max-concurrent"
-                name="max_concurrent_requests"
-                label="Max concurrent requests (optional)"
-                hint="Most requests we have under way to this URL at once, from 1 to 64. Without it we start at 4 and adapt: more while your endpoint answers quickly, fewer when it slows down, times out or answers 429 or 5xx. Leave it empty to let us adapt up to 64."
-                max=crate::domain::MAX_CONCURRENT_REQUESTS
-                value=max_concurrent
-                error=field_error("maxConcurrentRequests")
-            />
+            </details>
             <ErrorAlert message=general_error />
             <Show when=move || matches!(error(), Some(AppError::Invalid(_) | AppError::InvalidFields(_)))>
                 <p class="error" role="alert">
@@ -265,17 +288,7 @@ fn WholeNumberField(
                 value=value
                 aria-describedby=format!("{hint_id} {error_id}")
             />
-            <FieldError id=error_id message=error />
+            <FieldErrorText id=error_id message=error />
         </div>
-    }
-}
-
-/// An error under a field, tied to it for screen readers by `aria-describedby`.
-#[component]
-fn FieldError(#[prop(into)] id: String, message: impl Fn() -> Option<String> + Send + Sync + 'static) -> impl IntoView {
-    view! {
-        <p class="error field-error" id=id aria-live="polite">
-            {message}
-        </p>
     }
 }

@@ -1,18 +1,25 @@
 //! A webhook's deliveries again: resend one, or replay the events it never received.
 
-use crate::domain::{DeliveryId, Metered, PartnerId, ReplayView, WebhookId, parse_time};
+use super::audit::note;
+use crate::domain::{Actor, AuditAction, DeliveryId, Metered, PartnerId, ReplayView, WebhookId, parse_time};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::queue::{self, Replay, Resent};
 
 /// Sends a delivery's event again to the same webhook (a new delivery, logged as a resend),
 /// counted against the partner's resends per minute. Refused while the webhook is inactive.
-pub async fn resend(state: &AppState, partner: &PartnerId, delivery: &DeliveryId) -> Result<DeliveryId, AppError> {
+pub async fn resend(
+    state: &AppState,
+    partner: &PartnerId,
+    by: &Actor,
+    delivery: &DeliveryId,
+) -> Result<DeliveryId, AppError> {
     state.meter(partner, Metered::Resend).await?;
     match queue::resend(&state.db, partner, delivery).await? {
         Resent::Queued(id) => {
             tracing::info!(partner = %partner, delivery = %delivery, resend = %id, "delivery resent");
             state.wake.notify_one();
+            note(&state.db, partner, by, AuditAction::DeliveryResent, &format!("{delivery} (as {id})")).await;
             Ok(id)
         }
         Resent::NotFound => Err(AppError::NotFound),
@@ -57,6 +64,7 @@ pub async fn count_missed(
 pub async fn replay(
     state: &AppState,
     partner: &PartnerId,
+    by: &Actor,
     webhook: &WebhookId,
     since: Option<&str>,
 ) -> Result<ReplayView, AppError> {
@@ -72,6 +80,9 @@ pub async fn replay(
         Replay::Started(view) => {
             tracing::info!(partner = %partner, webhook = %webhook, replay = %view.id, total = view.total, "replay started");
             state.wake.notify_one();
+            let subject =
+                format!("{} events to {webhook} since {}", view.total, crate::store::from_ms(since).to_rfc3339());
+            note(&state.db, partner, by, AuditAction::EventsReplayed, &subject).await;
             Ok(view)
         }
         Replay::NotFound => Err(AppError::NotFound),

@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::audit::note;
 use crate::delivery::{LocalAnswer, LocalReceiver, OutgoingRequest};
 use crate::domain::{
-    CAPTURED_HEADERS, CaptureVerdict, CapturedRequest, Counted, INSPECTOR_REQUESTS_PER_SECOND, InspectorId,
-    InspectorView, PartnerId, capture_url, captured_by,
+    Actor, AuditAction, CAPTURED_HEADERS, CaptureVerdict, CapturedRequest, Counted, INSPECTOR_REQUESTS_PER_SECOND,
+    InspectorId, InspectorView, PartnerId, capture_url, captured_by,
 };
 use crate::error::AppError;
 use crate::state::AppState;
@@ -23,11 +24,12 @@ const CHECKED_WEBHOOKS: u32 = 3;
 const CHECKS_AT_ONCE: usize = 2;
 
 /// A new inspector for the partner, refused when it has as many as the operator allows.
-pub async fn create(state: &AppState, partner: &PartnerId) -> Result<InspectorView, AppError> {
+pub async fn create(state: &AppState, partner: &PartnerId, by: &Actor) -> Result<InspectorView, AppError> {
     let quotas = &state.settings.quotas;
     let created = store::create(&state.db, partner, &state.settings.public_url, quotas.inspectors).await?;
     let view = created.ok_or_else(|| AppError::LimitReached(Counted::Inspectors.refusal(quotas)))?;
     tracing::info!(partner = %partner, inspector = %view.id, "request inspector created");
+    note(&state.db, partner, by, AuditAction::InspectorCreated, &view.id.to_string()).await;
     Ok(view)
 }
 
@@ -51,11 +53,12 @@ pub async fn requests(
 }
 
 /// Deletes one of the partner's inspectors and what it captured.
-pub async fn delete(state: &AppState, partner: &PartnerId, id: &InspectorId) -> Result<(), AppError> {
+pub async fn delete(state: &AppState, partner: &PartnerId, by: &Actor, id: &InspectorId) -> Result<(), AppError> {
     if !store::delete(&state.db, partner, id).await? {
         return Err(AppError::NotFound);
     }
     tracing::info!(partner = %partner, inspector = %id, "request inspector deleted");
+    note(&state.db, partner, by, AuditAction::InspectorDeleted, &id.to_string()).await;
     Ok(())
 }
 

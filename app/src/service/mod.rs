@@ -5,6 +5,7 @@
 //! remember to.
 
 pub mod accounts;
+pub mod audit;
 pub mod deliveries;
 pub mod events;
 pub mod inspectors;

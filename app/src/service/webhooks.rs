@@ -1,9 +1,10 @@
 //! A partner's webhooks: create, update, switch on or off, delete, rotate the secret, test,
 //! and check a request's signatures.
 
+use super::audit::{note, webhook_subject};
 use crate::domain::{
-    AttemptId, AttemptResult, Counted, EventBody, FieldError, Metered, Origin, PartnerId, SignatureReport,
-    SigningSecret, WebhookId, WebhookInput, WebhookView, check_request_limits,
+    Actor, AttemptId, AttemptResult, AuditAction, Counted, EventBody, FieldError, Metered, Origin, PartnerId,
+    RotatedSecret, SignatureReport, SigningSecret, WebhookId, WebhookInput, WebhookView, check_request_limits,
 };
 use crate::error::AppError;
 use crate::state::AppState;
@@ -13,6 +14,18 @@ use crate::store::webhooks::{self, WebhookRecord};
 /// another partner's.
 pub async fn record(state: &AppState, partner: &PartnerId, id: &WebhookId) -> Result<WebhookRecord, AppError> {
     webhooks::record(&state.db, partner, id).await?.ok_or(AppError::NotFound)
+}
+
+/// The webhook's signing secret, shown on explicit request (and noted in the audit log).
+pub async fn reveal_secret(
+    state: &AppState,
+    partner: &PartnerId,
+    by: &Actor,
+    id: &WebhookId,
+) -> Result<SigningSecret, AppError> {
+    let record = record(state, partner, id).await?;
+    note(&state.db, partner, by, AuditAction::SecretRevealed, &webhook_subject(record.settings.url.as_str(), id)).await;
+    Ok(record.signing_secret.clone())
 }
 
 /// Checks `input` (every refused field at once) and its template (in the sandbox, for the
@@ -40,6 +53,7 @@ async fn settings(
 pub async fn create(
     state: &AppState,
     partner: &PartnerId,
+    by: &Actor,
     input: &WebhookInput,
 ) -> Result<(WebhookView, SigningSecret), AppError> {
     let settings = settings(state, partner, input, None).await?;
@@ -48,6 +62,7 @@ pub async fn create(
         return Err(AppError::LimitReached(Counted::Webhooks.refusal(quotas)));
     };
     tracing::info!(partner = %partner, webhook = %view.id, "webhook created");
+    note(&state.db, partner, by, AuditAction::WebhookCreated, &webhook_subject(&view.url, &view.id)).await;
     Ok((view, secret))
 }
 
@@ -56,6 +71,7 @@ pub async fn create(
 pub async fn update(
     state: &AppState,
     partner: &PartnerId,
+    by: &Actor,
     record: &WebhookRecord,
     input: &WebhookInput,
 ) -> Result<WebhookView, AppError> {
@@ -65,6 +81,7 @@ pub async fn update(
         state.wake.notify_one();
     }
     tracing::info!(partner = %partner, webhook = %view.id, "webhook saved");
+    note(&state.db, partner, by, AuditAction::WebhookChanged, &webhook_subject(&view.url, &view.id)).await;
     Ok(view)
 }
 
@@ -72,6 +89,7 @@ pub async fn update(
 pub async fn set_active(
     state: &AppState,
     partner: &PartnerId,
+    by: &Actor,
     id: &WebhookId,
     active: bool,
 ) -> Result<WebhookView, AppError> {
@@ -80,23 +98,35 @@ pub async fn set_active(
         state.wake.notify_one();
     }
     tracing::info!(partner = %partner, webhook = %id, active, "webhook switched");
+    let action = if active { AuditAction::WebhookActivated } else { AuditAction::WebhookDeactivated };
+    note(&state.db, partner, by, action, &webhook_subject(&view.url, id)).await;
     Ok(view)
 }
 
 /// Deletes the webhook, its deliveries and its log.
-pub async fn delete(state: &AppState, partner: &PartnerId, id: &WebhookId) -> Result<(), AppError> {
+pub async fn delete(state: &AppState, partner: &PartnerId, by: &Actor, id: &WebhookId) -> Result<(), AppError> {
+    let url = record(state, partner, id).await?.settings.url.clone();
     if !webhooks::delete(&state.db, partner, id).await? {
         return Err(AppError::NotFound);
     }
     tracing::info!(partner = %partner, webhook = %id, "webhook deleted");
+    note(&state.db, partner, by, AuditAction::WebhookDeleted, &webhook_subject(url.as_str(), id)).await;
     Ok(())
 }
 
-/// A new signing secret; the old one keeps signing for 24 hours beside it.
-pub async fn rotate_secret(state: &AppState, partner: &PartnerId, id: &WebhookId) -> Result<SigningSecret, AppError> {
-    let secret = webhooks::rotate_secret(&state.db, partner, id).await?.ok_or(AppError::NotFound)?;
+/// A new signing secret; for 24 hours the old one keeps signing `x-webhook-signature`, and
+/// `webhook-signature` beside the new one (see [`RotatedSecret`]).
+pub async fn rotate_secret(
+    state: &AppState,
+    partner: &PartnerId,
+    by: &Actor,
+    id: &WebhookId,
+) -> Result<RotatedSecret, AppError> {
+    let url = record(state, partner, id).await?.settings.url.clone();
+    let (secret, until) = webhooks::rotate_secret(&state.db, partner, id).await?.ok_or(AppError::NotFound)?;
     tracing::info!(partner = %partner, webhook = %id, "signing secret rotated");
-    Ok(secret)
+    note(&state.db, partner, by, AuditAction::SecretRotated, &webhook_subject(url.as_str(), id)).await;
+    Ok(RotatedSecret { secret: secret.expose().to_owned(), old_signs_until: crate::store::from_ms(until) })
 }
 
 /// "Test Webhook": an event of the type the partner picks (by default
@@ -109,6 +139,7 @@ pub async fn rotate_secret(state: &AppState, partner: &PartnerId, id: &WebhookId
 pub async fn test(
     state: &AppState,
     partner: &PartnerId,
+    by: &Actor,
     id: &WebhookId,
     event_type: Option<&str>,
     data: Option<serde_json::Value>,
@@ -129,6 +160,8 @@ pub async fn test(
         origin: Origin::Test,
     };
     crate::store::attempts::record(&state.db, &log, &Next::Succeeded).await?;
+    let subject = format!("{} with {}", webhook_subject(record.settings.url.as_str(), id), event.event_type);
+    note(&state.db, partner, by, AuditAction::WebhookTested, &subject).await;
     Ok(result)
 }
 
@@ -178,7 +211,7 @@ pub(crate) fn signature_report(
     let mut secrets = vec![NamedSecret { name: "the current secret", secret: &record.signing_secret }];
     if let Some(previous) = &record.previous_secret {
         secrets.push(NamedSecret {
-            name: "the previous secret (it signs beside the current one for 24 hours after a rotation: switch your receiver to the current one)",
+            name: "the previous secret (for 24 hours after a rotation it signs x-webhook-signature, and webhook-signature beside the current one: accept both until then)",
             secret: previous,
         });
     }

@@ -62,13 +62,15 @@ pub struct LoginRecord {
     pub user_id: UserId,
     /// Its argon2id hash.
     pub password_hash: String,
+    /// The session epoch a session started now belongs to (see [`signed_in_user`]).
+    pub session_epoch: i64,
 }
 
 /// The user who signs in with `email`, if any. Not scoped by partner: the email is what tells
 /// us the partner.
 #[tracing::instrument(skip_all)]
 pub async fn find_login(db: &Db, email: &EmailAddress) -> anyhow::Result<Option<LoginRecord>> {
-    let row = sqlx::query("SELECT id, password_hash FROM users WHERE email = $1")
+    let row = sqlx::query("SELECT id, password_hash, session_epoch FROM users WHERE email = $1")
         .bind(email.as_str())
         .fetch_optional(db.pool())
         .await
@@ -77,19 +79,22 @@ pub async fn find_login(db: &Db, email: &EmailAddress) -> anyhow::Result<Option<
         Ok(LoginRecord {
             user_id: UserId::parse(&row.try_get::<String, _>("id")?)?,
             password_hash: row.try_get("password_hash")?,
+            session_epoch: row.try_get("session_epoch")?,
         })
     })
     .transpose()
 }
 
-/// The signed-in user behind a session's user id, with its partner; `None` once the user is gone.
+/// The signed-in user behind a session's user id and epoch, with its partner; `None` once the
+/// user is gone or their password changed since the session began (a newer epoch).
 #[tracing::instrument(skip_all, fields(user = %user_id))]
-pub async fn signed_in_user(db: &Db, user_id: &UserId) -> anyhow::Result<Option<SignedInUser>> {
+pub async fn signed_in_user(db: &Db, user_id: &UserId, epoch: i64) -> anyhow::Result<Option<SignedInUser>> {
     let row = sqlx::query(
         "SELECT u.email, u.role, p.id AS partner_id, p.name AS partner_name \
-         FROM users u JOIN partners p ON p.id = u.partner_id WHERE u.id = $1",
+         FROM users u JOIN partners p ON p.id = u.partner_id WHERE u.id = $1 AND u.session_epoch = $2",
     )
     .bind(user_id.as_str())
+    .bind(epoch)
     .fetch_optional(db.pool())
     .await
     .context("could not load the signed-in user")?;
@@ -205,4 +210,216 @@ pub async fn partner_name(db: &Db, partner: &PartnerId) -> anyhow::Result<Option
         .await
         .context("could not look the partner up")?;
     row.map(|row| row.try_get("name").map_err(anyhow::Error::from)).transpose()
+}
+
+/// What became of a change to a partner's team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TeamChange {
+    /// Done; the user's sign-in address.
+    Done(String),
+    /// The partner has no such user.
+    NoSuchUser,
+    /// The user is the partner's last admin: a partner always keeps one.
+    LastAdmin,
+}
+
+/// Removes `user` from `partner`, unless they are its last admin. Their sessions end with the
+/// row (a session is only as good as [`signed_in_user`]), and so do their password links.
+#[tracing::instrument(skip_all, fields(partner = %partner, user = %user))]
+pub async fn remove_user(db: &Db, partner: &PartnerId, user: &UserId) -> anyhow::Result<TeamChange> {
+    change_team_member(db, partner, user, None).await
+}
+
+/// Gives `user` of `partner` the role `role`, unless that demotes its last admin.
+#[tracing::instrument(skip_all, fields(partner = %partner, user = %user))]
+pub async fn set_role(db: &Db, partner: &PartnerId, user: &UserId, role: Role) -> anyhow::Result<TeamChange> {
+    change_team_member(db, partner, user, Some(role)).await
+}
+
+/// Removes (`role` is `None`) or re-roles a user, keeping at least one admin: in one write
+/// transaction, with the partner's row locked on PostgreSQL so two admins removing each other
+/// at once can't both succeed.
+async fn change_team_member(
+    db: &Db,
+    partner: &PartnerId,
+    user: &UserId,
+    role: Option<Role>,
+) -> anyhow::Result<TeamChange> {
+    let mut tx = db.begin_write().await?;
+    if db.backend() == super::Backend::Postgres {
+        sqlx::query("SELECT id FROM partners WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(partner.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .context("could not lock the partner")?;
+    }
+    let Some(row) = sqlx::query("SELECT email, role FROM users WHERE id = $1 AND partner_id = $2")
+        .bind(user.as_str())
+        .bind(partner.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .context("could not look the user up")?
+    else {
+        return Ok(TeamChange::NoSuchUser);
+    };
+    let email: String = row.try_get("email")?;
+    let was_admin = Role::parse(&row.try_get::<String, _>("role")?).is_ok_and(|r| r == Role::Admin);
+    if was_admin && role != Some(Role::Admin) {
+        let admins: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE partner_id = $1 AND role = 'admin'")
+            .bind(partner.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .context("could not count the admins")?
+            .try_get("n")?;
+        if admins <= 1 {
+            return Ok(TeamChange::LastAdmin);
+        }
+    }
+    let statement = match role {
+        None => sqlx::query("DELETE FROM users WHERE id = $1 AND partner_id = $2")
+            .bind(user.as_str())
+            .bind(partner.as_str()),
+        Some(role) => sqlx::query("UPDATE users SET role = $3 WHERE id = $1 AND partner_id = $2")
+            .bind(user.as_str())
+            .bind(partner.as_str())
+            .bind(role.as_str()),
+    };
+    statement.execute(&mut *tx).await.context("could not change the user")?;
+    tx.commit().await.context("could not commit the team change")?;
+    Ok(TeamChange::Done(email))
+}
+
+/// Stores a new password hash for `user` and ends their other sessions (the epoch moves on);
+/// any password link they had is spent. The new epoch, for the session that made the change.
+#[tracing::instrument(skip_all, fields(user = %user))]
+pub async fn set_password(db: &Db, user: &UserId, password_hash: &str) -> anyhow::Result<Option<i64>> {
+    let mut tx = db.begin_write().await?;
+    let epoch = sqlx::query(
+        "UPDATE users SET password_hash = $1, session_epoch = session_epoch + 1 WHERE id = $2 RETURNING session_epoch",
+    )
+    .bind(password_hash)
+    .bind(user.as_str())
+    .fetch_optional(&mut *tx)
+    .await
+    .context("could not store the password")?
+    .map(|row| row.try_get::<i64, _>("session_epoch"))
+    .transpose()?;
+    sqlx::query("DELETE FROM password_links WHERE user_id = $1")
+        .bind(user.as_str())
+        .execute(&mut *tx)
+        .await
+        .context("could not spend the password links")?;
+    tx.commit().await.context("could not commit the password")?;
+    Ok(epoch)
+}
+
+/// The password hash `user` signs in with, to check their current password against.
+pub async fn password_hash(db: &Db, user: &UserId) -> anyhow::Result<Option<String>> {
+    let row = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+        .bind(user.as_str())
+        .fetch_optional(db.pool())
+        .await
+        .context("could not look the user up")?;
+    Ok(row.map(|row| row.try_get("password_hash")).transpose()?)
+}
+
+/// Who signs in with `email`, and for which partner: for the operator's commands.
+pub async fn user_by_email(db: &Db, email: &EmailAddress) -> anyhow::Result<Option<(UserId, PartnerId)>> {
+    let row = sqlx::query("SELECT id, partner_id FROM users WHERE email = $1")
+        .bind(email.as_str())
+        .fetch_optional(db.pool())
+        .await
+        .context("could not look the user up")?;
+    row.map(|row| {
+        Ok((
+            UserId::parse(&row.try_get::<String, _>("id")?)?,
+            PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?,
+        ))
+    })
+    .transpose()
+}
+
+/// Stores a one-time link (the SHA-256 of its token) for `user` until `expires_at` (ms); an
+/// older link of theirs stops working.
+pub async fn create_password_link(db: &Db, user: &UserId, token_hash: &str, expires_at: i64) -> anyhow::Result<()> {
+    let mut tx = db.begin_write().await?;
+    sqlx::query("DELETE FROM password_links WHERE user_id = $1")
+        .bind(user.as_str())
+        .execute(&mut *tx)
+        .await
+        .context("could not replace the password link")?;
+    sqlx::query("INSERT INTO password_links (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(token_hash)
+        .bind(user.as_str())
+        .bind(now_ms())
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await
+        .context("could not store the password link")?;
+    tx.commit().await.context("could not commit the password link")?;
+    Ok(())
+}
+
+/// The user and partner a live link (by its token's hash) sets the password of, and the
+/// user's address; the link stays unspent.
+pub async fn password_link(db: &Db, token_hash: &str) -> anyhow::Result<Option<(UserId, PartnerId, String)>> {
+    let row = sqlx::query(
+        "SELECT u.id, u.partner_id, u.email FROM password_links l JOIN users u ON u.id = l.user_id \
+         WHERE l.token_hash = $1 AND l.expires_at > $2",
+    )
+    .bind(token_hash)
+    .bind(now_ms())
+    .fetch_optional(db.pool())
+    .await
+    .context("could not look the password link up")?;
+    row.map(|row| {
+        Ok((
+            UserId::parse(&row.try_get::<String, _>("id")?)?,
+            PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?,
+            row.try_get("email")?,
+        ))
+    })
+    .transpose()
+}
+
+/// Spends a live link, setting its user's password to `password_hash`: the user and their new
+/// session epoch, or `None` when the link was spent, replaced or ran out meanwhile.
+pub async fn use_password_link(
+    db: &Db,
+    token_hash: &str,
+    password_hash: &str,
+) -> anyhow::Result<Option<(UserId, i64)>> {
+    let mut tx = db.begin_write().await?;
+    let Some(row) =
+        sqlx::query("DELETE FROM password_links WHERE token_hash = $1 AND expires_at > $2 RETURNING user_id")
+            .bind(token_hash)
+            .bind(now_ms())
+            .fetch_optional(&mut *tx)
+            .await
+            .context("could not spend the password link")?
+    else {
+        return Ok(None);
+    };
+    let user = UserId::parse(&row.try_get::<String, _>("user_id")?)?;
+    let epoch: i64 = sqlx::query(
+        "UPDATE users SET password_hash = $1, session_epoch = session_epoch + 1 WHERE id = $2 RETURNING session_epoch",
+    )
+    .bind(password_hash)
+    .bind(user.as_str())
+    .fetch_one(&mut *tx)
+    .await
+    .context("could not store the password")?
+    .try_get("session_epoch")?;
+    tx.commit().await.context("could not commit the password")?;
+    Ok(Some((user, epoch)))
+}
+
+/// Deletes links past their time; how many went.
+pub async fn prune_password_links(db: &Db, now: i64) -> anyhow::Result<u64> {
+    let done = sqlx::query("DELETE FROM password_links WHERE expires_at <= $1")
+        .bind(now)
+        .execute(db.writer())
+        .await
+        .context("could not delete expired password links")?;
+    Ok(done.rows_affected())
 }

@@ -5,7 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, from_ms, now_ms};
-use crate::domain::{ApiKeyId, ApiKeyName, ApiKeySummary, PartnerId, Role};
+use crate::domain::{Actor, ApiKeyId, ApiKeyName, ApiKeySummary, PartnerId, Role};
 
 const COLUMNS: &str = "id, name, prefix, role, created_at, last_used_at, revoked_at";
 
@@ -89,12 +89,13 @@ pub async fn revoke(db: &Db, partner: &PartnerId, id: &ApiKeyId) -> anyhow::Resu
 /// turn every API read into a database write.
 const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
-/// The partner a live key belongs to and the key's role, by the key's hash; notes the time of
-/// use (to the minute).
+/// The partner a live key belongs to, the key's role and the key as the audit log names it,
+/// by the key's hash; notes the time of use (to the minute).
 #[tracing::instrument(skip_all)]
-pub async fn authenticate(db: &Db, key_hash: &str) -> anyhow::Result<Option<(PartnerId, Role)>> {
+pub async fn authenticate(db: &Db, key_hash: &str) -> anyhow::Result<Option<(PartnerId, Role, Actor)>> {
     let row = sqlx::query(
-        "SELECT id, partner_id, role, last_used_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        "SELECT id, partner_id, role, name, prefix, last_used_at FROM api_keys \
+         WHERE key_hash = $1 AND revoked_at IS NULL",
     )
     .bind(key_hash)
     .fetch_optional(db.pool())
@@ -113,5 +114,6 @@ pub async fn authenticate(db: &Db, key_hash: &str) -> anyhow::Result<Option<(Par
             .await
             .context("could not note the API key's use")?;
     }
-    Ok(Some((partner, role)))
+    let actor = Actor::ApiKey { name: row.try_get("name")?, prefix: row.try_get("prefix")? };
+    Ok(Some((partner, role, actor)))
 }

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod alerts;
 pub mod api_keys;
 pub mod attempts;
+pub mod audit;
 pub mod events;
 pub mod grouped;
 pub mod inspectors;

@@ -382,8 +382,13 @@ pub async fn delete(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyhow::Res
 }
 
 /// Gives a webhook a new signing secret; the old one keeps signing for 24 hours beside it.
+/// The new secret and when the old one stops signing (ms).
 #[tracing::instrument(skip_all, fields(partner = %partner, webhook = %id))]
-pub async fn rotate_secret(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyhow::Result<Option<SigningSecret>> {
+pub async fn rotate_secret(
+    db: &Db,
+    partner: &PartnerId,
+    id: &WebhookId,
+) -> anyhow::Result<Option<(SigningSecret, i64)>> {
     let secret = SigningSecret::generate();
     let now = now_ms();
     let done = sqlx::query(
@@ -398,7 +403,7 @@ pub async fn rotate_secret(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyh
     .execute(db.writer())
     .await
     .context("could not rotate the signing secret")?;
-    Ok((done.rows_affected() > 0).then_some(secret))
+    Ok((done.rows_affected() > 0).then_some((secret, now + PREVIOUS_SECRET_GRACE_MS)))
 }
 
 /// Takes the webhook's next send slot under its rate limit of `per_second`: `Ok(())` when this

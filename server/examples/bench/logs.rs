@@ -81,6 +81,7 @@ async fn partner(portal: &Portal) -> (PartnerId, String, Vec<String>) {
     let key = app::service::accounts::create_api_key(
         &portal.db,
         &partner,
+        &app::domain::Actor::Operator,
         &ApiKeyName::parse("bench").unwrap(),
         Role::Admin,
         u32::MAX,

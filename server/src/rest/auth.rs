@@ -1,7 +1,7 @@
 //! Bearer authentication for partners' API keys.
 
 use app::auth::hash_api_key;
-use app::domain::{ApiKeyToken, PartnerId, Role};
+use app::domain::{Actor, ApiKeyToken, PartnerId, Role};
 use app::state::AppState;
 use app::store;
 use axum::extract::FromRequestParts;
@@ -10,10 +10,10 @@ use axum::http::request::Parts;
 
 use super::ApiError;
 
-/// The partner an API key belongs to. A handler that takes this can only run for a caller
-/// with a live key, and only ever sees that key's partner.
+/// The partner an API key belongs to, and the key as the audit log names it. A handler that
+/// takes this can only run for a caller with a live key, and only ever sees that key's partner.
 #[derive(Debug, Clone)]
-pub struct ApiPartner(pub PartnerId);
+pub struct ApiPartner(pub PartnerId, pub Actor);
 
 /// An [`ApiPartner`] whose key may change things (an `admin` key); a `viewer` key gets 403.
 /// Every route that changes something takes this.
@@ -24,13 +24,13 @@ impl FromRequestParts<AppState> for ApiAdmin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (partner, role) = authenticate(parts, state).await?;
+        let (partner, role, actor) = authenticate(parts, state).await?;
         if !role.can_change() {
             return Err(ApiError::Forbidden(
                 "this API key is a viewer key: it reads webhooks and logs, and changes nothing",
             ));
         }
-        Ok(Self(ApiPartner(partner)))
+        Ok(Self(ApiPartner(partner, actor)))
     }
 }
 
@@ -38,12 +38,13 @@ impl FromRequestParts<AppState> for ApiPartner {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Self(authenticate(parts, state).await?.0))
+        let (partner, _, actor) = authenticate(parts, state).await?;
+        Ok(Self(partner, actor))
     }
 }
 
 /// The partner and role of the request's API key.
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<(PartnerId, Role), ApiError> {
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<(PartnerId, Role, Actor), ApiError> {
     let header = parts
         .headers
         .get(AUTHORIZATION)

@@ -49,7 +49,7 @@ pub async fn create(
     State(state): State<AppState>,
     ApiAdmin(partner): ApiAdmin,
 ) -> Result<(StatusCode, Json<InspectorView>), ApiError> {
-    Ok((StatusCode::CREATED, Json(service::create(&state, &partner.0).await?)))
+    Ok((StatusCode::CREATED, Json(service::create(&state, &partner.0, &partner.1).await?)))
 }
 
 /// `GET /api/v1/inspectors`
@@ -75,7 +75,7 @@ pub async fn delete(
     ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    service::delete(&state, &partner.0, &parse_id(&id)?).await.map_err(refusal(&id))?;
+    service::delete(&state, &partner.0, &partner.1, &parse_id(&id)?).await.map_err(refusal(&id))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

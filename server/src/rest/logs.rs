@@ -100,10 +100,11 @@ pub async fn resend(
 ) -> Result<(StatusCode, Json<ResentBody>), ApiError> {
     let not_found = || ApiError::NotFound(format!("no delivery with id `{}`", id.chars().take(64).collect::<String>()));
     let delivery = DeliveryId::parse(&id).map_err(|_| not_found())?;
-    let new = app::service::deliveries::resend(&state, &partner.0, &delivery).await.map_err(|e| match e {
-        app::api::AppError::NotFound => not_found(),
-        other => other.into(),
-    })?;
+    let new =
+        app::service::deliveries::resend(&state, &partner.0, &partner.1, &delivery).await.map_err(|e| match e {
+            app::api::AppError::NotFound => not_found(),
+            other => other.into(),
+        })?;
     Ok((StatusCode::ACCEPTED, Json(ResentBody { delivery_id: new.to_string() })))
 }
 
@@ -122,12 +123,12 @@ pub async fn replay(
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not valid: {e}")))?
     };
     let webhook = super::webhooks::parse_id(&id)?;
-    let view = app::service::deliveries::replay(&state, &partner.0, &webhook, body.since.as_deref()).await.map_err(
-        |e| match e {
+    let view = app::service::deliveries::replay(&state, &partner.0, &partner.1, &webhook, body.since.as_deref())
+        .await
+        .map_err(|e| match e {
             app::api::AppError::NotFound => super::webhooks::not_found(&id),
             other => other.into(),
-        },
-    )?;
+        })?;
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 

@@ -20,7 +20,7 @@ pub struct PartnerBody {
 /// Answers the partner the API key belongs to: a cheap way to check a key works.
 pub async fn show(
     State(state): State<AppState>,
-    ApiPartner(partner): ApiPartner,
+    ApiPartner(partner, _): ApiPartner,
 ) -> Result<Json<PartnerBody>, ApiError> {
     let name = app::store::accounts::partner_name(&state.db, &partner)
         .await?

@@ -1,7 +1,7 @@
 //! `/api/v1/webhooks`: the partner's webhooks over REST.
 
 use app::api::AppError;
-use app::domain::{AttemptResult, WebhookId, WebhookInput, WebhookView};
+use app::domain::{AttemptResult, RotatedSecret, WebhookId, WebhookInput, WebhookView};
 use app::service::webhooks as service;
 use app::state::AppState;
 use app::store::webhooks::{self, WebhookRecord};
@@ -161,7 +161,7 @@ pub async fn create(
         rate_limit: body.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
         max_concurrent_requests: body.max_concurrent_requests.map(|n| n.to_string()).unwrap_or_default(),
     };
-    let (webhook, secret) = service::create(&state, &partner.0, &input).await?;
+    let (webhook, secret) = service::create(&state, &partner.0, &partner.1, &input).await?;
     Ok((StatusCode::CREATED, Json(CreatedBody { webhook, secret: secret.expose().to_owned() })))
 }
 
@@ -209,7 +209,7 @@ pub async fn update(
     if let Some(cap) = body.max_concurrent_requests {
         input.max_concurrent_requests = cap.map(|n| n.to_string()).unwrap_or_default();
     }
-    Ok(Json(service::update(&state, &partner.0, &record, &input).await.map_err(refusal(&id))?))
+    Ok(Json(service::update(&state, &partner.0, &partner.1, &record, &input).await.map_err(refusal(&id))?))
 }
 
 /// `DELETE /api/v1/webhooks/{id}`: 204.
@@ -219,12 +219,12 @@ pub async fn delete(
     ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    service::delete(&state, &partner.0, &parse_id(&id)?).await.map_err(refusal(&id))?;
+    service::delete(&state, &partner.0, &partner.1, &parse_id(&id)?).await.map_err(refusal(&id))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn switch(state: AppState, partner: ApiPartner, id: String, active: bool) -> Result<Json<WebhookView>, ApiError> {
-    Ok(Json(service::set_active(&state, &partner.0, &parse_id(&id)?, active).await.map_err(refusal(&id))?))
+    Ok(Json(service::set_active(&state, &partner.0, &partner.1, &parse_id(&id)?, active).await.map_err(refusal(&id))?))
 }
 
 /// `POST /api/v1/webhooks/{id}/test`: what to send; the body may be left out (or `null`).
@@ -249,7 +249,8 @@ pub async fn test(
     body: Option<ApiJson<Option<TestBody>>>,
 ) -> Result<Json<AttemptResult>, ApiError> {
     let body = body.and_then(|b| b.0).unwrap_or_default();
-    let answer = service::test(&state, &partner.0, &parse_id(&id)?, body.event_type.as_deref(), body.data).await;
+    let answer =
+        service::test(&state, &partner.0, &partner.1, &parse_id(&id)?, body.event_type.as_deref(), body.data).await;
     Ok(Json(answer.map_err(refusal(&id))?))
 }
 
@@ -280,17 +281,16 @@ pub async fn secret(
     ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<SecretBody>, ApiError> {
-    let record = load(&state, &partner, &id).await?;
-    Ok(Json(SecretBody { secret: record.signing_secret.expose().to_owned() }))
+    let secret = service::reveal_secret(&state, &partner.0, &partner.1, &parse_id(&id)?).await.map_err(refusal(&id))?;
+    Ok(Json(SecretBody { secret: secret.expose().to_owned() }))
 }
 
 /// `POST /api/v1/webhooks/{id}/secret/rotate`
-#[utoipa::path(post, path = "/api/v1/webhooks/{id}/secret/rotate", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = SecretBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/secret/rotate", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = RotatedSecret), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     ApiAdmin(partner): ApiAdmin,
     Path(id): Path<String>,
-) -> Result<Json<SecretBody>, ApiError> {
-    let secret = service::rotate_secret(&state, &partner.0, &parse_id(&id)?).await.map_err(refusal(&id))?;
-    Ok(Json(SecretBody { secret: secret.expose().to_owned() }))
+) -> Result<Json<RotatedSecret>, ApiError> {
+    Ok(Json(service::rotate_secret(&state, &partner.0, &partner.1, &parse_id(&id)?).await.map_err(refusal(&id))?))
 }

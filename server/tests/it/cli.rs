@@ -17,6 +17,7 @@ fn portal(database_url: &str, args: &[&str], stdin: Option<&str>) -> Output {
         .args(args)
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
+        .env_remove("PORTAL_PUBLIC_URL")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -192,6 +193,31 @@ async fn the_operator_publishes_from_the_command_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_prints_a_reset_link() {
+    let app = spawn_app().await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    let printed = stdout_json(&portal(
+        &app.database_url,
+        &["user", "reset-password", "--email", "ann@acme.test", "--public-url", &app.url("/"), "--json"],
+        None,
+    ));
+    let link = printed["link"].as_str().unwrap();
+    assert!(link.starts_with(&app.url("/set-password?token=pwl_")), "{link}");
+    assert!(printed["expiresAt"].is_string());
+    // The old password works until the link is used; then only the new one does.
+    let signed_in = |r: reqwest::Response| crate::helpers::location(&r).as_deref() == Some("/webhooks");
+    assert!(signed_in(app.login(&crate::helpers::browser(), &partner.email, &partner.password).await));
+    let token = link.split("token=").nth(1).unwrap();
+    crate::accounts::set_password_with(&app, &crate::helpers::browser(), token, "ann's brand new password").await;
+    assert!(!signed_in(app.login(&crate::helpers::browser(), &partner.email, &partner.password).await));
+    assert!(signed_in(app.login(&crate::helpers::browser(), &partner.email, "ann's brand new password").await));
+
+    let output = portal(&app.database_url, &["user", "reset-password", "--email", "nobody@acme.test"], None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("--email `nobody@acme.test`: no user signs in with it"), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_are_added_to_a_partner_with_a_role() {
     let app = spawn_app().await;
     let created = stdout_json(&portal(
@@ -207,8 +233,14 @@ async fn users_are_added_to_a_partner_with_a_role() {
     ));
     assert_eq!(added["role"], "viewer");
     assert_eq!(added["partnerId"], partner);
+    assert!(added.get("password").is_none(), "nobody but the new user knows their password: {added}");
+    let link = added["link"].as_str().unwrap();
+    assert!(link.starts_with("http://127.0.0.1:3000/set-password?token=pwl_"), "{link}");
+    // The link, on this portal, sets the password; then the new user signs in with it.
+    let token = link.split("token=").nth(1).unwrap();
     let client = crate::helpers::browser();
-    let response = app.login(&client, "vic@acme.test", added["password"].as_str().unwrap()).await;
+    crate::accounts::set_password_with(&app, &client, token, "vic's own password").await;
+    let response = app.login(&crate::helpers::browser(), "vic@acme.test", "vic's own password").await;
     assert_eq!(crate::helpers::location(&response).as_deref(), Some("/webhooks"), "the new user signs in");
 
     for (args, expected) in [

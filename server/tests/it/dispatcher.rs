@@ -73,6 +73,65 @@ async fn an_event_arrives_signed_with_every_header() {
     assert!(!logged.contains("partner-secret"), "the log masks the auth header: {logged}");
 }
 
+fn hex_signature(secret: &str, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn standard_signature(secret: &str, request: &crate::receiver::Received) -> String {
+    let key = base64::engine::general_purpose::STANDARD.decode(&secret["whsec_".len()..]).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    let (id, timestamp) = (header(request, "webhook-id"), header(request, "webhook-timestamp"));
+    mac.update(format!("{id}.{timestamp}.{}", request.body).as_bytes());
+    format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+/// What the webhook page says of a rotation: for 24 hours `x-webhook-signature` stays on the
+/// old secret and `webhook-signature` carries both; then only the new one signs.
+#[tokio::test]
+async fn after_a_rotation_the_old_secret_signs_until_the_overlap_ends() {
+    let s = setup(&[]).await;
+    let receiver = Receiver::start(Reply::Status(200, "ok")).await;
+    let webhook = s.create_webhook(json!({"url": receiver.url})).await;
+    let (id, old) = (webhook["id"].as_str().unwrap(), webhook["secret"].as_str().unwrap());
+    let rotated: Value = crate::helpers::http()
+        .post(s.app.url(&format!("/api/v1/webhooks/{id}/secret/rotate")))
+        .bearer_auth(&s.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new = rotated["secret"].as_str().unwrap();
+    assert_ne!(new, old);
+    let until = chrono::DateTime::parse_from_rfc3339(rotated["oldSignsUntil"].as_str().unwrap()).unwrap();
+    let hours = (until.timestamp() - chrono::Utc::now().timestamp()) as f64 / 3600.0;
+    assert!((23.9..=24.0).contains(&hours), "the overlap is 24 hours: {rotated}");
+
+    s.publish_event("evt_in_overlap").await;
+    let got = receiver.wait_for(1, DEADLINE).await;
+    assert_eq!(header(&got[0], "x-webhook-signature"), hex_signature(old, &got[0].body), "the old secret");
+    assert_eq!(
+        header(&got[0], "webhook-signature"),
+        format!("{} {}", standard_signature(new, &got[0]), standard_signature(old, &got[0])),
+        "both secrets, the new one first"
+    );
+
+    // The overlap ends: only the new secret signs.
+    sqlx::query("UPDATE webhooks SET previous_secret_expires_at = $1 WHERE id = $2")
+        .bind(chrono::Utc::now().timestamp_millis() - 1)
+        .bind(id)
+        .execute(s.app.db.writer())
+        .await
+        .unwrap();
+    s.publish_event("evt_after_overlap").await;
+    let got = receiver.wait_for(2, DEADLINE).await;
+    assert_eq!(header(&got[1], "x-webhook-signature"), hex_signature(new, &got[1].body));
+    assert_eq!(header(&got[1], "webhook-signature"), standard_signature(new, &got[1]));
+}
+
 #[tokio::test]
 async fn a_template_shapes_the_body_and_the_signature_covers_it() {
     let s = setup(&[]).await;

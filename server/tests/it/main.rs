@@ -1,6 +1,7 @@
 //! Black-box tests: each starts a portal on port 0 with a fresh database and talks HTTP to it,
 //! or runs the `portal` binary.
 
+pub mod accounts;
 mod alerts;
 mod api;
 mod cli;

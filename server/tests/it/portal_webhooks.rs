@@ -57,7 +57,9 @@ async fn the_form_creates_and_updates_a_webhook() {
     let (_, secret) = call(&app, &client, "/api/webhooks/secret", &[("id", id)]).await;
     assert!(secret.as_str().unwrap().starts_with("whsec_"));
     let (_, rotated) = call(&app, &client, "/api/webhooks/rotate_secret", &[("id", id)]).await;
-    assert_ne!(rotated, secret);
+    assert!(rotated["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_ne!(rotated["secret"], secret);
+    assert!(rotated["oldSignsUntil"].is_string(), "{rotated}");
 
     let (_, switched) = call(&app, &client, "/api/webhooks/set_active", &[("id", id), ("active", "true")]).await;
     assert_eq!(switched["active"], true);

@@ -7,6 +7,19 @@ use std::fmt;
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningSecret(String);
 
+/// A new signing secret, and until when the old one still signs: `x-webhook-signature` stays
+/// on the old secret until then (so a receiver that checks only it keeps working), and
+/// `webhook-signature` carries a signature by each.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RotatedSecret {
+    /// The new secret, `whsec_` included.
+    pub secret: String,
+    /// When the old secret stops signing.
+    pub old_signs_until: chrono::DateTime<chrono::Utc>,
+}
+
 /// The text every signing secret starts with.
 pub const SIGNING_SECRET_PREFIX: &str = "whsec_";
 

@@ -1,0 +1,260 @@
+//! Self-service accounts: passwords set through one-time links and changed by their owner,
+//! admins who remove people and change roles (never the last admin), and the audit log.
+
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, REFERER};
+use serde_json::Value;
+
+use crate::helpers::{TestApp, browser, location, spawn_app};
+
+/// Opens a one-time link's form and sets `password` with it, as a browser without JavaScript
+/// does; checks it signed `client` in.
+pub async fn set_password_with(app: &TestApp, client: &reqwest::Client, token: &str, password: &str) {
+    let response = submit_link(app, client, token, password, password).await;
+    assert_eq!(location(&response).as_deref(), Some("/webhooks"), "signed in after setting the password");
+}
+
+async fn submit_link(
+    app: &TestApp,
+    client: &reqwest::Client,
+    token: &str,
+    password: &str,
+    confirm: &str,
+) -> reqwest::Response {
+    client
+        .post(app.url("/api/account/set_password"))
+        .header(ACCEPT, "text/html")
+        .header(REFERER, app.url(&format!("/set-password?token={token}")))
+        .form(&[("token", token), ("password", password), ("confirm", confirm)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Ann (admin) adds `email` with `role` on the Team page: the link's token.
+async fn add_member(app: &TestApp, ann: &reqwest::Client, email: &str, role: &str) -> (String, String) {
+    let (status, body) = app.server_fn(ann, "team/add", &[("email", email), ("role", role)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let added: Value = serde_json::from_str(&body).unwrap();
+    assert!(added.get("password").is_none(), "the admin never sees a password: {added}");
+    let url = added["link"]["url"].as_str().unwrap();
+    let token = url.split("token=").nth(1).unwrap().to_owned();
+    (added["member"]["id"].as_str().unwrap().to_owned(), token)
+}
+
+/// Whether `client`'s session still signs it in.
+async fn signed_in(app: &TestApp, client: &reqwest::Client) -> bool {
+    let (_, me) = app.server_fn(client, "current_user", &[]).await;
+    serde_json::from_str::<Value>(&me).is_ok_and(|me| me.is_object())
+}
+
+fn login_works(response: &reqwest::Response) -> bool {
+    location(response).as_deref() == Some("/webhooks")
+}
+
+#[tokio::test]
+async fn a_new_user_sets_their_own_password_through_a_link_that_works_once() {
+    let app = spawn_app().await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    let ann = app.signed_in_client(&partner).await;
+    let (_, token) = add_member(&app, &ann, "vic@acme.test", "viewer").await;
+
+    // Before the link is used, nobody can sign in as Vic.
+    assert!(!login_works(&app.login(&browser(), "vic@acme.test", "").await));
+    // The link's page names who it is for; a made-up token is not a link.
+    let (status, email) = app.server_fn(&browser(), "account/link", &[("token", &token)]).await;
+    assert_eq!((status, email.as_str()), (StatusCode::OK, "\"vic@acme.test\""));
+    let (status, _) = app.server_fn(&browser(), "account/link", &[("token", "pwl_made_up")]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A short password or a mismatch is named, and the link still works after.
+    let vic = browser();
+    let (status, body) = app
+        .server_fn(&vic, "account/set_password", &[("token", &token), ("password", "short"), ("confirm", "short")])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("at least 12 characters"), "{body}");
+    let (status, body) = app
+        .server_fn(
+            &vic,
+            "account/set_password",
+            &[("token", &token), ("password", "vic's long password"), ("confirm", "vic's long passw0rd")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("confirm") && body.contains("does not match"), "{body}");
+
+    set_password_with(&app, &vic, &token, "vic's long password").await;
+    assert!(signed_in(&app, &vic).await, "setting the password signs Vic in");
+    assert!(login_works(&app.login(&browser(), "vic@acme.test", "vic's long password").await));
+
+    // Used once, the link is spent.
+    let again = submit_link(&app, &browser(), &token, "someone else's pick", "someone else's pick").await;
+    assert_ne!(location(&again).as_deref(), Some("/webhooks"));
+    assert!(login_works(&app.login(&browser(), "vic@acme.test", "vic's long password").await), "unchanged");
+
+    // An expired link does nothing either.
+    let (_, token) = add_member(&app, &ann, "eve@acme.test", "viewer").await;
+    sqlx::query("UPDATE password_links SET expires_at = 0").execute(app.db.writer()).await.unwrap();
+    let late = submit_link(&app, &browser(), &token, "eve's long password", "eve's long password").await;
+    assert_ne!(location(&late).as_deref(), Some("/webhooks"));
+    assert!(!login_works(&app.login(&browser(), "eve@acme.test", "eve's long password").await));
+}
+
+#[tokio::test]
+async fn changing_your_password_needs_the_current_one_and_ends_your_other_sessions() {
+    let app = spawn_app().await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    let here = app.signed_in_client(&partner).await;
+    let elsewhere = app.signed_in_client(&partner).await;
+    let change = |current: &'static str, new: &'static str| {
+        let (app, here) = (&app, &here);
+        async move {
+            app.server_fn(here, "account/password", &[("current", current), ("password", new), ("confirm", new)]).await
+        }
+    };
+
+    let (status, body) = change("not my password at all", "a brand new password").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("current") && body.contains("is not your current password"), "{body}");
+    assert!(signed_in(&app, &elsewhere).await, "a wrong current password changes nothing");
+    assert!(login_works(&app.login(&browser(), &partner.email, &partner.password).await));
+
+    let (status, body) = change("correct horse battery staple", "a brand new password").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(signed_in(&app, &here).await, "the session that changed it goes on");
+    assert!(!signed_in(&app, &elsewhere).await, "every other session ended");
+    assert!(!login_works(&app.login(&browser(), &partner.email, &partner.password).await), "the old password");
+    assert!(login_works(&app.login(&browser(), &partner.email, "a brand new password").await), "the new one");
+}
+
+#[tokio::test]
+async fn admins_remove_people_and_change_roles_but_never_the_last_admin() {
+    let app = spawn_app().await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    let ann = app.signed_in_client(&partner).await;
+    let (_, me) = app.server_fn(&ann, "current_user", &[]).await;
+    let ann_id = serde_json::from_str::<Value>(&me).unwrap()["user_id"].as_str().unwrap().to_owned();
+    let (vic_id, token) = add_member(&app, &ann, "vic@acme.test", "viewer").await;
+    let vic = browser();
+    set_password_with(&app, &vic, &token, "vic's long password").await;
+
+    // Ann is the only admin: she can't demote or remove herself.
+    for (name, form) in [
+        ("team/role", vec![("id", ann_id.as_str()), ("role", "viewer")]),
+        ("team/remove", vec![("id", ann_id.as_str())]),
+    ] {
+        let (status, body) = app.server_fn(&ann, name, &form).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{name}: {body}");
+        assert!(body.contains("last admin"), "{body}");
+    }
+
+    // Vic becomes an admin, and can change things at once; then Ann can step down.
+    let (status, body) = app.server_fn(&ann, "team/role", &[("id", &vic_id), ("role", "admin")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.server_fn(&vic, "api_keys/create", &[("name", "vic's key")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.server_fn(&ann, "team/role", &[("id", &ann_id), ("role", "viewer")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = app.server_fn(&ann, "api_keys/create", &[("name", "ann's key")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the new role applies at once");
+
+    // Vic removes Ann: her session ends at once, and she can't sign in again.
+    let (status, body) = app.server_fn(&vic, "team/remove", &[("id", &ann_id)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!signed_in(&app, &ann).await);
+    assert!(!login_works(&app.login(&browser(), &partner.email, &partner.password).await));
+
+    // Another partner's admin can't touch Acme's people.
+    let other = app.create_partner("Other", "olga@other.test").await;
+    let olga = app.signed_in_client(&other).await;
+    for (name, form) in [
+        ("team/role", vec![("id", vic_id.as_str()), ("role", "viewer")]),
+        ("team/remove", vec![("id", vic_id.as_str())]),
+    ] {
+        let (status, _) = app.server_fn(&olga, name, &form).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{name}");
+    }
+    assert!(signed_in(&app, &vic).await);
+}
+
+#[tokio::test]
+async fn the_audit_log_names_who_did_what_for_admins_of_the_partner_only() {
+    let app = &spawn_app().await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    let ann = app.signed_in_client(&partner).await;
+    let key = app.create_api_key(&partner.id).await;
+
+    // A change in the portal, one through the API, a secret shown.
+    let (_, body) =
+        app.server_fn(&ann, "webhooks/save", &[("url", "https://example.com/hook"), ("active", "on")]).await;
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_owned();
+    let api = crate::helpers::http();
+    let rotated =
+        api.post(app.url(&format!("/api/v1/webhooks/{id}/secret/rotate"))).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let (status, _) = app.server_fn(&ann, "webhooks/secret", &[("id", &id)]).await;
+    assert_eq!(status, StatusCode::OK);
+    add_member(app, &ann, "vic@acme.test", "viewer").await;
+
+    let (status, body) = app.server_fn(&ann, "audit/list", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    let lines: Vec<String> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} | {} | {}",
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["subject"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let hook = format!("https://example.com/hook ({id})");
+    assert_eq!(
+        lines,
+        [
+            "ann@acme.test | made a one-time password link | vic@acme.test".to_owned(),
+            "ann@acme.test | added user | vic@acme.test as viewer".to_owned(),
+            format!("ann@acme.test | revealed signing secret | {hook}"),
+            format!("API key \u{201c}test\u{201d} ({}\u{2026}) | rotated signing secret | {hook}", &key[..8]),
+            format!("ann@acme.test | created webhook | {hook}"),
+        ],
+        "newest first"
+    );
+    assert!(page["older"].is_null());
+
+    // Another partner's admin sees none of it; a viewer may not read it; a bad cursor is named.
+    let other = app.create_partner("Other", "olga@other.test").await;
+    let olga = app.signed_in_client(&other).await;
+    let (_, body) = app.server_fn(&olga, "audit/list", &[]).await;
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["entries"], serde_json::json!([]));
+    let (status, body) = app.server_fn(&ann, "audit/list", &[("before", "not-a-cursor")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("before"), "{body}");
+}
+
+#[tokio::test]
+async fn the_audit_log_pages_back_through_older_entries() {
+    let app = crate::helpers::spawn_app_with(&["--max-api-keys", "100"]).await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    let ann = app.signed_in_client(&partner).await;
+    for n in 0..(app::domain::AUDIT_PAGE + 3) {
+        let (status, body) = app.server_fn(&ann, "api_keys/create", &[("name", &format!("key {n}"))]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, body) = app.server_fn(&ann, "audit/list", &[]).await;
+    let first: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(first["entries"].as_array().unwrap().len(), app::domain::AUDIT_PAGE);
+    let cursor = first["older"].as_str().unwrap();
+    let (_, body) = app.server_fn(&ann, "audit/list", &[("before", cursor)]).await;
+    let second: Value = serde_json::from_str(&body).unwrap();
+    let subjects: Vec<&str> =
+        second["entries"].as_array().unwrap().iter().map(|e| e["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects.len(), 3);
+    assert!(subjects[2].starts_with("key 0 "), "{subjects:?}");
+    assert!(second["older"].is_null());
+}
