@@ -18,7 +18,7 @@ test('create an API key, see it once, use it, revoke it', async () => {
   await page.getByRole('link', { name: 'API keys' }).click();
   await page.waitForURL('**/settings/api-keys', { timeout: 10_000 });
   await waitForHydration(page);
-  await page.getByText('No API keys yet.').waitFor({ timeout: 10_000 });
+  await page.getByRole('heading', { name: 'No API keys yet' }).waitFor({ timeout: 10_000 });
 
   await page.getByLabel('Key name').fill('Backend');
   await page.getByRole('button', { name: 'Create API key' }).click();

@@ -53,6 +53,17 @@ test('create, list, edit, deactivate, activate and delete a webhook', async () =
   assert.ok(!(await secret.inputValue()).match(/^whsec_[A-Za-z0-9+/]{43}=$/));
   await page.getByRole('button', { name: 'Reveal' }).click();
   await page.waitForFunction(() => /^whsec_[A-Za-z0-9+/]{43}=$/.test(document.querySelector('[data-testid=signing-secret]').value), null, { timeout: 10_000 });
+  const first = await secret.inputValue();
+
+  // "Rotate" shows the new secret and says exactly what signs what until when.
+  await page.getByRole('button', { name: 'Rotate' }).click();
+  const notice = page.getByTestId('rotation-notice');
+  await notice.waitFor({ timeout: 10_000 });
+  assert.match(
+    await notice.textContent(),
+    /^New secret made\. Until \d{4}-\d\d-\d\d \d\d:\d\d UTC, x-webhook-signature stays signed with the old secret, and webhook-signature carries a signature by each; from then on only the new secret signs\./,
+  );
+  await waitUntil('the new secret to show', async () => (await secret.inputValue()) !== first);
 
   // It is in the list.
   await page.getByRole('link', { name: 'Webhooks' }).click();

@@ -71,7 +71,15 @@ pub fn ApiKeysPage() -> impl IntoView {
 #[component]
 fn KeyTable(keys: Vec<ApiKeySummary>, revoke: ServerAction<RevokeApiKey>) -> impl IntoView {
     if keys.is_empty() {
-        return view! { <p class="empty">"No API keys yet."</p> }.into_any();
+        return view! {
+            <section class="empty-state card">
+                <h2>"No API keys yet"</h2>
+                <p>
+                    "An API key lets your own systems manage webhooks and read delivery logs through the REST API. Name one above and create it; it is shown once, so copy it then."
+                </p>
+            </section>
+        }
+            .into_any();
     }
     let rows = keys
         .into_iter()

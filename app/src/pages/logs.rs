@@ -247,7 +247,7 @@ fn LogTable(
         let words = if query.cursor.is_some() {
             "No older attempts."
         } else if query == (LogQuery { webhook: query.webhook.clone(), ..LogQuery::default() }) {
-            "No attempts yet. Each request the dispatcher sends, and each test, shows up here."
+            "No attempts yet. Each request we send, and each test, shows up here: try Test Webhook on a webhook's page."
         } else {
             "No attempts match these filters."
         };
