@@ -39,8 +39,9 @@ pub enum Pass {
     Stopped,
 }
 
-/// One pass: the delivery log older than `retention_days`, batch by batch, then the stale
-/// sign-in throttle rows and the expired request inspectors.
+/// One pass: the delivery log older than `retention_days`, batch by batch, then the events
+/// of that age with no delivery left, the stale sign-in throttle rows, the expired request
+/// inspectors and password links, and audit entries older than a year.
 pub async fn pass(db: &Db, retention_days: u32, stop: &mut watch::Receiver<bool>) -> Pass {
     let keep_ms = i64::from(retention_days) * 24 * 3600 * 1000;
     let cutoff = now_ms() - keep_ms;
@@ -66,6 +67,9 @@ pub async fn pass(db: &Db, retention_days: u32, stop: &mut watch::Receiver<bool>
     if total > 0 {
         tracing::info!(attempts = total, retention_days, "pruned old delivery log rows");
     }
+    if prune_events(db, cutoff, stop).await == Pass::Stopped {
+        return Pass::Stopped;
+    }
     match throttle::prune(db, now_ms()).await {
         Ok(0) => {}
         Ok(rows) => tracing::info!(rows, "pruned stale sign-in throttle rows"),
@@ -86,6 +90,42 @@ pub async fn pass(db: &Db, retention_days: u32, stop: &mut watch::Receiver<bool>
         Ok(0) => {}
         Ok(inspectors) => tracing::info!(inspectors, "deleted expired request inspectors"),
         Err(e) => tracing::error!(error = format!("{e:#}"), "could not delete expired request inspectors"),
+    }
+    Pass::Done
+}
+
+/// Events older than `cutoff` with no delivery left, partner by partner, batch by batch.
+async fn prune_events(db: &Db, cutoff: i64, stop: &mut watch::Receiver<bool>) -> Pass {
+    let partners = match log::partner_ids(db).await {
+        Ok(partners) => partners,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "could not list the partners to prune their events");
+            return Pass::Done;
+        }
+    };
+    let mut total = 0;
+    for partner in partners {
+        loop {
+            match log::prune_events(db, &partner, cutoff, BATCH).await {
+                Ok(n) => {
+                    total += n;
+                    if (n as i64) < BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "could not prune old events");
+                    break;
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(BETWEEN_BATCHES) => {}
+                _ = stop.changed() => return Pass::Stopped,
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(events = total, "pruned events older than the log's retention");
     }
     Pass::Done
 }

@@ -327,3 +327,30 @@ pub async fn prune(db: &Db, cutoff: i64, batch: i64) -> anyhow::Result<u64> {
         .context("could not prune old counters")?;
     Ok(attempts)
 }
+
+/// Deletes up to `batch` of `partner`'s events older than `cutoff` (ms) that have no delivery
+/// left (finished deliveries go with the log, [`prune`]; a pending or held one keeps its event,
+/// so nothing still to be sent is lost); how many went. Per partner, so the search follows the
+/// partner's time index.
+pub async fn prune_events(db: &Db, partner: &str, cutoff: i64, batch: i64) -> anyhow::Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.partner_id = $1 AND e.created_at < $2 \
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) ORDER BY e.created_at LIMIT $3)",
+    )
+    .bind(partner)
+    .bind(cutoff)
+    .bind(batch)
+    .execute(db.writer())
+    .await
+    .context("could not prune old events")?;
+    Ok(done.rows_affected())
+}
+
+/// Every partner's id, for passes that go partner by partner.
+pub async fn partner_ids(db: &Db) -> anyhow::Result<Vec<String>> {
+    let rows = sqlx::query("SELECT id FROM partners ORDER BY id")
+        .fetch_all(db.pool())
+        .await
+        .context("could not list the partners")?;
+    rows.iter().map(|row| Ok(row.try_get("id")?)).collect()
+}

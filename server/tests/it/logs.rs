@@ -487,6 +487,54 @@ async fn retention_prunes_old_attempts_and_leaves_the_counters_right() {
 }
 
 #[tokio::test]
+async fn retention_prunes_old_events_with_no_delivery_left_and_keeps_those_still_to_send() {
+    use sqlx::Row;
+    let s = setup(&[]).await;
+    let receiver = Receiver::start(Reply::Status(200, "ok")).await;
+    s.create_webhook(json!({"url": receiver.url})).await;
+    publish_many(&s, "aged", 3, "verification.completed").await;
+    receiver.wait_for(3, DEADLINE).await;
+    let finished = || async {
+        sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE state = 'succeeded'")
+            .fetch_one(s.app.db.pool())
+            .await
+            .unwrap()
+            .get::<i64, _>("n")
+    };
+    eventually("3 deliveries finished", DEADLINE, || async { finished().await == 3 }).await;
+
+    // evt_aged_0 and evt_aged_1 are 31 days old; evt_aged_1's delivery is still to be sent
+    // (say, held while its webhook was off). evt_aged_2 is new.
+    let old = app::store::now_ms() - 31 * 24 * 3600 * 1000;
+    let db = s.app.db.writer();
+    sqlx::query("UPDATE events SET created_at = $1 WHERE id IN ('evt_aged_0', 'evt_aged_1')")
+        .bind(old)
+        .execute(db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE deliveries SET next_attempt_at = $1 WHERE event_id IN ('evt_aged_0', 'evt_aged_1')")
+        .bind(old)
+        .execute(db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE deliveries SET state = 'held' WHERE event_id = 'evt_aged_1'").execute(db).await.unwrap();
+
+    let (_stop, mut stopped) = tokio::sync::watch::channel(false);
+    assert_eq!(server::retention::pass(&s.app.db, 30, &mut stopped).await, server::retention::Pass::Done);
+    let events: Vec<String> = sqlx::query("SELECT id FROM events ORDER BY id")
+        .fetch_all(s.app.db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get("id"))
+        .collect();
+    assert_eq!(events, ["evt_aged_1", "evt_aged_2"], "the old event with nothing left to send went, with its delivery");
+    let deliveries: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM deliveries").fetch_one(s.app.db.pool()).await.unwrap().get("n");
+    assert_eq!(deliveries, 2);
+}
+
+#[tokio::test]
 async fn a_batch_of_attempts_to_one_webhook_counts_like_one_at_a_time() {
     use app::domain::{AttemptResult, EventBody, Origin};
     use app::store::attempts::{FinishedAttempt, Next, record_many};
