@@ -35,10 +35,16 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     hash_password(&password).expect("argon2 with default parameters works")
 });
 
+/// What a user's password hash is until they set one through their link: no PHC string, so
+/// it matches nothing; checking against it costs what any check costs (see [`verify_password`]).
+pub const UNSET_PASSWORD_HASH: &str = "unset";
+
 /// Whether `candidate` is the password behind `stored_hash`. With no stored hash (unknown
 /// email) it does the same work and answers false. Counted in `portal_password_checks_total`.
 pub fn verify_password(candidate: &str, stored_hash: Option<&str>) -> bool {
     metrics::counter!("portal_password_checks_total").increment(1);
+    // An unknown email, or a user who has not set a password yet: the same work, then false.
+    let stored_hash = stored_hash.filter(|h| *h != UNSET_PASSWORD_HASH);
     let hash_text = stored_hash.unwrap_or(DUMMY_HASH.as_str());
     let Ok(hash) = PasswordHash::new(hash_text) else {
         tracing::error!("a stored password hash is not a PHC string");

@@ -7,13 +7,17 @@ use super::AppError;
 use crate::domain::AuditPage;
 
 /// Changes the signed-in user's password: the current one first, then the new one twice.
-/// Their other sessions end; this one goes on (with a new id). Wrong current passwords count
-/// against the same allowance as wrong sign-ins.
+/// Their other sessions end; this one goes on (with a new id). Changes, and wrong current
+/// passwords, count against the same allowance as wrong sign-ins.
 #[server(endpoint = "account/password")]
 pub async fn change_password(current: String, password: String, confirm: String) -> Result<(), AppError> {
     use crate::store::throttle::{self, Admission, Outcome, ThrottleKey};
 
     let (user, state) = super::require_user().await?;
+    // Longer than any password can be (see `NewPassword`): no argon2 run for it.
+    if current.len() > 4 * crate::domain::MAX_PASSWORD_CHARS {
+        return Err(crate::domain::FieldError::new("current", "is not your current password").into());
+    }
     let client = super::auth::throttle_client(state.settings.trust_forwarded_for).await;
     let keys = ThrottleKey::for_sign_in(&user.email, client.as_deref());
     if let Admission::Locked(wait_ms) = throttle::admit(&state.db, &keys).await? {
@@ -30,9 +34,11 @@ pub async fn change_password(current: String, password: String, confirm: String)
     )
     .await;
     match &changed {
-        // The password was right (or never checked): the attempt takes nothing from the allowance.
-        Ok(_) => throttle::take_back(&state.db, &keys, Outcome::SignedIn).await?,
+        // A wrong current password counts like a failed sign-in; so does a change (two argon2
+        // runs each, on slots every partner shares: a few in a quarter of an hour is plenty).
+        Ok(_) => {}
         Err(AppError::Invalid(e)) if e.field == "current" => {}
+        // Refused before any password was checked: it takes nothing from the allowance.
         Err(_) => throttle::take_back(&state.db, &keys, Outcome::Unchecked).await?,
     }
     let epoch = changed?;

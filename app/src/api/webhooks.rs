@@ -117,6 +117,13 @@ pub async fn rotate_signing_secret(id: String) -> Result<RotatedSecret, AppError
     service::rotate_secret(&state, &user.partner_id, &user.actor(), &webhook_id(&id)?).await
 }
 
+/// Ends a rotation's overlap now: only the current secret signs from here on.
+#[server(endpoint = "webhooks/end_overlap")]
+pub async fn end_secret_overlap(id: String) -> Result<(), AppError> {
+    let (user, state) = super::require_admin().await?;
+    service::end_secret_overlap(&state, &user.partner_id, &user.actor(), &webhook_id(&id)?).await
+}
+
 /// "Test Webhook": sends an event of `event_type` (by default `verification.completed`) now,
 /// with `data` (JSON text; blank for the type's example), and says what the receiver answered.
 #[server(endpoint = "webhooks/test")]

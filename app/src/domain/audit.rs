@@ -50,6 +50,8 @@ pub enum AuditAction {
     SecretRevealed,
     /// A signing secret was rotated.
     SecretRotated,
+    /// A rotation's overlap was ended early: the old secret stopped signing.
+    SecretOverlapEnded,
     /// A delivery was sent again.
     DeliveryResent,
     /// Events a webhook missed were queued for it.
@@ -88,6 +90,7 @@ impl AuditAction {
             Self::WebhookTested => "tested webhook",
             Self::SecretRevealed => "revealed signing secret",
             Self::SecretRotated => "rotated signing secret",
+            Self::SecretOverlapEnded => "ended the old signing secret's overlap",
             Self::DeliveryResent => "resent delivery",
             Self::EventsReplayed => "replayed missed events",
             Self::ApiKeyCreated => "created API key",

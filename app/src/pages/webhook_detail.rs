@@ -4,8 +4,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::{
-    DeleteWebhook, PlanReplay, RevealSigningSecret, RotateSigningSecret, SetWebhookActive, StartReplay, TestWebhook,
-    get_webhook, replay_progress, webhook_hourly,
+    DeleteWebhook, EndSecretOverlap, PlanReplay, RevealSigningSecret, RotateSigningSecret, SetWebhookActive,
+    StartReplay, TestWebhook, get_webhook, replay_progress, webhook_hourly,
 };
 use crate::components::{ErrorAlert, HealthBadge, HourlyChart, SignedIn, format_time};
 use crate::domain::WebhookView;
@@ -133,7 +133,7 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
             <dd>{webhook.success_rate.map(|r| format!("{r:.1} %")).unwrap_or_else(|| "–".into())}</dd>
         </dl>
         {view! { <Chart id=chart_id /> }.into_any()}
-        {view! { <SigningSecret id=secret_id /> }.into_any()}
+        {view! { <SigningSecret id=secret_id old_until=webhook.old_secret_signs_until /> }.into_any()}
         {view! { <DeleteWebhookForm id url delete=delete_webhook /> }.into_any()}
     }
 }
@@ -344,9 +344,22 @@ fn TestWebhookPanel(id: String) -> impl IntoView {
 
 /// The signing secret: hidden until "Reveal"; "Rotate" makes a new one.
 #[component]
-fn SigningSecret(id: String) -> impl IntoView {
+fn SigningSecret(
+    id: String,
+    /// Until when the rotated-out secret still signs, while a rotation's overlap is in force.
+    old_until: Option<chrono::DateTime<chrono::Utc>>,
+) -> impl IntoView {
     let reveal = ServerAction::<RevealSigningSecret>::new();
     let rotate = ServerAction::<RotateSigningSecret>::new();
+    let end_overlap = ServerAction::<EndSecretOverlap>::new();
+    // The overlap in force: the newest rotation's, else the one the page loaded with; none
+    // once ended here.
+    let overlap = move || {
+        if end_overlap.value().get().is_some_and(|r| r.is_ok()) {
+            return None;
+        }
+        rotate.value().get().and_then(Result::ok).map(|r| r.old_signs_until).or(old_until)
+    };
     let shown = move || {
         let revealed = reveal.value().get().and_then(Result::ok);
         let rotated = rotate.value().get().and_then(Result::ok).map(|r| r.secret);
@@ -359,9 +372,11 @@ fn SigningSecret(id: String) -> impl IntoView {
             .get()
             .and_then(Result::err)
             .or_else(|| rotate.value().get().and_then(Result::err))
+            .or_else(|| end_overlap.value().get().and_then(Result::err))
             .map(|e| e.to_string())
     };
     let reveal_id = id.clone();
+    let overlap_id = id.clone();
     view! {
         <section class="card stack" aria-labelledby="secret-heading">
             <h2 id="secret-heading">"Signing secret"</h2>
@@ -395,21 +410,33 @@ fn SigningSecret(id: String) -> impl IntoView {
                 </ActionForm>
             </div>
             {move || {
-                rotate
-                    .value()
-                    .get()
-                    .and_then(Result::ok)
-                    .map(|rotated| {
-                        let until = format_time(&rotated.old_signs_until);
+                overlap()
+                    .map(|until| {
+                        let until = format_time(&until);
+                        let fresh = rotate.value().get().is_some_and(|r| r.is_ok());
+                        let id = overlap_id.clone();
                         view! {
-                            <p class="hint" role="status" data-testid="rotation-notice">
-                                "New secret made. Until " {until.clone()} ", "
-                                <code>"x-webhook-signature"</code>
-                                " stays signed with the old secret, and "
-                                <code>"webhook-signature"</code>
-                                " carries a signature by each; from then on only the new secret signs. Until "
-                                {until} ", have your receiver accept either secret."
-                            </p>
+                            <div class="notice card stack" role="status" data-testid="rotation-notice">
+                                <p>
+                                    {if fresh { "New secret made. " } else { "A rotation is in progress. " }} "Until "
+                                    {until.clone()} ", " <code>"x-webhook-signature"</code>
+                                    " stays signed with the old secret, and " <code>"webhook-signature"</code>
+                                    " carries a signature by each; from then on only the new secret signs. Until "
+                                    {until} ", have your receiver accept either secret."
+                                </p>
+                                <details class="danger-zone">
+                                    <summary class="link danger">"End the overlap now"</summary>
+                                    <p>
+                                        "If the old secret leaked, stop it signing at once. Receivers that still check with it will refuse every request until they use the new one."
+                                    </p>
+                                    <ActionForm action=end_overlap>
+                                        <input type="hidden" name="id" value=id />
+                                        <button type="submit" class="danger">
+                                            "Yes, stop the old secret now"
+                                        </button>
+                                    </ActionForm>
+                                </details>
+                            </div>
                         }
                     })
             }}

@@ -29,10 +29,13 @@ pub async fn add_user(
     limit: u32,
     public_url: &url::Url,
 ) -> Result<Option<(UserId, Option<PasswordLink>)>, CreatePartnerError> {
-    // Without a password of their own, the hash of one nobody is shown: the account can't be
-    // signed in to until its link is used, and a sign-in attempt costs the same as any other.
-    let unknown = auth::generate_new_password();
-    let hash = auth::hash_password_off_thread(password.unwrap_or(&unknown)).await?;
+    // Without a password of their own, a hash that matches nothing, stored without any argon2
+    // work: the account can't be signed in to until its link is used (and a sign-in attempt
+    // costs the same as any other, see `auth::verify_password`).
+    let hash = match password {
+        Some(password) => auth::hash_password_off_thread(password).await?,
+        None => auth::UNSET_PASSWORD_HASH.to_owned(),
+    };
     let Some(user) = accounts::add_user(db, partner, email, role, &hash, limit).await? else {
         return Ok(None);
     };
@@ -56,7 +59,7 @@ async fn make_link(
 ) -> anyhow::Result<PasswordLink> {
     let token = auth::generate_link_token();
     let expires_at = now_ms() + PASSWORD_LINK_HOURS * 3600 * 1000;
-    accounts::create_password_link(db, user, &link_hash(&token), expires_at).await?;
+    accounts::create_password_link(db, user, &link_hash(&token), expires_at, &by.describe()).await?;
     note(db, partner, by, AuditAction::PasswordLinkMade, email).await;
     let mut url = public_url.join("/set-password").expect("a path joins any base URL");
     url.query_pairs_mut().append_pair("token", &token);
@@ -82,8 +85,7 @@ pub async fn reset_password_link(
 /// The address a live link sets the password of; [`AppError::NotFound`] for a link that was
 /// used, replaced or ran out (the page says so rather than showing a form that can't work).
 pub async fn password_link_email(db: &Db, token: &str) -> Result<String, AppError> {
-    let (_, _, email) = accounts::password_link(db, &link_hash(token)).await?.ok_or(AppError::NotFound)?;
-    Ok(email)
+    Ok(accounts::password_link(db, &link_hash(token)).await?.ok_or(AppError::NotFound)?.email)
 }
 
 /// Sets a password through a one-time link and spends it: the user and the session epoch to
@@ -97,11 +99,13 @@ pub async fn set_password_with_link(
 ) -> Result<(UserId, i64), AppError> {
     let password = checked_new_password(password, confirm)?;
     let hash = link_hash(token);
-    let (_, partner, email) = accounts::password_link(db, &hash).await?.ok_or(AppError::NotFound)?;
+    let link = accounts::password_link(db, &hash).await?.ok_or(AppError::NotFound)?;
     let hashed = auth::hash_password_off_thread(&password).await?;
     let (user, epoch) = accounts::use_password_link(db, &hash, &hashed).await?.ok_or(AppError::NotFound)?;
     tracing::info!(user = %user, "password set through a one-time link");
-    note(db, &partner, &Actor::User(email.clone()), AuditAction::PasswordSet, &email).await;
+    // Whoever held the link set it: the entry names the link's maker too.
+    let subject = format!("{} (link made by {})", link.email, link.made_by);
+    note(db, &link.partner, &Actor::User(link.email.clone()), AuditAction::PasswordSet, &subject).await;
     Ok((user, epoch))
 }
 

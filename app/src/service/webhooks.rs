@@ -129,6 +129,23 @@ pub async fn rotate_secret(
     Ok(RotatedSecret { secret: secret.expose().to_owned(), old_signs_until: crate::store::from_ms(until) })
 }
 
+/// Ends a rotation's overlap now: the rotated-out secret stops signing at once (after it
+/// leaked, say).
+pub async fn end_secret_overlap(
+    state: &AppState,
+    partner: &PartnerId,
+    by: &Actor,
+    id: &WebhookId,
+) -> Result<(), AppError> {
+    let url = record(state, partner, id).await?.settings.url.clone();
+    if !webhooks::end_secret_overlap(&state.db, partner, id).await? {
+        return Err(AppError::NotFound);
+    }
+    tracing::info!(partner = %partner, webhook = %id, "the old signing secret's overlap ended");
+    note(&state.db, partner, by, AuditAction::SecretOverlapEnded, &webhook_subject(url.as_str(), id)).await;
+    Ok(())
+}
+
 /// "Test Webhook": an event of the type the partner picks (by default
 /// `verification.completed`) with the catalog's example data or the partner's own, sent now,
 /// active or not, counted against the partner's tests per minute, and logged as a test attempt

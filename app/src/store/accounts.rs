@@ -128,8 +128,8 @@ pub async fn add_user(
         return Err(CreatePartnerError::LimitReached);
     }
     let inserted = sqlx::query(
-        "INSERT INTO users (id, partner_id, email, password_hash, role, created_at) \
-         SELECT $1, id, $2, $3, $4, $5 FROM partners WHERE id = $6",
+        "INSERT INTO users (id, partner_id, email, password_hash, role, created_at, activated) \
+         SELECT $1, id, $2, $3, $4, $5, $7 FROM partners WHERE id = $6",
     )
     .bind(user_id.as_str())
     .bind(email.as_str())
@@ -137,6 +137,7 @@ pub async fn add_user(
     .bind(role.as_str())
     .bind(now_ms())
     .bind(partner.as_str())
+    .bind(i64::from(password_hash != crate::auth::UNSET_PASSWORD_HASH))
     .execute(&mut *tx)
     .await;
     match inserted {
@@ -253,7 +254,7 @@ async fn change_team_member(
             .await
             .context("could not lock the partner")?;
     }
-    let Some(row) = sqlx::query("SELECT email, role FROM users WHERE id = $1 AND partner_id = $2")
+    let Some(row) = sqlx::query("SELECT email, role, activated FROM users WHERE id = $1 AND partner_id = $2")
         .bind(user.as_str())
         .bind(partner.as_str())
         .fetch_optional(&mut *tx)
@@ -264,13 +265,17 @@ async fn change_team_member(
     };
     let email: String = row.try_get("email")?;
     let was_admin = Role::parse(&row.try_get::<String, _>("role")?).is_ok_and(|r| r == Role::Admin);
-    if was_admin && role != Some(Role::Admin) {
-        let admins: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE partner_id = $1 AND role = 'admin'")
-            .bind(partner.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .context("could not count the admins")?
-            .try_get("n")?;
+    // Only admins who can sign in count: one whose link is still unused (perhaps never will
+    // be) keeps nobody in charge.
+    let signs_in = row.try_get::<i64, _>("activated")? != 0;
+    if was_admin && signs_in && role != Some(Role::Admin) {
+        let admins: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM users WHERE partner_id = $1 AND role = 'admin' AND activated = 1")
+                .bind(partner.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .context("could not count the admins")?
+                .try_get("n")?;
         if admins <= 1 {
             return Ok(TeamChange::LastAdmin);
         }
@@ -341,30 +346,50 @@ pub async fn user_by_email(db: &Db, email: &EmailAddress) -> anyhow::Result<Opti
 
 /// Stores a one-time link (the SHA-256 of its token) for `user` until `expires_at` (ms); an
 /// older link of theirs stops working.
-pub async fn create_password_link(db: &Db, user: &UserId, token_hash: &str, expires_at: i64) -> anyhow::Result<()> {
+pub async fn create_password_link(
+    db: &Db,
+    user: &UserId,
+    token_hash: &str,
+    expires_at: i64,
+    made_by: &str,
+) -> anyhow::Result<()> {
     let mut tx = db.begin_write().await?;
     sqlx::query("DELETE FROM password_links WHERE user_id = $1")
         .bind(user.as_str())
         .execute(&mut *tx)
         .await
         .context("could not replace the password link")?;
-    sqlx::query("INSERT INTO password_links (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(token_hash)
-        .bind(user.as_str())
-        .bind(now_ms())
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await
-        .context("could not store the password link")?;
+    sqlx::query(
+        "INSERT INTO password_links (token_hash, user_id, created_at, expires_at, made_by) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(token_hash)
+    .bind(user.as_str())
+    .bind(now_ms())
+    .bind(expires_at)
+    .bind(made_by)
+    .execute(&mut *tx)
+    .await
+    .context("could not store the password link")?;
     tx.commit().await.context("could not commit the password link")?;
     Ok(())
 }
 
-/// The user and partner a live link (by its token's hash) sets the password of, and the
-/// user's address; the link stays unspent.
-pub async fn password_link(db: &Db, token_hash: &str) -> anyhow::Result<Option<(UserId, PartnerId, String)>> {
+/// What a live link (by its token's hash) is for; the link stays unspent.
+pub struct LinkFor {
+    /// The user whose password it sets.
+    pub user: UserId,
+    /// Their partner.
+    pub partner: PartnerId,
+    /// Their sign-in address.
+    pub email: String,
+    /// Who made the link, as the audit log names them.
+    pub made_by: String,
+}
+
+/// What a live link (by its token's hash) is for; the link stays unspent.
+pub async fn password_link(db: &Db, token_hash: &str) -> anyhow::Result<Option<LinkFor>> {
     let row = sqlx::query(
-        "SELECT u.id, u.partner_id, u.email FROM password_links l JOIN users u ON u.id = l.user_id \
+        "SELECT u.id, u.partner_id, u.email, l.made_by FROM password_links l JOIN users u ON u.id = l.user_id \
          WHERE l.token_hash = $1 AND l.expires_at > $2",
     )
     .bind(token_hash)
@@ -373,11 +398,12 @@ pub async fn password_link(db: &Db, token_hash: &str) -> anyhow::Result<Option<(
     .await
     .context("could not look the password link up")?;
     row.map(|row| {
-        Ok((
-            UserId::parse(&row.try_get::<String, _>("id")?)?,
-            PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?,
-            row.try_get("email")?,
-        ))
+        Ok(LinkFor {
+            user: UserId::parse(&row.try_get::<String, _>("id")?)?,
+            partner: PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?,
+            email: row.try_get("email")?,
+            made_by: row.try_get("made_by")?,
+        })
     })
     .transpose()
 }
@@ -402,7 +428,8 @@ pub async fn use_password_link(
     };
     let user = UserId::parse(&row.try_get::<String, _>("user_id")?)?;
     let epoch: i64 = sqlx::query(
-        "UPDATE users SET password_hash = $1, session_epoch = session_epoch + 1 WHERE id = $2 RETURNING session_epoch",
+        "UPDATE users SET password_hash = $1, session_epoch = session_epoch + 1, activated = 1 WHERE id = $2 \
+         RETURNING session_epoch",
     )
     .bind(password_hash)
     .bind(user.as_str())

@@ -40,6 +40,8 @@ pub struct WebhookRecord {
     pub failures_in_a_row: i64,
     /// When it was last switched off, kept after reactivation (ms).
     pub last_deactivated_at: Option<i64>,
+    /// Until when the rotated-out secret still signs (ms), while it does.
+    pub previous_secret_until: Option<i64>,
 }
 
 impl std::ops::Deref for WebhookRecord {
@@ -82,14 +84,14 @@ impl WebhookRecord {
             _ => None,
         };
         let now = now_ms();
-        let previous_secret = match (
+        let (previous_secret, previous_secret_until) = match (
             row.try_get::<Option<String>, _>("previous_secret")?,
             row.try_get::<Option<i64>, _>("previous_secret_expires_at")?,
         ) {
             (Some(secret), Some(expires)) if expires > now => {
-                Some(SigningSecret::from_trusted(open(&secret, SecretKind::Signing)?))
+                (Some(SigningSecret::from_trusted(open(&secret, SecretKind::Signing)?)), Some(expires))
             }
-            _ => None,
+            _ => (None, None),
         };
         let target = DeliveryTarget {
             id: WebhookId::parse(&id)?,
@@ -128,6 +130,7 @@ impl WebhookRecord {
             },
             failures_in_a_row: row.try_get("failures_in_a_row")?,
             last_deactivated_at: row.try_get("last_deactivated_at")?,
+            previous_secret_until,
         })
     }
 
@@ -170,6 +173,7 @@ fn view(record: &WebhookRecord, success_rate: Option<f64>) -> WebhookView {
         rate_limit: s.rate_limit,
         max_concurrent_requests: s.max_concurrent_requests,
         health: stats.health(s.active, record.deactivated_reason.is_some()),
+        old_secret_signs_until: record.previous_secret_until.map(from_ms),
     }
 }
 
@@ -382,7 +386,10 @@ pub async fn delete(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyhow::Res
 }
 
 /// Gives a webhook a new signing secret; the old one keeps signing for 24 hours beside it.
-/// The new secret and when the old one stops signing (ms).
+/// Rotated again while an overlap is in force, the secret that was rotated out first stays the
+/// old one, until its own time: receivers still on it keep working, and the secret in between
+/// (which never signed `x-webhook-signature`) is dropped. The new secret and when the old one
+/// stops signing (ms).
 #[tracing::instrument(skip_all, fields(partner = %partner, webhook = %id))]
 pub async fn rotate_secret(
     db: &Db,
@@ -391,19 +398,40 @@ pub async fn rotate_secret(
 ) -> anyhow::Result<Option<(SigningSecret, i64)>> {
     let secret = SigningSecret::generate();
     let now = now_ms();
-    let done = sqlx::query(
-        "UPDATE webhooks SET previous_secret = signing_secret, previous_secret_expires_at = $1, \
-         signing_secret = $2, updated_at = $3 WHERE partner_id = $4 AND id = $5",
+    let until = sqlx::query(
+        "UPDATE webhooks SET \
+           previous_secret = CASE WHEN previous_secret_expires_at > $1 THEN previous_secret ELSE signing_secret END, \
+           previous_secret_expires_at = CASE WHEN previous_secret_expires_at > $1 THEN previous_secret_expires_at \
+             ELSE $2 END, \
+           signing_secret = $3, updated_at = $1 WHERE partner_id = $4 AND id = $5 \
+         RETURNING previous_secret_expires_at",
     )
+    .bind(now)
     .bind(now + PREVIOUS_SECRET_GRACE_MS)
     .bind(db.secrets().seal(secret.expose(), &place(id.as_str(), SecretKind::Signing)))
-    .bind(now)
+    .bind(partner.as_str())
+    .bind(id.as_str())
+    .fetch_optional(db.writer())
+    .await
+    .context("could not rotate the signing secret")?;
+    Ok(until.map(|row| row.try_get::<i64, _>("previous_secret_expires_at")).transpose()?.map(|until| (secret, until)))
+}
+
+/// Ends a rotation's overlap now (after the old secret leaked, say): only the current secret
+/// signs from here on. Whether the partner has the webhook.
+#[tracing::instrument(skip_all, fields(partner = %partner, webhook = %id))]
+pub async fn end_secret_overlap(db: &Db, partner: &PartnerId, id: &WebhookId) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE webhooks SET previous_secret = NULL, previous_secret_expires_at = NULL, updated_at = $1 \
+         WHERE partner_id = $2 AND id = $3",
+    )
+    .bind(now_ms())
     .bind(partner.as_str())
     .bind(id.as_str())
     .execute(db.writer())
     .await
-    .context("could not rotate the signing secret")?;
-    Ok((done.rows_affected() > 0).then_some((secret, now + PREVIOUS_SECRET_GRACE_MS)))
+    .context("could not end the secret's overlap")?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Takes the webhook's next send slot under its rate limit of `per_second`: `Ok(())` when this

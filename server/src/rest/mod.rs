@@ -16,7 +16,7 @@ mod webhooks;
 use std::sync::Arc;
 
 use app::state::AppState;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Router};
 
 pub use auth::{ApiAdmin, ApiPartner};
@@ -41,6 +41,7 @@ pub fn router(settings: Arc<ApiSettings>) -> Router<AppState> {
         .route("/webhooks/{id}/deactivate", post(webhooks::deactivate))
         .route("/webhooks/{id}/secret", get(webhooks::secret))
         .route("/webhooks/{id}/secret/rotate", post(webhooks::rotate_secret))
+        .route("/webhooks/{id}/secret/previous", delete(webhooks::end_secret_overlap))
         .route("/webhooks/{id}/test", post(webhooks::test))
         .route("/webhooks/{id}/attempts", get(logs::webhook_attempts))
         .route("/webhooks/{id}/replay", post(logs::replay).get(logs::replay_progress))

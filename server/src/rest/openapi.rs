@@ -21,6 +21,7 @@ use super::{error, event_types, events, inspectors, logs, partner, signatures, w
         webhooks::deactivate,
         webhooks::secret,
         webhooks::rotate_secret,
+        webhooks::end_secret_overlap,
         webhooks::test,
         logs::webhook_attempts,
         logs::attempts,

@@ -285,6 +285,17 @@ pub async fn secret(
     Ok(Json(SecretBody { secret: secret.expose().to_owned() }))
 }
 
+/// `DELETE /api/v1/webhooks/{id}/secret/previous`: ends a rotation's overlap now.
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}/secret/previous", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn end_secret_overlap(
+    State(state): State<AppState>,
+    ApiAdmin(partner): ApiAdmin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    service::end_secret_overlap(&state, &partner.0, &partner.1, &parse_id(&id)?).await.map_err(refusal(&id))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `POST /api/v1/webhooks/{id}/secret/rotate`
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/secret/rotate", tag = "webhooks", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = RotatedSecret), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn rotate_secret(

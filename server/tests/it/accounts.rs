@@ -59,8 +59,10 @@ async fn a_new_user_sets_their_own_password_through_a_link_that_works_once() {
     let ann = app.signed_in_client(&partner).await;
     let (_, token) = add_member(&app, &ann, "vic@acme.test", "viewer").await;
 
-    // Before the link is used, nobody can sign in as Vic.
-    assert!(!login_works(&app.login(&browser(), "vic@acme.test", "").await));
+    // Before the link is used, nobody can sign in as Vic, whatever they type.
+    for guess in ["", "unset", "correct horse battery staple"] {
+        assert!(!login_works(&app.login(&browser(), "vic@acme.test", guess).await), "{guess}");
+    }
     // The link's page names who it is for; a made-up token is not a link.
     let (status, email) = app.server_fn(&browser(), "account/link", &[("token", &token)]).await;
     assert_eq!((status, email.as_str()), (StatusCode::OK, "\"vic@acme.test\""));
@@ -139,6 +141,14 @@ async fn admins_remove_people_and_change_roles_but_never_the_last_admin() {
     let vic = browser();
     set_password_with(&app, &vic, &token, "vic's long password").await;
 
+    // An admin who has not used their link yet can sign in as nobody: they don't count.
+    let (pending_id, pending_token) = add_member(&app, &ann, "pat@acme.test", "admin").await;
+    let (status, body) = app.server_fn(&ann, "team/role", &[("id", &ann_id), ("role", "viewer")]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = app.server_fn(&ann, "team/remove", &[("id", &pending_id)]).await;
+    assert_eq!(status, StatusCode::OK, "a pending admin can go: {body}");
+    let _ = pending_token;
+
     // Ann is the only admin: she can't demote or remove herself.
     for (name, form) in [
         ("team/role", vec![("id", ann_id.as_str()), ("role", "viewer")]),
@@ -195,7 +205,8 @@ async fn the_audit_log_names_who_did_what_for_admins_of_the_partner_only() {
     assert_eq!(rotated.status(), StatusCode::OK);
     let (status, _) = app.server_fn(&ann, "webhooks/secret", &[("id", &id)]).await;
     assert_eq!(status, StatusCode::OK);
-    add_member(app, &ann, "vic@acme.test", "viewer").await;
+    let (_, token) = add_member(app, &ann, "vic@acme.test", "viewer").await;
+    set_password_with(app, &browser(), &token, "vic's long password").await;
 
     let (status, body) = app.server_fn(&ann, "audit/list", &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -217,6 +228,7 @@ async fn the_audit_log_names_who_did_what_for_admins_of_the_partner_only() {
     assert_eq!(
         lines,
         [
+            "vic@acme.test | set password with a one-time link | vic@acme.test (link made by ann@acme.test)".to_owned(),
             "ann@acme.test | made a one-time password link | vic@acme.test".to_owned(),
             "ann@acme.test | added user | vic@acme.test as viewer".to_owned(),
             format!("ann@acme.test | revealed signing secret | {hook}"),

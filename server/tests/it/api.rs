@@ -148,6 +148,7 @@ async fn the_openapi_document_describes_every_route() {
         ("/api/v1/webhooks/{id}/deactivate", "post"),
         ("/api/v1/webhooks/{id}/secret", "get"),
         ("/api/v1/webhooks/{id}/secret/rotate", "post"),
+        ("/api/v1/webhooks/{id}/secret/previous", "delete"),
         ("/api/v1/webhooks/{id}/test", "post"),
         ("/api/v1/events", "post"),
         ("/api/v1/event-types", "get"),

@@ -88,48 +88,84 @@ fn standard_signature(secret: &str, request: &crate::receiver::Received) -> Stri
 }
 
 /// What the webhook page says of a rotation: for 24 hours `x-webhook-signature` stays on the
-/// old secret and `webhook-signature` carries both; then only the new one signs.
+/// old secret and `webhook-signature` carries both; then only the new one signs. Rotated again
+/// meanwhile, the first secret stays the old one; the overlap can be ended early.
 #[tokio::test]
 async fn after_a_rotation_the_old_secret_signs_until_the_overlap_ends() {
     let s = setup(&[]).await;
     let receiver = Receiver::start(Reply::Status(200, "ok")).await;
     let webhook = s.create_webhook(json!({"url": receiver.url})).await;
     let (id, old) = (webhook["id"].as_str().unwrap(), webhook["secret"].as_str().unwrap());
-    let rotated: Value = crate::helpers::http()
-        .post(s.app.url(&format!("/api/v1/webhooks/{id}/secret/rotate")))
-        .bearer_auth(&s.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let new = rotated["secret"].as_str().unwrap();
+    let api = crate::helpers::http();
+    let rotate = || async {
+        let answer = api
+            .post(s.app.url(&format!("/api/v1/webhooks/{id}/secret/rotate")))
+            .bearer_auth(&s.key)
+            .send()
+            .await
+            .unwrap();
+        answer.json::<Value>().await.unwrap()
+    };
+    let mut n = 0;
+    let mut deliver = || {
+        n += 1;
+        let (s, receiver) = (&s, &receiver);
+        async move {
+            s.publish_event(&format!("evt_rotation_{n}")).await;
+            receiver.wait_for(n, DEADLINE).await.remove(n - 1)
+        }
+    };
+
+    let rotated = rotate().await;
+    let new = rotated["secret"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
     let until = chrono::DateTime::parse_from_rfc3339(rotated["oldSignsUntil"].as_str().unwrap()).unwrap();
     let hours = (until.timestamp() - chrono::Utc::now().timestamp()) as f64 / 3600.0;
     assert!((23.9..=24.0).contains(&hours), "the overlap is 24 hours: {rotated}");
-
-    s.publish_event("evt_in_overlap").await;
-    let got = receiver.wait_for(1, DEADLINE).await;
-    assert_eq!(header(&got[0], "x-webhook-signature"), hex_signature(old, &got[0].body), "the old secret");
+    let got = deliver().await;
+    assert_eq!(header(&got, "x-webhook-signature"), hex_signature(old, &got.body), "the old secret");
     assert_eq!(
-        header(&got[0], "webhook-signature"),
-        format!("{} {}", standard_signature(new, &got[0]), standard_signature(old, &got[0])),
+        header(&got, "webhook-signature"),
+        format!("{} {}", standard_signature(&new, &got), standard_signature(old, &got)),
         "both secrets, the new one first"
     );
+    assert_eq!(s.webhook(id).await["oldSecretSignsUntil"], rotated["oldSignsUntil"], "the webhook says so too");
 
-    // The overlap ends: only the new secret signs.
+    // Rotated again during the overlap: the first secret is still the old one, until its time.
+    let again = rotate().await;
+    let newer = again["secret"].as_str().unwrap().to_owned();
+    assert_eq!(again["oldSignsUntil"], rotated["oldSignsUntil"]);
+    let got = deliver().await;
+    assert_eq!(header(&got, "x-webhook-signature"), hex_signature(old, &got.body));
+    assert_eq!(
+        header(&got, "webhook-signature"),
+        format!("{} {}", standard_signature(&newer, &got), standard_signature(old, &got))
+    );
+
+    // Ended early (the old secret leaked): only the current secret signs, at once.
+    let ended = api
+        .delete(s.app.url(&format!("/api/v1/webhooks/{id}/secret/previous")))
+        .bearer_auth(&s.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+    assert!(s.webhook(id).await["oldSecretSignsUntil"].is_null());
+    let got = deliver().await;
+    assert_eq!(header(&got, "x-webhook-signature"), hex_signature(&newer, &got.body));
+    assert_eq!(header(&got, "webhook-signature"), standard_signature(&newer, &got));
+
+    // A new rotation's overlap ends on time: then only the new secret signs.
+    let last = rotate().await["secret"].as_str().unwrap().to_owned();
     sqlx::query("UPDATE webhooks SET previous_secret_expires_at = $1 WHERE id = $2")
         .bind(chrono::Utc::now().timestamp_millis() - 1)
         .bind(id)
         .execute(s.app.db.writer())
         .await
         .unwrap();
-    s.publish_event("evt_after_overlap").await;
-    let got = receiver.wait_for(2, DEADLINE).await;
-    assert_eq!(header(&got[1], "x-webhook-signature"), hex_signature(new, &got[1].body));
-    assert_eq!(header(&got[1], "webhook-signature"), standard_signature(new, &got[1]));
+    let got = deliver().await;
+    assert_eq!(header(&got, "x-webhook-signature"), hex_signature(&last, &got.body));
+    assert_eq!(header(&got, "webhook-signature"), standard_signature(&last, &got));
 }
 
 #[tokio::test]

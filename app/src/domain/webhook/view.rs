@@ -46,6 +46,10 @@ pub struct WebhookView {
     pub max_concurrent_requests: Option<u32>,
     /// The badge.
     pub health: Health,
+    /// While a rotation's overlap is in force: until when the rotated-out secret still signs
+    /// (`x-webhook-signature` alone, and `webhook-signature` beside the current one).
+    #[serde(default)]
+    pub old_secret_signs_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl WebhookView {
