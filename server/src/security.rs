@@ -20,7 +20,9 @@ pub fn headers(router: Router, https: bool) -> Router {
         (header::REFERRER_POLICY, "same-origin"),
         (HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
     ];
-    let mut router = router;
+    // The page a one-time password link opens carries its token in the address: no cache
+    // keeps it, and no Referer sends it on, even to this site.
+    let mut router = router.layer(axum::middleware::from_fn(keep_link_pages_private));
     for (name, value) in fixed {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));
     }
@@ -31,6 +33,17 @@ pub fn headers(router: Router, https: bool) -> Router {
         ));
     }
     router
+}
+
+async fn keep_link_pages_private(request: Request, next: Next) -> Response {
+    let link_page = request.uri().path() == "/set-password";
+    let mut response = next.run(request).await;
+    if link_page {
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    }
+    response
 }
 
 /// Refuses a body over [`MAX_BODY_BYTES`](crate::config::MAX_BODY_BYTES) with 413 before reading it, in the API's JSON shape

@@ -63,6 +63,10 @@ async fn a_new_user_sets_their_own_password_through_a_link_that_works_once() {
     for guess in ["", "unset", "correct horse battery staple"] {
         assert!(!login_works(&app.login(&browser(), "vic@acme.test", guess).await), "{guess}");
     }
+    // The link's page keeps its address to itself: no cache, no Referer.
+    let page = browser().get(app.url(&format!("/set-password?token={token}"))).send().await.unwrap();
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
     // The link's page names who it is for; a made-up token is not a link.
     let (status, email) = app.server_fn(&browser(), "account/link", &[("token", &token)]).await;
     assert_eq!((status, email.as_str()), (StatusCode::OK, "\"vic@acme.test\""));
