@@ -10,6 +10,7 @@
 #   BENCH_DATABASE=postgres://root@127.0.0.1:5432/postgres scripts/bench-outside.sh
 #   BENCH_RATE=200 scripts/bench-outside.sh 1 2000   # latency: 200 events/s, one at a time, and
 #                                                    # publish-to-arrival p50/p99/max
+#   BENCH_SQL='DROP INDEX deliveries_event' scripts/bench-outside.sh 10 2000   # without an index
 #
 # Installs ab (apache2-utils) and nginx from Debian's packages when they are missing. Figures go to
 # docs/benchmarks.md.
@@ -22,6 +23,9 @@ CONNECTIONS=32
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 command -v ab >/dev/null || as_root apt-get install -y apache2-utils
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || as_root apt-get install -y nginx-light
+if [ -n "${BENCH_SQL:-}" ] && [[ "${BENCH_DATABASE:-}" != postgres* ]]; then
+  command -v sqlite3 >/dev/null || as_root apt-get install -y sqlite3
+fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
 scripts/setup.sh >/dev/null
@@ -90,6 +94,12 @@ for i in $(seq 1 "$WEBHOOKS"); do
   curl -fs -o /dev/null -X POST "$URL/api/v1/webhooks" -H "authorization: Bearer $KEY" \
     -H 'content-type: application/json' -d "{\"url\": \"http://127.0.0.1:$RECEIVER_PORT/hook/$i\"}"
 done
+
+# BENCH_SQL: a statement run on the bench's database before publishing, to measure what a
+# schema choice costs (e.g. BENCH_SQL='DROP INDEX deliveries_event' for a run without it).
+if [ -n "${BENCH_SQL:-}" ]; then
+  if [ -n "$PG_DB" ]; then psql "$DATABASE_URL" -qc "$BENCH_SQL"; else sqlite3 "$DIR/bench.db" "$BENCH_SQL"; fi
+fi
 
 # The publisher: ab sends EVENTS events over CONNECTIONS kept-alive connections; each is
 # published without an id, so the portal gives each a new one.

@@ -1,11 +1,11 @@
 //! The delivery log: pages of attempts, one attempt's detail, the hourly chart, resend and
-//! "Replay missed events".
+//! "Replay missed events", "Recover failed deliveries".
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::AppError;
-use crate::domain::{AttemptDetail, AttemptPage, HourBar, LogQuery, ReplayView};
+use crate::domain::{AttemptDetail, AttemptPage, HourBar, LogQuery, RecoveryView, ReplayView};
 #[cfg(feature = "ssr")]
 use crate::service::deliveries as service;
 
@@ -15,6 +15,17 @@ pub struct ReplayPlan {
     /// Events created from this time on (RFC 3339).
     pub since: String,
     /// How many would be sent.
+    pub count: i64,
+}
+
+/// What a recovery of failed deliveries would send: the period, and how many.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryPlan {
+    /// Deliveries that failed from this time (RFC 3339)…
+    pub since: String,
+    /// …until this one.
+    pub until: String,
+    /// How many would be sent again.
     pub count: i64,
 }
 
@@ -76,4 +87,34 @@ pub async fn replay_progress(webhook: String) -> Result<Option<ReplayView>, AppE
     let (user, state) = super::require_user().await?;
     let webhook = crate::domain::WebhookId::parse(&webhook).map_err(|_| AppError::NotFound)?;
     Ok(crate::store::log::latest_replay(&state.db, &user.partner_id, &webhook).await?)
+}
+
+/// How many of the webhook's deliveries failed in a period (RFC 3339 or the form's local
+/// date and time, read as UTC; `until` defaults to now): "Recover failed deliveries" counts first.
+#[server(endpoint = "logs/recover_plan")]
+pub async fn plan_recovery(webhook: String, since: String, until: Option<String>) -> Result<RecoveryPlan, AppError> {
+    let (user, state) = super::require_user().await?;
+    let webhook = crate::domain::WebhookId::parse(&webhook).map_err(|_| AppError::NotFound)?;
+    let period = service::recovery_period(&since, until.as_deref())?;
+    let count = service::count_failed(&state, &user.partner_id, &webhook, period).await?;
+    // To the millisecond: the run that starts from this plan covers exactly what was counted.
+    let text = |ms: i64| crate::store::from_ms(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    Ok(RecoveryPlan { since: text(period.0), until: text(period.1), count })
+}
+
+/// Starts "Recover failed deliveries" for the period a plan counted.
+#[server(endpoint = "logs/recover")]
+pub async fn start_recovery(webhook: String, since: String, until: Option<String>) -> Result<RecoveryView, AppError> {
+    let (user, state) = super::require_admin().await?;
+    let webhook = crate::domain::WebhookId::parse(&webhook).map_err(|_| AppError::NotFound)?;
+    let period = service::recovery_period(&since, until.as_deref())?;
+    service::recover(&state, &user.partner_id, &user.actor(), &webhook, period).await
+}
+
+/// The webhook's newest recovery and its progress; `None` when it never had one.
+#[server(endpoint = "logs/recover_progress")]
+pub async fn recovery_progress(webhook: String) -> Result<Option<RecoveryView>, AppError> {
+    let (user, state) = super::require_user().await?;
+    let webhook = crate::domain::WebhookId::parse(&webhook).map_err(|_| AppError::NotFound)?;
+    Ok(crate::store::queue::recovery_view(&state.db, &user.partner_id, &webhook).await?)
 }

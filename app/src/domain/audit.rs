@@ -56,6 +56,8 @@ pub enum AuditAction {
     DeliveryResent,
     /// Events a webhook missed were queued for it.
     EventsReplayed,
+    /// A webhook's failed deliveries of a period were queued again.
+    DeliveriesRecovered,
     /// An API key was created.
     ApiKeyCreated,
     /// An API key was revoked.
@@ -93,6 +95,7 @@ impl AuditAction {
             Self::SecretOverlapEnded => "ended the old signing secret's overlap",
             Self::DeliveryResent => "resent delivery",
             Self::EventsReplayed => "replayed missed events",
+            Self::DeliveriesRecovered => "recovered failed deliveries",
             Self::ApiKeyCreated => "created API key",
             Self::ApiKeyRevoked => "revoked API key",
             Self::UserAdded => "added user",

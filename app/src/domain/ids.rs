@@ -122,6 +122,10 @@ prefixed_id!(
     ReplayId, "rpl_", "replay"
 );
 prefixed_id!(
+    /// A "Recover failed deliveries" run: the failed deliveries of a period, queued again.
+    RecoveryId, "rcv_", "recovery"
+);
+prefixed_id!(
     /// A notice that the dispatcher switched a webhook off.
     AlertId, "alr_", "alert"
 );

@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{AttemptId, DeliveryId, EventId, EventType, FieldError, ReplayId, WebhookId};
+use super::{AttemptId, DeliveryId, EventId, EventType, FieldError, RecoveryId, ReplayId, WebhookId};
 
 /// Most attempts one page holds.
 pub const MAX_PAGE: i64 = 100;
@@ -327,6 +327,30 @@ pub struct ReplayView {
     /// Of those, delivered.
     pub delivered: i64,
     /// Of those, failed after every retry.
+    pub failed: i64,
+    /// Of those, still waiting or retrying.
+    pub waiting: i64,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A "Recover failed deliveries" run and how far it got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryView {
+    /// `rcv_…`
+    #[cfg_attr(feature = "ssr", schema(value_type = String))]
+    pub id: RecoveryId,
+    /// Deliveries that failed from this time on…
+    pub since: DateTime<Utc>,
+    /// …and before this one were queued again.
+    pub until: DateTime<Utc>,
+    /// Deliveries it queued again.
+    pub total: i64,
+    /// Of those, delivered.
+    pub delivered: i64,
+    /// Of those, failed again after every retry.
     pub failed: i64,
     /// Of those, still waiting or retrying.
     pub waiting: i64,

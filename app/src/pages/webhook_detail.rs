@@ -4,8 +4,9 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::{
-    DeleteWebhook, EndSecretOverlap, PlanReplay, RevealSigningSecret, RotateSigningSecret, SetWebhookActive,
-    StartReplay, TestWebhook, get_webhook, replay_progress, webhook_hourly,
+    DeleteWebhook, EndSecretOverlap, PlanRecovery, PlanReplay, RevealSigningSecret, RotateSigningSecret,
+    SetWebhookActive, StartRecovery, StartReplay, TestWebhook, get_webhook, recovery_progress, replay_progress,
+    webhook_hourly,
 };
 use crate::components::{ErrorAlert, HealthBadge, HourlyChart, SignedIn, format_time};
 use crate::domain::WebhookView;
@@ -71,6 +72,7 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
     let logs_href = format!("/webhooks/{id}/logs");
     let guide_href = format!("/webhooks/{id}/integrate");
     let replay_id = id.clone();
+    let recover_id = id.clone();
     let chart_id = id.clone();
     let delete_webhook = ServerAction::<DeleteWebhook>::new();
     view! {
@@ -98,6 +100,7 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
             </a>
         </div>
         {webhook.active.then(|| view! { <ReplayPanel id=replay_id /> }.into_any())}
+        {view! { <RecoverPanel id=recover_id /> }.into_any()}
         {view! { <TestWebhookPanel id=test_id /> }.into_any()}
         <dl class="settings card">
             <dt>"Status"</dt>
@@ -138,6 +141,104 @@ fn Detail(webhook: WebhookView, set_active: ServerAction<SetWebhookActive>) -> i
     }
 }
 
+/// Every two seconds, while `running` says a run (a replay, a recovery) still has deliveries
+/// waiting, `refetch` its progress; stops with the component.
+fn poll_while(running: impl Fn() -> bool + Clone + 'static, refetch: impl Fn() + Clone + 'static) {
+    Effect::new(move |_| {
+        let (running, refetch) = (running.clone(), refetch.clone());
+        if let Ok(handle) = set_interval_with_handle(
+            move || {
+                if running() {
+                    refetch();
+                }
+            },
+            std::time::Duration::from_secs(2),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+}
+
+/// "Recover failed deliveries": after an outage on the partner's side, every delivery of this
+/// webhook that failed since a time is sent again: a count first, then progress while it runs.
+#[component]
+fn RecoverPanel(id: String) -> impl IntoView {
+    let plan = ServerAction::<PlanRecovery>::new();
+    let start = ServerAction::<StartRecovery>::new();
+    let progress_id = id.clone();
+    let progress = Resource::new(move || (progress_id.clone(), start.version().get()), |(id, _)| recovery_progress(id));
+    // While deliveries of the recovery are waiting, look again every two seconds.
+    poll_while(
+        move || progress.get_untracked().and_then(Result::ok).flatten().is_some_and(|r| r.waiting > 0),
+        move || progress.refetch(),
+    );
+    let plan_id = id.clone();
+    let planned = move || {
+        let id = id.clone();
+        plan.value().get().map(|answer| match answer {
+            Ok(p) => {
+                let noun = if p.count == 1 { "delivery" } else { "deliveries" };
+                let words = format!("{} {noun} failed from {} until {}.", p.count, p.since, p.until);
+                view! {
+                    <p data-testid="recover-count">{words}</p>
+                    <ActionForm action=start>
+                        <input type="hidden" name="webhook" value=id />
+                        <input type="hidden" name="since" value=p.since />
+                        <input type="hidden" name="until" value=p.until />
+                        <button type="submit" disabled=p.count == 0>
+                            {format!("Recover {} {noun}", p.count)}
+                        </button>
+                    </ActionForm>
+                }
+                .into_any()
+            }
+            Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+        })
+    };
+    let start_error = move || start.value().get().and_then(Result::err).map(|e| e.to_string());
+    let shown = move || {
+        progress.get().and_then(Result::ok).flatten().map(|r| {
+            let state = if r.waiting > 0 { "running" } else { "finished" };
+            view! {
+                <p data-testid="recover-progress">
+                    {format!(
+                        "Recovery of the failures from {} ({state}): {} of {} delivered, {} failed again, {} waiting.",
+                        format_time(&r.since),
+                        r.delivered,
+                        r.total,
+                        r.failed,
+                        r.waiting,
+                    )}
+                </p>
+                <progress max=r.total.max(1) value=r.delivered + r.failed aria-label="Recovery progress"></progress>
+            }
+        })
+    };
+    view! {
+        <details class="card">
+            <summary>"Recover failed deliveries"</summary>
+            <p class="hint">
+                "Fixed your endpoint after an outage? Activate the webhook, then send again every delivery that failed since a time you pick. Each keeps its event's id, so receivers can drop repeats."
+            </p>
+            <ActionForm action=plan attr:class="inline-form">
+                <input type="hidden" name="webhook" value=plan_id />
+                <div class="field">
+                    <label for="recover-since">"Failed since (UTC)"</label>
+                    <input id="recover-since" type="datetime-local" name="since" required />
+                </div>
+                <button type="submit" class="secondary">
+                    "Count failed deliveries"
+                </button>
+            </ActionForm>
+            <div role="status" aria-live="polite">
+                {planned}
+                <ErrorAlert message=start_error />
+                <Transition fallback=|| ()>{shown}</Transition>
+            </div>
+        </details>
+    }
+}
+
 /// The last 24 hours per hour, from the counters.
 #[component]
 fn Chart(id: String) -> impl IntoView {
@@ -157,19 +258,10 @@ fn ReplayPanel(id: String) -> impl IntoView {
     let progress_id = id.clone();
     let progress = Resource::new(move || (progress_id.clone(), start.version().get()), |(id, _)| replay_progress(id));
     // While a replay has deliveries waiting, look again every two seconds.
-    Effect::new(move |_| {
-        if let Ok(handle) = set_interval_with_handle(
-            move || {
-                let running = progress.get_untracked().and_then(Result::ok).flatten().is_some_and(|r| r.waiting > 0);
-                if running {
-                    progress.refetch();
-                }
-            },
-            std::time::Duration::from_secs(2),
-        ) {
-            on_cleanup(move || handle.clear());
-        }
-    });
+    poll_while(
+        move || progress.get_untracked().and_then(Result::ok).flatten().is_some_and(|r| r.waiting > 0),
+        move || progress.refetch(),
+    );
     let plan_id = id.clone();
     let planned = move || {
         let id = id.clone();

@@ -12,6 +12,14 @@ pub(crate) async fn note(db: &Db, partner: &PartnerId, by: &Actor, action: Audit
     }
 }
 
+/// Like [`note`], for actions a script may repeat in a loop (showing a secret): one entry per
+/// actor, action and subject a minute.
+pub(crate) async fn note_once_a_minute(db: &Db, partner: &PartnerId, by: &Actor, action: AuditAction, subject: &str) {
+    if let Err(e) = store::audit::record_once_a_minute(db, partner, by, action, subject).await {
+        tracing::error!(error = format!("{e:#}"), partner = %partner, action = action.as_str(), "could not write the audit log");
+    }
+}
+
 /// A page of the partner's audit log, newest first; `before` is the cursor a previous page
 /// gave. Refused, naming it, when the cursor is not one.
 pub async fn page(db: &Db, partner: &PartnerId, before: Option<&str>) -> Result<AuditPage, AppError> {

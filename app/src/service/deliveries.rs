@@ -1,10 +1,13 @@
-//! A webhook's deliveries again: resend one, or replay the events it never received.
+//! A webhook's deliveries again: resend one, replay the events it never received, or recover
+//! the deliveries that failed in a period.
 
 use super::audit::note;
-use crate::domain::{Actor, AuditAction, DeliveryId, Metered, PartnerId, ReplayView, WebhookId, parse_time};
+use crate::domain::{
+    Actor, AuditAction, DeliveryId, FieldError, Metered, PartnerId, RecoveryView, ReplayView, WebhookId, parse_time,
+};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::queue::{self, Replay, Resent};
+use crate::store::queue::{self, Recovery, Replay, Resent};
 
 /// Sends a delivery's event again to the same webhook (a new delivery, logged as a resend),
 /// counted against the partner's resends per minute. Refused while the webhook is inactive.
@@ -89,5 +92,75 @@ pub async fn replay(
         Replay::WebhookInactive => {
             Err(AppError::Conflict("The webhook is inactive: activate it first, then replay.".into()))
         }
+    }
+}
+
+/// The period of a recovery (ms): `since` (RFC 3339, required) until `until` (RFC 3339; now
+/// when left out). Refused, naming the field, when a time is not one or `until` is not after
+/// `since`.
+pub fn recovery_period(since: &str, until: Option<&str>) -> Result<(i64, i64), AppError> {
+    let since = match since.trim() {
+        "" => {
+            return Err(
+                FieldError::new("since", "is required: the time from which failed deliveries are sent again").into()
+            );
+        }
+        text => parse_time("since", text)?.timestamp_millis(),
+    };
+    let until = match until.map(str::trim).filter(|u| !u.is_empty()) {
+        Some(text) => parse_time("until", text)?.timestamp_millis(),
+        None => crate::store::now_ms(),
+    };
+    if until <= since {
+        return Err(FieldError::new("until", "must be after since").into());
+    }
+    Ok((since, until))
+}
+
+/// How many of the webhook's deliveries failed in the period: the count "Recover failed
+/// deliveries" shows first. Counted against the partner's replay plans per minute.
+pub async fn count_failed(
+    state: &AppState,
+    partner: &PartnerId,
+    webhook: &WebhookId,
+    (since, until): (i64, i64),
+) -> Result<i64, AppError> {
+    state.meter(partner, Metered::ReplayPlan).await?;
+    queue::count_failed(&state.db, partner, webhook, since, until).await?.ok_or(AppError::NotFound)
+}
+
+/// "Recover failed deliveries": queues again every delivery of the webhook that failed in the
+/// period, in chunks, counted against the partner's replays per minute. Refused while the
+/// webhook is inactive (activate it once the endpoint is fixed).
+pub async fn recover(
+    state: &AppState,
+    partner: &PartnerId,
+    by: &Actor,
+    webhook: &WebhookId,
+    (since, until): (i64, i64),
+) -> Result<RecoveryView, AppError> {
+    state.meter(partner, Metered::Replay).await?;
+    // In a task of its own, like a replay: a stopped request still queues every chunk.
+    let (db, who, hook) = (state.db.clone(), partner.clone(), webhook.clone());
+    let started = tokio::spawn(async move { queue::start_recovery(&db, &who, &hook, since, until).await })
+        .await
+        .map_err(anyhow::Error::from)??;
+    match started {
+        Recovery::Started(view) => {
+            tracing::info!(partner = %partner, webhook = %webhook, recovery = %view.id, total = view.total, "recovery started");
+            state.wake.notify_one();
+            let subject = format!(
+                "{} deliveries of {webhook} that failed from {} until {}",
+                view.total,
+                view.since.to_rfc3339(),
+                view.until.to_rfc3339()
+            );
+            note(&state.db, partner, by, AuditAction::DeliveriesRecovered, &subject).await;
+            Ok(view)
+        }
+        Recovery::NotFound => Err(AppError::NotFound),
+        Recovery::WebhookInactive => Err(AppError::Conflict(
+            "The webhook is inactive: fix your endpoint, activate the webhook, then recover.".into(),
+        )),
     }
 }

@@ -24,7 +24,8 @@ pub async fn reveal_secret(
     id: &WebhookId,
 ) -> Result<SigningSecret, AppError> {
     let record = record(state, partner, id).await?;
-    note(&state.db, partner, by, AuditAction::SecretRevealed, &webhook_subject(record.settings.url.as_str(), id)).await;
+    let subject = webhook_subject(record.settings.url.as_str(), id);
+    super::audit::note_once_a_minute(&state.db, partner, by, AuditAction::SecretRevealed, &subject).await;
     Ok(record.signing_secret.clone())
 }
 

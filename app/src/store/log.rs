@@ -272,20 +272,7 @@ pub async fn replay_view(
     let row = query.fetch_optional(db.pool()).await.context("could not read the replay")?;
     let Some(row) = row else { return Ok(None) };
     let id: String = row.try_get("id")?;
-    let states = sqlx::query("SELECT state, COUNT(*) AS n FROM deliveries WHERE replay_id = $1 GROUP BY state")
-        .bind(&id)
-        .fetch_all(db.pool())
-        .await
-        .context("could not read the replay's progress")?;
-    let (mut delivered, mut failed, mut waiting) = (0, 0, 0);
-    for state in states {
-        let n: i64 = state.try_get("n")?;
-        match state.try_get::<String, _>("state")?.as_str() {
-            "succeeded" => delivered += n,
-            "failed" => failed += n,
-            _ => waiting += n,
-        }
-    }
+    let (delivered, failed, waiting) = run_progress(db, "replay_id", &id).await?;
     Ok(Some(ReplayView {
         id: ReplayId::parse(&id)?,
         since: from_ms(row.try_get("since")?),
@@ -353,4 +340,25 @@ pub async fn partner_ids(db: &Db) -> anyhow::Result<Vec<String>> {
         .await
         .context("could not list the partners")?;
     rows.iter().map(|row| Ok(row.try_get("id")?)).collect()
+}
+
+/// How far a run (a replay, a recovery) got: of the deliveries whose `column` is `id`, how many
+/// were delivered, failed, and are still waiting.
+pub(crate) async fn run_progress(db: &Db, column: &'static str, id: &str) -> anyhow::Result<(i64, i64, i64)> {
+    let states =
+        sqlx::query(&format!("SELECT state, COUNT(*) AS n FROM deliveries WHERE {column} = $1 GROUP BY state"))
+            .bind(id)
+            .fetch_all(db.pool())
+            .await
+            .context("could not read the run's progress")?;
+    let (mut delivered, mut failed, mut waiting) = (0, 0, 0);
+    for state in states {
+        let n: i64 = state.try_get("n")?;
+        match state.try_get::<String, _>("state")?.as_str() {
+            "succeeded" => delivered += n,
+            "failed" => failed += n,
+            _ => waiting += n,
+        }
+    }
+    Ok((delivered, failed, waiting))
 }

@@ -1,7 +1,7 @@
 //! The delivery log over REST: attempts (per webhook and partner-wide), one attempt, resend
 //! and "Replay missed events".
 
-use app::domain::{AttemptDetail, AttemptId, AttemptPage, DeliveryId, LogQuery, ReplayView};
+use app::domain::{AttemptDetail, AttemptId, AttemptPage, DeliveryId, LogQuery, RecoveryView, ReplayView};
 use app::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
@@ -46,6 +46,16 @@ pub struct ResentBody {
 pub struct ReplayBody {
     /// RFC 3339 time; events created from then on that were never sent to the webhook go out.
     since: Option<String>,
+}
+
+/// `POST /api/v1/webhooks/{id}/recover`: the period whose failed deliveries go out again.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecoverBody {
+    /// RFC 3339 time: deliveries that failed from then on…
+    since: String,
+    /// …until this time (RFC 3339; now when left out).
+    until: Option<String>,
 }
 
 fn query(params: Result<Query<LogQuery>, QueryRejection>) -> Result<LogQuery, ApiError> {
@@ -144,4 +154,41 @@ pub async fn replay_progress(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound("this webhook was never replayed".into()))
+}
+
+/// `POST /api/v1/webhooks/{id}/recover`: 202 with the recovery; the webhook's deliveries that
+/// failed in the period are queued again, in chunks. 409 while the webhook is inactive.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/recover", tag = "logs", security(("apiKey" = [])), params(("id" = String, Path)), request_body = RecoverBody, responses((status = 202, body = RecoveryView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn recover(
+    State(state): State<AppState>,
+    ApiAdmin(partner): ApiAdmin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<RecoveryView>), ApiError> {
+    // Another partner's webhook reads as missing whatever the body holds.
+    let webhook = super::webhooks::load(&state, &partner, &id).await?.id.clone();
+    let body: RecoverBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not valid: {e}")))?;
+    let period = app::service::deliveries::recovery_period(&body.since, body.until.as_deref())?;
+    let view = app::service::deliveries::recover(&state, &partner.0, &partner.1, &webhook, period).await.map_err(
+        |e| match e {
+            app::api::AppError::NotFound => super::webhooks::not_found(&id),
+            other => other.into(),
+        },
+    )?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// `GET /api/v1/webhooks/{id}/recover`: the newest recovery and its progress (404 when none).
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/recover", tag = "logs", security(("apiKey" = [])), params(("id" = String, Path)), responses((status = 200, body = RecoveryView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn recovery_progress(
+    State(state): State<AppState>,
+    partner: ApiPartner,
+    Path(id): Path<String>,
+) -> Result<Json<RecoveryView>, ApiError> {
+    let webhook = super::webhooks::load(&state, &partner, &id).await?.id.clone();
+    app::store::queue::recovery_view(&state.db, &partner.0, &webhook)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound("no failed deliveries of this webhook were ever recovered".into()))
 }

@@ -45,6 +45,7 @@ pub fn router(settings: Arc<ApiSettings>) -> Router<AppState> {
         .route("/webhooks/{id}/test", post(webhooks::test))
         .route("/webhooks/{id}/attempts", get(logs::webhook_attempts))
         .route("/webhooks/{id}/replay", post(logs::replay).get(logs::replay_progress))
+        .route("/webhooks/{id}/recover", post(logs::recover).get(logs::recovery_progress))
         .route("/attempts", get(logs::attempts))
         .route("/attempts/{id}", get(logs::attempt))
         .route("/deliveries/{id}/resend", post(logs::resend))

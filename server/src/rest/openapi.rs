@@ -29,6 +29,8 @@ use super::{error, event_types, events, inspectors, logs, partner, signatures, w
         logs::resend,
         logs::replay,
         logs::replay_progress,
+        logs::recover,
+        logs::recovery_progress,
         events::publish,
         event_types::list,
         signatures::check,

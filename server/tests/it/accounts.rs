@@ -207,8 +207,11 @@ async fn the_audit_log_names_who_did_what_for_admins_of_the_partner_only() {
     let rotated =
         api.post(app.url(&format!("/api/v1/webhooks/{id}/secret/rotate"))).bearer_auth(&key).send().await.unwrap();
     assert_eq!(rotated.status(), StatusCode::OK);
-    let (status, _) = app.server_fn(&ann, "webhooks/secret", &[("id", &id)]).await;
-    assert_eq!(status, StatusCode::OK);
+    // Shown three times in a minute: one entry (a script reading it in a loop can't fill the log).
+    for _ in 0..3 {
+        let (status, _) = app.server_fn(&ann, "webhooks/secret", &[("id", &id)]).await;
+        assert_eq!(status, StatusCode::OK);
+    }
     let (_, token) = add_member(app, &ann, "vic@acme.test", "viewer").await;
     set_password_with(app, &browser(), &token, "vic's long password").await;
 

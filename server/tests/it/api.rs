@@ -149,6 +149,8 @@ async fn the_openapi_document_describes_every_route() {
         ("/api/v1/webhooks/{id}/secret", "get"),
         ("/api/v1/webhooks/{id}/secret/rotate", "post"),
         ("/api/v1/webhooks/{id}/secret/previous", "delete"),
+        ("/api/v1/webhooks/{id}/recover", "post"),
+        ("/api/v1/webhooks/{id}/recover", "get"),
         ("/api/v1/webhooks/{id}/test", "post"),
         ("/api/v1/events", "post"),
         ("/api/v1/event-types", "get"),

@@ -361,6 +361,68 @@ async fn replay_sends_the_events_missed_while_inactive_and_reports_progress() {
 }
 
 #[tokio::test]
+async fn recover_sends_again_the_deliveries_that_failed_in_a_period() {
+    let s = setup(&["--retry-schedule", ""]).await;
+    let receiver = Receiver::start(Reply::Status(503, "down for maintenance")).await;
+    let webhook = s.create_webhook(json!({"url": receiver.url})).await;
+    let id = webhook["id"].as_str().unwrap().to_owned();
+    let since = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
+    // The delivery fails (no retries here) and switches the webhook off.
+    publish_many(&s, "outage", 1, "verification.completed").await;
+    let failed = receiver.wait_for(1, DEADLINE).await;
+    let failed_id = serde_json::from_str::<Value>(&failed[0].body).unwrap()["id"].as_str().unwrap().to_owned();
+    eventually("the webhook is switched off after the failure", DEADLINE, || async {
+        s.webhook(&id).await["active"] == false
+    })
+    .await;
+    let recover = |body: Value| {
+        let (s, path) = (&s, format!("/api/v1/webhooks/{id}/recover"));
+        async move {
+            let response =
+                crate::helpers::http().post(s.app.url(&path)).bearer_auth(&s.key).json(&body).send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+
+    // Bad input is named and changes nothing; an inactive webhook is refused.
+    let (status, error) = recover(json!({"since": "yesterday-ish"})).await;
+    assert_eq!((status, error["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("since")));
+    let (status, error) = recover(json!({"since": since, "until": "2020-01-01T00:00:00Z"})).await;
+    assert_eq!((status, error["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("until")));
+    let (status, _) = recover(json!({"until": since})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "since is required");
+    let (status, error) = recover(json!({"since": since})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert_eq!(receiver.received().len(), 1, "nothing was sent");
+
+    // The endpoint is fixed and the webhook switched on: the failed delivery stays failed
+    // until it is recovered; a period after the failure finds nothing.
+    receiver.otherwise(Reply::Status(200, "ok"));
+    s.post(&format!("/api/v1/webhooks/{id}/activate")).await;
+    let (status, none) = recover(json!({"since": chrono::Utc::now().to_rfc3339()})).await;
+    assert_eq!((status, none["total"].as_i64()), (StatusCode::ACCEPTED, Some(0)), "nothing failed since then");
+    let (status, started) = recover(json!({"since": since})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    assert_eq!(started["total"], 1, "{started}");
+    let got = receiver.wait_for(2, DEADLINE).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&got[1].body).unwrap()["id"],
+        failed_id.as_str(),
+        "the same event, same id"
+    );
+    eventually("progress reaches 1 of 1", DEADLINE, || async {
+        let (_, progress) = get(&s, &format!("/api/v1/webhooks/{id}/recover")).await;
+        progress["delivered"] == 1 && progress["waiting"] == 0
+    })
+    .await;
+
+    // Nothing failed is left in the period: a second run sends nothing.
+    let (status, second) = recover(json!({"since": since})).await;
+    assert_eq!((status, second["total"].as_i64()), (StatusCode::ACCEPTED, Some(0)));
+    assert_eq!(receiver.received().len(), 2);
+}
+
+#[tokio::test]
 async fn another_partners_log_resend_and_replay_are_not_found() {
     let s = setup(&[]).await;
     let receiver = Receiver::start(Reply::Status(200, "ok")).await;
@@ -381,6 +443,8 @@ async fn another_partners_log_resend_and_replay_are_not_found() {
         (reqwest::Method::POST, format!("/api/v1/deliveries/{delivery}/resend")),
         (reqwest::Method::POST, format!("/api/v1/webhooks/{id}/replay")),
         (reqwest::Method::GET, format!("/api/v1/webhooks/{id}/replay")),
+        (reqwest::Method::POST, format!("/api/v1/webhooks/{id}/recover")),
+        (reqwest::Method::GET, format!("/api/v1/webhooks/{id}/recover")),
     ] {
         let (status, body) = call_as(&s, &other_key, method, &path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");

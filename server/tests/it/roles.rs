@@ -78,6 +78,7 @@ async fn a_viewer_reads_webhooks_and_logs_and_every_change_is_refused() {
         ("webhooks/end_overlap", vec![("id", id.as_str())]),
         ("webhooks/test", vec![("id", id.as_str())]),
         ("logs/replay", vec![("webhook", id.as_str())]),
+        ("logs/recover", vec![("webhook", id.as_str()), ("since", "2026-01-01T00:00")]),
         ("logs/resend", vec![("delivery", "dlv_01KAQ3M7A8Q9XKJ2V5T6N4B0CD")]),
         ("api_keys/list", vec![]),
         ("api_keys/create", vec![("name", "mine")]),
@@ -162,6 +163,7 @@ async fn a_viewer_api_key_reads_and_every_write_route_answers_403() {
         ("DELETE", format!("/api/v1/webhooks/{id}/secret/previous"), json!({})),
         ("POST", format!("/api/v1/webhooks/{id}/test"), json!({})),
         ("POST", format!("/api/v1/webhooks/{id}/replay"), json!({})),
+        ("POST", format!("/api/v1/webhooks/{id}/recover"), json!({"since": "2026-01-01T00:00:00Z"})),
         ("POST", "/api/v1/deliveries/dlv_01KAQ3M7A8Q9XKJ2V5T6N4B0CD/resend".to_owned(), json!({})),
     ] {
         let request = client.request(method.parse().unwrap(), app.url(&path)).bearer_auth(&viewer);

@@ -6,8 +6,10 @@
 //! expires and the delivery is sent again: at least once, never lost.
 
 mod again;
+mod recover;
 
 pub use again::{Replay, Resent, count_missed, resend, start_replay};
+pub use recover::{Recovery, count_failed, recovery_view, start_recovery};
 
 use anyhow::Context;
 use sqlx::Row;
