@@ -282,6 +282,10 @@ pub struct ApiKeySummary {
     pub last_used_at: Option<DateTime<Utc>>,
     /// When it was revoked; a revoked key authenticates nothing.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Who made it (a user's address, the operator), when known: a colleague who leaves may
+    /// have made keys that should go with them.
+    #[serde(default)]
+    pub created_by: Option<String>,
 }
 
 /// A key just made: the only time the key itself leaves the server.

@@ -96,6 +96,7 @@ fn KeyTable(keys: Vec<ApiKeySummary>, revoke: ServerAction<RevokeApiKey>) -> imp
                     <td data-label="Created">
                         <time datetime=machine_time(&key.created_at)>{format_time(&key.created_at)}</time>
                     </td>
+                    <td data-label="Created by">{key.created_by.clone().unwrap_or_else(|| "–".into())}</td>
                     <td data-label="Last used">{last_used}</td>
                     <td data-label="Status">
                         <span class=if key.revoked_at.is_some() { "badge grey" } else { "badge green" }>{status}</span>
@@ -132,6 +133,7 @@ fn KeyTable(keys: Vec<ApiKeySummary>, revoke: ServerAction<RevokeApiKey>) -> imp
                     <th scope="col">"Role"</th>
                     <th scope="col">"Key"</th>
                     <th scope="col">"Created"</th>
+                    <th scope="col">"Created by"</th>
                     <th scope="col">"Last used"</th>
                     <th scope="col">"Status"</th>
                     <th scope="col">

@@ -180,7 +180,9 @@ pub async fn create_api_key(
 ) -> anyhow::Result<Option<CreatedApiKey>> {
     let key = auth::generate_api_key();
     let hash = auth::hash_api_key(&key);
-    let Some(summary) = api_keys::create(db, partner, name, role, &key.display_prefix(), &hash, limit).await? else {
+    let (prefix, created_by) = (key.display_prefix(), by.describe());
+    let new = api_keys::NewApiKey { name, role, prefix: &prefix, key_hash: &hash, created_by: &created_by };
+    let Some(summary) = api_keys::create(db, partner, &new, limit).await? else {
         return Ok(None);
     };
     tracing::info!(partner = %partner, key = %summary.id, "API key created");

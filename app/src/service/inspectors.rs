@@ -180,7 +180,10 @@ fn verdict(
 
 impl LocalReceiver for Inspectors {
     fn owns(&self, url: &str) -> bool {
-        captured_by(&self.public, url).is_some()
+        // Asked for every send: a URL without an inspector's id in it (nearly all of them) is
+        // answered without parsing it. Parsing never makes `ins_` appear (it decodes no
+        // percent-escapes in a path), so nothing a parse would accept is turned away here.
+        url.contains(InspectorId::PREFIX) && captured_by(&self.public, url).is_some()
     }
 
     fn receive<'a>(

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use super::{Db, from_ms, now_ms};
 use crate::domain::{Actor, ApiKeyId, ApiKeyName, ApiKeySummary, PartnerId, Role};
 
-const COLUMNS: &str = "id, name, prefix, role, created_at, last_used_at, revoked_at";
+const COLUMNS: &str = "id, name, prefix, role, created_at, last_used_at, revoked_at, created_by";
 
 fn summary(row: &AnyRow) -> anyhow::Result<ApiKeySummary> {
     Ok(ApiKeySummary {
@@ -18,7 +18,22 @@ fn summary(row: &AnyRow) -> anyhow::Result<ApiKeySummary> {
         created_at: from_ms(row.try_get("created_at")?),
         last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(from_ms),
         revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_ms),
+        created_by: row.try_get("created_by")?,
     })
+}
+
+/// A key to store: what lists show of it, its hash, and who made it.
+pub struct NewApiKey<'a> {
+    /// The partner's label.
+    pub name: &'a ApiKeyName,
+    /// What it may do.
+    pub role: Role,
+    /// `whp_` and the next characters, to tell keys apart.
+    pub prefix: &'a str,
+    /// SHA-256 of the key.
+    pub key_hash: &'a str,
+    /// Who made it, as the audit log names them.
+    pub created_by: &'a str,
 }
 
 /// Records a new key for `partner`, given its hash and display prefix; `None` when the
@@ -27,10 +42,7 @@ fn summary(row: &AnyRow) -> anyhow::Result<ApiKeySummary> {
 pub async fn create(
     db: &Db,
     partner: &PartnerId,
-    name: &ApiKeyName,
-    role: Role,
-    prefix: &str,
-    key_hash: &str,
+    key: &NewApiKey<'_>,
     limit: u32,
 ) -> anyhow::Result<Option<ApiKeySummary>> {
     let id = ApiKeyId::generate();
@@ -39,16 +51,17 @@ pub async fn create(
         return Ok(None);
     }
     let row = sqlx::query(&format!(
-        "INSERT INTO api_keys (id, partner_id, name, prefix, key_hash, created_at, role) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+        "INSERT INTO api_keys (id, partner_id, name, prefix, key_hash, created_at, role, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
     ))
     .bind(id.as_str())
     .bind(partner.as_str())
-    .bind(name.as_str())
-    .bind(prefix)
-    .bind(key_hash)
+    .bind(key.name.as_str())
+    .bind(key.prefix)
+    .bind(key.key_hash)
     .bind(now_ms())
-    .bind(role.as_str())
+    .bind(key.role.as_str())
+    .bind(key.created_by)
     .fetch_one(&mut *tx)
     .await
     .context("could not store the API key")?;

@@ -168,6 +168,10 @@ async fn admins_remove_people_and_change_roles_but_never_the_last_admin() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = app.server_fn(&vic, "api_keys/create", &[("name", "vic's key")]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // The key list says who made each key: the keys to revoke when someone leaves.
+    let (_, keys) = app.server_fn(&ann, "api_keys/list", &[]).await;
+    let keys: Vec<Value> = serde_json::from_str(&keys).unwrap();
+    assert_eq!((keys[0]["name"].as_str(), keys[0]["createdBy"].as_str()), (Some("vic's key"), Some("vic@acme.test")));
     let (status, body) = app.server_fn(&ann, "team/role", &[("id", &ann_id), ("role", "viewer")]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _) = app.server_fn(&ann, "api_keys/create", &[("name", "ann's key")]).await;

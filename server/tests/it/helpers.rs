@@ -181,17 +181,16 @@ pub async fn insert_api_key(db: &Db, partner: &PartnerId) -> String {
 /// Makes an API key with `role` for `partner` in `db` and returns the key.
 pub async fn insert_api_key_with_role(db: &Db, partner: &PartnerId, role: app::domain::Role) -> String {
     let key = app::auth::generate_api_key();
-    app::store::api_keys::create(
-        db,
-        partner,
-        &app::domain::ApiKeyName::parse("test").unwrap(),
+    let (name, prefix, hash) =
+        (app::domain::ApiKeyName::parse("test").unwrap(), key.display_prefix(), app::auth::hash_api_key(&key));
+    let new = app::store::api_keys::NewApiKey {
+        name: &name,
         role,
-        &key.display_prefix(),
-        &app::auth::hash_api_key(&key),
-        u32::MAX,
-    )
-    .await
-    .unwrap();
+        prefix: &prefix,
+        key_hash: &hash,
+        created_by: "the operator (command line)",
+    };
+    app::store::api_keys::create(db, partner, &new, u32::MAX).await.unwrap();
     key.expose().to_owned()
 }
 
