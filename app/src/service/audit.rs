@@ -2,20 +2,23 @@
 
 use crate::domain::{Actor, AuditAction, AuditPage, PartnerId};
 use crate::error::AppError;
+use crate::store::audit::Repeats;
 use crate::store::{self, Db};
 
 /// Notes that `by` did `action` to `subject`, after the change is made. A log that can't be
 /// written is reported in the server's log and does not undo or refuse the change.
 pub(crate) async fn note(db: &Db, partner: &PartnerId, by: &Actor, action: AuditAction, subject: &str) {
-    if let Err(e) = store::audit::record(db, partner, by, action, subject).await {
-        tracing::error!(error = format!("{e:#}"), partner = %partner, action = action.as_str(), "could not write the audit log");
-    }
+    write(db, partner, by, action, subject, Repeats::Always).await;
 }
 
 /// Like [`note`], for actions a script may repeat in a loop (showing a secret): one entry per
 /// actor, action and subject a minute.
 pub(crate) async fn note_once_a_minute(db: &Db, partner: &PartnerId, by: &Actor, action: AuditAction, subject: &str) {
-    if let Err(e) = store::audit::record_once_a_minute(db, partner, by, action, subject).await {
+    write(db, partner, by, action, subject, Repeats::OnceAMinute).await;
+}
+
+async fn write(db: &Db, partner: &PartnerId, by: &Actor, action: AuditAction, subject: &str, repeats: Repeats) {
+    if let Err(e) = store::audit::record(db, partner, by, action, subject, repeats).await {
         tracing::error!(error = format!("{e:#}"), partner = %partner, action = action.as_str(), "could not write the audit log");
     }
 }

@@ -16,58 +16,51 @@ fn next_id() -> String {
     ids.generate().unwrap_or_else(|_| ulid::Ulid::new()).to_string()
 }
 
-/// Writes one entry: `by` did `action` to `subject`, now. Subjects are cut at 300 characters
-/// (a URL can be longer; the log names things, it doesn't keep them).
+/// How often the same entry may be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeats {
+    /// Every time.
+    Always,
+    /// Not again while `by` did the same `action` to the same `subject` within the last
+    /// minute: a loop of reveals (a script reading a secret over the API) writes one entry a
+    /// minute, not one a call. Ids are ULIDs, so "the last minute" is a range of the
+    /// partner's index.
+    OnceAMinute,
+}
+
+/// Writes one entry: `by` did `action` to `subject`, now (see [`Repeats`]). Subjects are cut
+/// at 300 characters (a URL can be longer; the log names things, it doesn't keep them).
 pub async fn record(
     db: &Db,
     partner: &PartnerId,
     by: &Actor,
     action: AuditAction,
     subject: &str,
-) -> anyhow::Result<()> {
-    let subject: String = subject.chars().take(300).collect();
-    sqlx::query("INSERT INTO audit_log (id, partner_id, at, actor, action, subject) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(next_id())
-        .bind(partner.as_str())
-        .bind(now_ms())
-        .bind(by.describe())
-        .bind(action.as_str())
-        .bind(subject)
-        .execute(db.writer())
-        .await
-        .context("could not write the audit log")?;
-    Ok(())
-}
-
-/// Like [`record`], unless `by` did the same `action` to the same `subject` within the last
-/// minute: a loop of reveals (a script reading the secret over the API) writes one entry a
-/// minute, not one a call. Ids are ULIDs, so "the last minute" is a range of the partner's
-/// index.
-pub async fn record_once_a_minute(
-    db: &Db,
-    partner: &PartnerId,
-    by: &Actor,
-    action: AuditAction,
-    subject: &str,
+    repeats: Repeats,
 ) -> anyhow::Result<()> {
     let subject: String = subject.chars().take(300).collect();
     let now = now_ms();
-    let minute_ago = ulid::Ulid::from_parts(u64::try_from(now - 60_000).unwrap_or(0), 0).to_string();
-    sqlx::query(
-        "INSERT INTO audit_log (id, partner_id, at, actor, action, subject) \
-         SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM audit_log \
-           WHERE partner_id = $2 AND id > $7 AND actor = $4 AND action = $5 AND subject = $6)",
-    )
-    .bind(next_id())
-    .bind(partner.as_str())
-    .bind(now)
-    .bind(by.describe())
-    .bind(action.as_str())
-    .bind(subject)
-    .bind(minute_ago)
-    .execute(db.writer())
-    .await
-    .context("could not write the audit log")?;
+    let statement = match repeats {
+        Repeats::Always => {
+            "INSERT INTO audit_log (id, partner_id, at, actor, action, subject) VALUES ($1, $2, $3, $4, $5, $6)"
+        }
+        Repeats::OnceAMinute => {
+            "INSERT INTO audit_log (id, partner_id, at, actor, action, subject) \
+             SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM audit_log \
+               WHERE partner_id = $2 AND id > $7 AND actor = $4 AND action = $5 AND subject = $6)"
+        }
+    };
+    let mut query = sqlx::query(statement)
+        .bind(next_id())
+        .bind(partner.as_str())
+        .bind(now)
+        .bind(by.describe())
+        .bind(action.as_str())
+        .bind(subject);
+    if repeats == Repeats::OnceAMinute {
+        query = query.bind(ulid::Ulid::from_parts(u64::try_from(now - 60_000).unwrap_or(0), 0).to_string());
+    }
+    query.execute(db.writer()).await.context("could not write the audit log")?;
     Ok(())
 }
 

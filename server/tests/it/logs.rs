@@ -401,25 +401,41 @@ async fn recover_sends_again_the_deliveries_that_failed_in_a_period() {
     s.post(&format!("/api/v1/webhooks/{id}/activate")).await;
     let (status, none) = recover(json!({"since": chrono::Utc::now().to_rfc3339()})).await;
     assert_eq!((status, none["total"].as_i64()), (StatusCode::ACCEPTED, Some(0)), "nothing failed since then");
+    // More failures than one chunk queues (500): every one is queued, chunk after chunk.
+    let failed_at = app::store::now_ms() - 500;
+    for n in 0..600 {
+        sqlx::query(
+            "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, 'failed', 1, $5, $5, $5)",
+        )
+        .bind(format!("dlv_01KAQ3M7A8Q9XKJ2V5T6N4{n:04}"))
+        .bind(&s.partner)
+        .bind(&id)
+        .bind(&failed_id)
+        .bind(failed_at)
+        .execute(s.app.db.writer())
+        .await
+        .unwrap();
+    }
     let (status, started) = recover(json!({"since": since})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    assert_eq!(started["total"], 1, "{started}");
-    let got = receiver.wait_for(2, DEADLINE).await;
+    assert_eq!(started["total"], 601, "{started}");
+    let got = receiver.wait_for(602, DEADLINE).await;
     assert_eq!(
         serde_json::from_str::<Value>(&got[1].body).unwrap()["id"],
         failed_id.as_str(),
         "the same event, same id"
     );
-    eventually("progress reaches 1 of 1", DEADLINE, || async {
+    eventually("progress reaches 601 of 601", DEADLINE, || async {
         let (_, progress) = get(&s, &format!("/api/v1/webhooks/{id}/recover")).await;
-        progress["delivered"] == 1 && progress["waiting"] == 0
+        progress["delivered"] == 601 && progress["waiting"] == 0
     })
     .await;
 
     // Nothing failed is left in the period: a second run sends nothing.
     let (status, second) = recover(json!({"since": since})).await;
     assert_eq!((status, second["total"].as_i64()), (StatusCode::ACCEPTED, Some(0)));
-    assert_eq!(receiver.received().len(), 2);
+    assert_eq!(receiver.received().len(), 602);
 }
 
 #[tokio::test]
