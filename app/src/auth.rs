@@ -12,7 +12,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use rand::distributions::{Alphanumeric, DistString};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{API_KEY_PREFIX, API_KEY_RANDOM_CHARS, ApiKeyToken, NewPassword};
+use crate::domain::{API_KEY_PREFIX, API_KEY_RANDOM_CHARS, ApiKeyToken, Environment, NewPassword};
 
 /// Length of a generated password: 20 letters and digits, about 119 bits.
 pub const GENERATED_PASSWORD_CHARS: usize = 20;
@@ -121,9 +121,9 @@ pub async fn hash_password_off_thread(password: &NewPassword) -> anyhow::Result<
 }
 
 /// A new API key: `whp_` and 40 random letters and digits.
-pub fn generate_api_key() -> ApiKeyToken {
+pub fn generate_api_key(environment: Environment) -> ApiKeyToken {
     let random = Alphanumeric.sample_string(&mut rand::rngs::OsRng, API_KEY_RANDOM_CHARS);
-    ApiKeyToken::from_generated(format!("{API_KEY_PREFIX}{random}"))
+    ApiKeyToken::from_generated(format!("{API_KEY_PREFIX}{}{random}", environment.key_marker()))
 }
 
 /// What the database keeps of an API key: SHA-256, in hex. The key is random enough that a
@@ -176,9 +176,16 @@ mod tests {
         let password = generate_password();
         assert_eq!(password.len(), GENERATED_PASSWORD_CHARS);
         assert!(NewPassword::parse(&password).is_ok());
-        let key = generate_api_key();
+        let key = generate_api_key(Environment::Production);
+        assert!(key.expose().starts_with("whp_live_"));
         assert!(ApiKeyToken::parse(key.expose()).is_some());
-        assert_ne!(generate_api_key().expose(), key.expose());
+        assert_eq!(key.display_prefix().len(), "whp_live_".len() + 4);
+        assert_ne!(generate_api_key(Environment::Production).expose(), key.expose());
         assert_eq!(hash_api_key(&key).len(), 64);
+        let sandbox = generate_api_key(Environment::Sandbox);
+        assert!(sandbox.expose().starts_with("whp_sandbox_") && ApiKeyToken::parse(sandbox.expose()).is_some());
+        // Keys made before environments (production ones) still parse.
+        assert!(ApiKeyToken::parse(&format!("whp_{}", "a".repeat(API_KEY_RANDOM_CHARS))).is_some());
+        assert!(ApiKeyToken::parse(&format!("whp_test_{}", "a".repeat(API_KEY_RANDOM_CHARS))).is_none());
     }
 }

@@ -103,6 +103,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/webhooks/:id/logs") view=pages::WebhookLogsPage ssr=SsrMode::Async />
                 <Route path=path!("/webhooks/:id/logs/:attempt") view=pages::AttemptPage ssr=SsrMode::Async />
                 <Route path=path!("/logs") view=pages::LogsPage ssr=SsrMode::Async />
+                <Route path=path!("/events") view=pages::EventsPage ssr=SsrMode::Async />
+                <Route path=path!("/events/:id") view=pages::EventPage ssr=SsrMode::Async />
                 <Route path=path!("/event-types") view=pages::EventTypesPage ssr=SsrMode::Async />
                 <Route path=path!("/tools/signature") view=pages::SignatureCheckerPage ssr=SsrMode::Async />
                 <Route path=path!("/inspectors") view=pages::InspectorsPage ssr=SsrMode::Async />

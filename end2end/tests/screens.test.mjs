@@ -57,6 +57,7 @@ test('every page passes axe and fits a 390 px phone', async (t) => {
   await page.getByRole('button', { name: 'Create a capture URL' }).click();
   await page.waitForURL(/\/inspectors\/ins_\w+$/, { timeout: 10_000 });
   const inspector = new URL(page.url()).pathname;
+  shared.portal.publish('evt_screens', 'verification.completed', { data: { verificationId: 'ver_screens' } });
 
   await check(page, {
     webhooks: '/webhooks',
@@ -67,6 +68,8 @@ test('every page passes axe and fits a 390 px phone', async (t) => {
     attempt,
     integrate: `${webhook}/integrate`,
     logs: '/logs',
+    events: '/events',
+    event: '/events/evt_screens',
     'event-types': '/event-types',
     'signature-checker': '/tools/signature',
     inspectors: '/inspectors',
@@ -77,6 +80,12 @@ test('every page passes axe and fits a 390 px phone', async (t) => {
     audit: '/settings/audit',
     'not-found': '/no-such-page',
   });
+  // A sandbox page, with its band.
+  await page.goto(`${shared.portal.url}/webhooks`);
+  await waitForHydration(page);
+  await page.getByTestId('environment-switch').getByRole('button', { name: 'Sandbox' }).click();
+  await page.getByTestId('sandbox-band').waitFor({ timeout: 10_000 });
+  await check(page, { 'sandbox-webhooks': '/webhooks' });
   await page.close();
 
   // And the pages of someone not signed in.

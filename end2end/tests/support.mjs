@@ -53,11 +53,15 @@ export async function startPortal(settings = {}) {
     url,
     partner: { ...partner, name: 'Acme Verification' },
     log: () => log,
-    /** Publishes an event for the partner with the operator's CLI (another process, same database). */
-    publish(id, type = 'verification.completed') {
-      return JSON.parse(
-        execFileSync(PORTAL_BIN, ['event', 'publish', '--partner', partner.id, '--type', type, '--id', id, '--json'], { env }),
-      );
+    /**
+     * Publishes an event for the partner with the operator's CLI (another process, same
+     * database); `environment` (production when left out) and `data` (a JSON object) optional.
+     */
+    publish(id, type = 'verification.completed', { environment, data } = {}) {
+      const args = ['event', 'publish', '--partner', partner.id, '--type', type, '--id', id, '--json'];
+      if (environment) args.push('--environment', environment);
+      if (data) args.push('--data', JSON.stringify(data));
+      return JSON.parse(execFileSync(PORTAL_BIN, args, { env }));
     },
     /** SIGTERM, and SIGKILL if the portal has not exited within STOP_DEADLINE_MS. */
     async stop() {

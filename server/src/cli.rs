@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use anyhow::{Context, bail};
-use app::domain::{Actor, ApiKeyName, EmailAddress, NewPassword, PartnerId, PartnerName, Role};
+use app::domain::{Actor, ApiKeyName, EmailAddress, Environment, NewPassword, PartnerId, PartnerName, Role};
 use app::store::accounts::CreatePartnerError;
 use app::store::{self, Db};
 use serde_json::json;
@@ -163,21 +163,27 @@ async fn add_user(
 
 /// `portal api-key …`.
 pub async fn api_key(database_url: &str, command: ApiKeyCommand) -> anyhow::Result<()> {
-    let ApiKeyCommand::Create { partner, name, role, json } = command;
+    let ApiKeyCommand::Create { partner, environment, name, role, json } = command;
     let partner = PartnerId::parse(&partner).map_err(|e| anyhow::anyhow!("--partner {e}"))?;
+    let environment = Environment::parse(&environment).map_err(|e| anyhow::anyhow!("--environment {e}"))?;
     let name = ApiKeyName::parse(&name).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let db = open(database_url).await?;
-    if store::accounts::partner_name(&db, &partner).await?.is_none() {
+    let Some(row) = store::accounts::environment_partner(&db, &partner, environment).await? else {
         bail!("--partner {partner}: no such partner (see `portal partner list`)");
-    }
-    let created = app::service::accounts::create_api_key(&db, &partner, &Actor::Operator, &name, role, u32::MAX)
-        .await?
-        .context("the new key was not stored")?;
+    };
+    let created =
+        app::service::accounts::create_api_key(&db, &row, environment, &Actor::Operator, &name, role, u32::MAX)
+            .await?
+            .context("the new key was not stored")?;
+    let env = environment.as_str();
     if json {
-        println!("{}", json!({ "id": created.summary.id, "partnerId": partner, "key": created.key }));
+        println!(
+            "{}",
+            json!({ "id": created.summary.id, "partnerId": partner, "environment": env, "key": created.key })
+        );
     } else {
-        println!("Created API key {} for partner {partner}. It is shown only this once:", created.summary.id);
+        println!("Created a {env} API key {} for partner {partner}. It is shown only this once:", created.summary.id);
         println!("{}", created.key);
     }
     Ok(())
@@ -187,16 +193,20 @@ pub async fn api_key(database_url: &str, command: ApiKeyCommand) -> anyhow::Resu
 pub async fn event(database_url: &str, command: EventCommand) -> anyhow::Result<()> {
     use app::domain::NewEvent;
     use app::store::events::Published;
-    let EventCommand::Publish { partner, event_type, status, data, id, json } = command;
+    let EventCommand::Publish { partner, environment, event_type, status, data, id, json } = command;
     let data: serde_json::Value =
         serde_json::from_str(&data).map_err(|e| anyhow::anyhow!("--data is not JSON: {e}"))?;
-    let event = NewEvent::parse(&partner, &event_type, &status, data, id.as_deref()).map_err(|errors| {
-        let text: Vec<String> = errors
-            .iter()
-            .map(|e| format!("--{} {}", if e.field == "partnerId" { "partner" } else { e.field.as_str() }, e.message))
-            .collect();
-        anyhow::anyhow!("{}", text.join("; "))
-    })?;
+    let event = NewEvent::parse(&partner, environment.as_deref(), &event_type, &status, data, id.as_deref()).map_err(
+        |errors| {
+            let text: Vec<String> = errors
+                .iter()
+                .map(|e| {
+                    format!("--{} {}", if e.field == "partnerId" { "partner" } else { e.field.as_str() }, e.message)
+                })
+                .collect();
+            anyhow::anyhow!("{}", text.join("; "))
+        },
+    )?;
     let db = open(database_url).await?;
     // No dispatcher here to wake: the portals' dispatchers hear of it through the database.
     let nobody = tokio::sync::Notify::new();
@@ -204,7 +214,7 @@ pub async fn event(database_url: &str, command: EventCommand) -> anyhow::Result<
         Published::New { deliveries } | Published::Again { deliveries } => deliveries,
         Published::Conflict => bail!("--id `{}` belongs to another partner's event", event.id),
         Published::UnknownPartner => {
-            bail!("--partner {}: no such partner (see `portal partner list`)", event.partner)
+            bail!("--partner {partner}: no such partner (see `portal partner list`)")
         }
     };
     if json {

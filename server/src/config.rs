@@ -59,6 +59,9 @@ pub enum EventCommand {
         /// The partner's id (`ptn_…`).
         #[arg(long)]
         partner: String,
+        /// `production` (the default) or `sandbox`: whose webhooks get it.
+        #[arg(long)]
+        environment: Option<String>,
         /// The event type, e.g. `verification.completed`.
         #[arg(long = "type")]
         event_type: String,
@@ -150,6 +153,10 @@ pub enum ApiKeyCommand {
         /// The partner's id (`ptn_…`).
         #[arg(long)]
         partner: String,
+        /// `production` (the default; the key starts `whp_live_`) or `sandbox` (`whp_sandbox_`):
+        /// the only environment the key sees.
+        #[arg(long, default_value = "production")]
+        environment: String,
         /// A label for the key.
         #[arg(long, default_value = "Created from the command line")]
         name: String,

@@ -40,7 +40,7 @@ pub enum Pass {
 }
 
 /// One pass: the delivery log older than `retention_days`, batch by batch, then the events
-/// of that age with no delivery left, the stale sign-in throttle rows, the expired request
+/// of that age with no delivery left, the search values of events from before event search, the stale sign-in throttle rows, the expired request
 /// inspectors and password links, and audit entries older than a year.
 pub async fn pass(db: &Db, retention_days: u32, stop: &mut watch::Receiver<bool>) -> Pass {
     let keep_ms = i64::from(retention_days) * 24 * 3600 * 1000;
@@ -70,6 +70,9 @@ pub async fn pass(db: &Db, retention_days: u32, stop: &mut watch::Receiver<bool>
     if prune_events(db, cutoff, stop).await == Pass::Stopped {
         return Pass::Stopped;
     }
+    if key_old_events(db, stop).await == Pass::Stopped {
+        return Pass::Stopped;
+    }
     match throttle::prune(db, now_ms()).await {
         Ok(0) => {}
         Ok(rows) => tracing::info!(rows, "pruned stale sign-in throttle rows"),
@@ -90,6 +93,34 @@ pub async fn pass(db: &Db, retention_days: u32, stop: &mut watch::Receiver<bool>
         Ok(0) => {}
         Ok(inspectors) => tracing::info!(inspectors, "deleted expired request inspectors"),
         Err(e) => tracing::error!(error = format!("{e:#}"), "could not delete expired request inspectors"),
+    }
+    Pass::Done
+}
+
+/// Events stored before event search have their search values filled in, batch by batch (a
+/// no-op once they all have).
+async fn key_old_events(db: &Db, stop: &mut watch::Receiver<bool>) -> Pass {
+    let mut total = 0;
+    loop {
+        match app::store::event_search::key_old_events(db, BATCH).await {
+            Ok(n) => {
+                total += n;
+                if (n as i64) < BATCH {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "could not index old events for search");
+                break;
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(BETWEEN_BATCHES) => {}
+            _ = stop.changed() => return Pass::Stopped,
+        }
+    }
+    if total > 0 {
+        tracing::info!(events = total, "indexed events stored before event search");
     }
     Pass::Done
 }

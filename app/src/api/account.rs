@@ -25,7 +25,7 @@ pub async fn change_password(current: String, password: String, confirm: String)
     }
     let changed = crate::service::accounts::change_password(
         &state.db,
-        &user.partner_id,
+        &user.account_id,
         &user.user_id,
         &user.email,
         current,
@@ -69,5 +69,5 @@ pub async fn set_password(token: String, password: String, confirm: String) -> R
 #[server(endpoint = "audit/list")]
 pub async fn list_audit(before: Option<String>) -> Result<AuditPage, AppError> {
     let (user, state) = super::require_admin().await?;
-    crate::service::audit::page(&state.db, &user.partner_id, before.as_deref()).await
+    crate::service::audit::page(&state.db, &user.account_id, before.as_deref()).await
 }

@@ -21,9 +21,17 @@ pub async fn create_api_key(name: String, role: Option<String>) -> Result<Create
     let name = ApiKeyName::parse(&name)?;
     let role = role.as_deref().map(Role::parse).transpose()?.unwrap_or_default();
     let quotas = &state.settings.quotas;
-    crate::service::accounts::create_api_key(&state.db, &user.partner_id, &user.actor(), &name, role, quotas.api_keys)
-        .await?
-        .ok_or_else(|| AppError::LimitReached(Counted::ApiKeys.refusal(quotas)))
+    crate::service::accounts::create_api_key(
+        &state.db,
+        &user.partner_id,
+        user.environment,
+        &user.actor(),
+        &name,
+        role,
+        quotas.api_keys,
+    )
+    .await?
+    .ok_or_else(|| AppError::LimitReached(Counted::ApiKeys.refusal(quotas)))
 }
 
 /// Revokes one of the signed-in partner's keys; it stops working at once.

@@ -13,7 +13,7 @@ mod ssr {
     use tower_sessions::Session;
 
     use crate::api::AppError;
-    use crate::domain::{SignedInUser, UserId};
+    use crate::domain::{Environment, SignedInUser, UserId};
     use crate::state::AppState;
     use crate::store::{self, Db};
 
@@ -24,6 +24,9 @@ mod ssr {
     /// The session key that holds the user's session epoch when it began: a password change
     /// moves the user's epoch on, and ends every session of an older one.
     pub const SESSION_EPOCH_KEY: &str = "epoch";
+    /// The session key that holds the environment the user is looking at (`sandbox`; absent
+    /// for production).
+    pub const SESSION_ENVIRONMENT_KEY: &str = "environment";
 
     /// Starts a signed-in session for `user` under `epoch` in `session`: a new id (so a session
     /// id planted before is worth nothing after), the user, the time, the epoch.
@@ -80,7 +83,9 @@ mod ssr {
         }
         // Sessions from before epochs were kept belong to the first one.
         let epoch: i64 = session.get(SESSION_EPOCH_KEY).await.map_err(unreadable)?.unwrap_or(0);
-        let user = store::accounts::signed_in_user(db, &user_id, epoch).await?;
+        let environment: Environment =
+            session.get(SESSION_ENVIRONMENT_KEY).await.map_err(unreadable)?.unwrap_or_default();
+        let user = store::accounts::signed_in_user(db, &user_id, epoch, environment).await?;
         if user.is_none() {
             tracing::info!(user = %user_id, "the user was removed or changed their password: session ended");
             session.flush().await.map_err(anyhow::Error::from)?;
@@ -197,6 +202,19 @@ pub async fn logout() -> Result<(), AppError> {
     let session = current_session().await?;
     session.flush().await.map_err(anyhow::Error::from)?;
     leptos_axum::redirect("/login");
+    Ok(())
+}
+
+/// Moves the session to `environment` (`production` or `sandbox`) and sends the browser to
+/// its webhooks: what the pages show and change from then on is that environment's.
+#[server(endpoint = "switch_environment")]
+pub async fn switch_environment(environment: String) -> Result<(), AppError> {
+    let environment = crate::domain::Environment::parse(&environment)
+        .map_err(|message| AppError::Invalid(crate::domain::FieldError::new("environment", message)))?;
+    let (user, _) = require_user().await?;
+    current_session().await?.insert(SESSION_ENVIRONMENT_KEY, environment).await.map_err(anyhow::Error::from)?;
+    tracing::info!(user = %user.user_id, environment = environment.as_str(), "switched environment");
+    leptos_axum::redirect("/webhooks");
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod api_keys;
 pub mod auth;
+pub mod events;
 pub mod inspectors;
 pub mod logs;
 pub mod team;
@@ -12,6 +13,7 @@ pub use crate::error::AppError;
 pub use account::*;
 pub use api_keys::*;
 pub use auth::*;
+pub use events::*;
 pub use inspectors::*;
 pub use logs::*;
 pub use team::*;

@@ -11,7 +11,7 @@ use crate::domain::TeamMember;
 #[server(endpoint = "team/list")]
 pub async fn list_team() -> Result<Vec<TeamMember>, AppError> {
     let (user, state) = super::require_admin().await?;
-    Ok(crate::store::accounts::team(&state.db, &user.partner_id).await?)
+    Ok(crate::store::accounts::team(&state.db, &user.account_id).await?)
 }
 
 /// Adds a user to the signed-in admin's partner; the answer holds their one-time link to set
@@ -30,7 +30,7 @@ pub async fn add_team_member(email: String, role: String) -> Result<AddedMember,
     let actor = user.actor();
     let added = crate::service::accounts::add_user(
         &state.db,
-        &user.partner_id,
+        &user.account_id,
         &actor,
         &email,
         role,
@@ -49,7 +49,7 @@ pub async fn add_team_member(email: String, role: String) -> Result<AddedMember,
         }
         Err(CreatePartnerError::Other(e)) => return Err(e.into()),
     };
-    tracing::info!(partner = %user.partner_id, user = %id, by = %user.user_id, "added by an admin");
+    tracing::info!(partner = %user.account_id, user = %id, by = %user.user_id, "added by an admin");
     let member = TeamMember { id, email: email.as_str().to_owned(), role, created_at: chrono::Utc::now() };
     Ok(AddedMember { member, link })
 }
@@ -59,7 +59,7 @@ pub async fn add_team_member(email: String, role: String) -> Result<AddedMember,
 pub async fn remove_team_member(id: String) -> Result<(), AppError> {
     let (user, state) = super::require_admin().await?;
     let id = crate::domain::UserId::parse(&id).map_err(|_| AppError::NotFound)?;
-    crate::service::accounts::remove_user(&state.db, &user.partner_id, &user.actor(), &id).await
+    crate::service::accounts::remove_user(&state.db, &user.account_id, &user.actor(), &id).await
 }
 
 /// Gives one of the partner's users another role; refused when it would leave no admin.
@@ -68,5 +68,5 @@ pub async fn set_team_role(id: String, role: String) -> Result<(), AppError> {
     let (user, state) = super::require_admin().await?;
     let role = crate::domain::Role::parse(&role)?;
     let id = crate::domain::UserId::parse(&id).map_err(|_| AppError::NotFound)?;
-    crate::service::accounts::set_role(&state.db, &user.partner_id, &user.actor(), &id, role).await
+    crate::service::accounts::set_role(&state.db, &user.account_id, &user.actor(), &id, role).await
 }

@@ -6,7 +6,8 @@ use leptos_meta::Title;
 use leptos_router::components::{A, Redirect};
 
 use crate::PRODUCT_NAME;
-use crate::api::{AppError, DismissAlert, Logout, current_user, open_alerts};
+use crate::api::{AppError, DismissAlert, Logout, SwitchEnvironment, current_user, open_alerts};
+use crate::domain::Environment;
 
 /// Bumped when a webhook is switched on or off, so the deactivation banners look again.
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +33,7 @@ pub fn SignedIn(
 ) -> impl IntoView {
     let user = Resource::new(|| (), |_| current_user());
     let logout = ServerAction::<Logout>::new();
+    let switch = ServerAction::<SwitchEnvironment>::new();
     // On a phone the navigation and the account fold into "Menu" (see the stylesheet).
     let menu_open = RwSignal::new(false);
     view! {
@@ -39,6 +41,19 @@ pub fn SignedIn(
         <a class="skip-link" href="#main">
             "Skip to content"
         </a>
+        <Transition fallback=|| ()>
+            {move || {
+                matches!(user.get(), Some(Ok(Some(ref u))) if u.environment == Environment::Sandbox)
+                    .then(|| {
+                        view! {
+                            <div class="sandbox-band" role="note" data-testid="sandbox-band">
+                                <strong>"Sandbox"</strong>
+                                " · test webhooks, keys and events, kept apart from production. Nothing here reaches your customers."
+                            </div>
+                        }
+                    })
+            }}
+        </Transition>
         <header class="topbar">
             <a class="brand" href="/webhooks">
                 <Mark />
@@ -57,6 +72,7 @@ pub fn SignedIn(
             <nav aria-label="Main">
                 <A href="/webhooks">"Webhooks"</A>
                 <A href="/logs">"Delivery logs"</A>
+                <A href="/events">"Events"</A>
                 <A href="/event-types">"Event types"</A>
                 <A href="/tools/signature">"Signature checker"</A>
                 <A href="/inspectors">"Request inspector"</A>
@@ -78,6 +94,7 @@ pub fn SignedIn(
                                             {user.email}
                                         </a>
                                         <span class="badge grey" data-testid="role">{user.role.as_str()}</span>
+                                        <EnvironmentSwitch current=user.environment switch />
                                     }
                                         .into_any()
                                 }
@@ -102,6 +119,37 @@ pub fn SignedIn(
             }) />
             {children()}
         </main>
+    }
+}
+
+/// Production | Sandbox: two buttons, the current one pressed. Switching sends the browser to
+/// the other environment's webhooks.
+#[component]
+fn EnvironmentSwitch(current: Environment, switch: ServerAction<SwitchEnvironment>) -> impl IntoView {
+    let buttons = Environment::ALL
+        .into_iter()
+        .map(|env| {
+            let pressed = env == current;
+            view! {
+                <ActionForm action=switch>
+                    <input type="hidden" name="environment" value=env.as_str() />
+                    <button
+                        type="submit"
+                        class="env-option"
+                        class:sandbox=env == Environment::Sandbox
+                        aria-pressed=pressed.to_string()
+                        disabled=pressed
+                    >
+                        {env.label()}
+                    </button>
+                </ActionForm>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="env-switch" role="group" aria-label="Environment" data-testid="environment-switch">
+            {buttons}
+        </div>
     }
 }
 

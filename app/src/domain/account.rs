@@ -160,14 +160,64 @@ pub const API_KEY_PREFIX: &str = "whp_";
 /// Random characters after the prefix: 40 of 62 letters and digits, about 238 bits.
 pub const API_KEY_RANDOM_CHARS: usize = 40;
 
-/// An API key as a client sends it (`Authorization: Bearer whp_…`). Never printed.
+/// One of a partner's two worlds: `sandbox` to build and test against, `production` for real
+/// customers. Webhooks, API keys, events, deliveries and their logs belong to one; users and
+/// the audit log belong to the account and see both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Real customers' events.
+    #[default]
+    Production,
+    /// Test events, for building an integration.
+    Sandbox,
+}
+
+impl Environment {
+    /// Both, production first.
+    pub const ALL: [Self; 2] = [Self::Production, Self::Sandbox];
+    /// `production` or `sandbox`: the name in the API, the CLI and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Production => "production",
+            Self::Sandbox => "sandbox",
+        }
+    }
+    /// "Production" or "Sandbox", for pages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Production => "Production",
+            Self::Sandbox => "Sandbox",
+        }
+    }
+    /// `production` or `sandbox`, or an error that names both.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.trim() {
+            "production" => Ok(Self::Production),
+            "sandbox" => Ok(Self::Sandbox),
+            other => Err(format!("`{other}` is not an environment: use `production` or `sandbox`")),
+        }
+    }
+    /// What follows `whp_` in this environment's API keys: `live_` or `sandbox_`.
+    pub fn key_marker(self) -> &'static str {
+        match self {
+            Self::Production => "live_",
+            Self::Sandbox => "sandbox_",
+        }
+    }
+}
+
+/// An API key as a client sends it (`Authorization: Bearer whp_live_…`). Never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKeyToken(String);
 
 impl ApiKeyToken {
-    /// `whp_` followed by 40 letters and digits; anything else can't be one of our keys.
+    /// `whp_live_` or `whp_sandbox_` (or, for keys made before environments, plain `whp_`)
+    /// followed by 40 letters and digits; anything else can't be one of our keys.
     pub fn parse(value: &str) -> Option<Self> {
-        let body = value.strip_prefix(API_KEY_PREFIX)?;
+        let rest = value.strip_prefix(API_KEY_PREFIX)?;
+        let body = Environment::ALL.iter().find_map(|env| rest.strip_prefix(env.key_marker())).unwrap_or(rest);
         (body.len() == API_KEY_RANDOM_CHARS && body.bytes().all(|b| b.is_ascii_alphanumeric()))
             .then(|| Self(value.to_owned()))
     }
@@ -180,9 +230,12 @@ impl ApiKeyToken {
     pub fn expose(&self) -> &str {
         &self.0
     }
-    /// The part shown in lists so a partner can tell keys apart: prefix and four characters.
+    /// The part shown in lists so a partner can tell keys apart: the prefix with its
+    /// environment, and four characters.
     pub fn display_prefix(&self) -> String {
-        self.0.chars().take(API_KEY_PREFIX.len() + 4).collect()
+        let rest = &self.0[API_KEY_PREFIX.len()..];
+        let marker = Environment::ALL.iter().map(|env| env.key_marker()).find(|m| rest.starts_with(m)).unwrap_or("");
+        self.0.chars().take(API_KEY_PREFIX.len() + marker.len() + 4).collect()
     }
 }
 
@@ -195,8 +248,14 @@ impl fmt::Debug for ApiKeyToken {
 /// Who is signed in, as the portal's header shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedInUser {
-    /// The partner the user belongs to; every query of the session is scoped to it.
+    /// The environment the session is in: its partner row, to which every query of webhooks,
+    /// keys, events and logs is scoped.
     pub partner_id: PartnerId,
+    /// Which environment that is (the header's switcher).
+    pub environment: Environment,
+    /// The account the user belongs to (the production row): users, the team and the audit
+    /// log are scoped to it.
+    pub account_id: PartnerId,
     /// The partner's display name.
     pub partner_name: String,
     /// The user.

@@ -124,6 +124,8 @@ pub struct AuditEntry {
     pub action: String,
     /// What it was done to.
     pub subject: String,
+    /// In which environment (account changes, such as the team's, are production's).
+    pub environment: super::Environment,
 }
 
 /// A page of the audit log, newest first, and the cursor to the older entries if there are.

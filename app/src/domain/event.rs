@@ -71,14 +71,34 @@ impl EventBody {
     }
 }
 
+/// The longest `verificationId` or `sessionId` that event search indexes.
+pub const MAX_SEARCH_VALUE: usize = 200;
+
+/// `data`'s `verificationId` and `sessionId`, as event search indexes them.
+#[cfg(feature = "ssr")]
+pub fn search_values(data: &serde_json::Value) -> (Option<String>, Option<String>) {
+    let value = |key: &str| {
+        let text = match data.get(key)? {
+            serde_json::Value::String(s) => s.trim().to_owned(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        (!text.is_empty() && text.chars().count() <= MAX_SEARCH_VALUE).then_some(text)
+    };
+    (value("verificationId"), value("sessionId"))
+}
+
 /// An event to publish, checked: what the operator's `POST /api/v1/events` and
 /// `portal event publish` make from their input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     /// Its id: given by the operator or generated (`evt_…`).
     pub id: EventId,
-    /// The partner it happened for.
+    /// The partner row it happened for: the account the operator names, or, once published to
+    /// the sandbox, the account's sandbox row.
     pub partner: super::PartnerId,
+    /// The environment it belongs to (`production` unless the operator says otherwise).
+    pub environment: super::Environment,
     /// Its type.
     pub event_type: EventType,
     /// `success`, `failed`, …
@@ -89,9 +109,11 @@ pub struct NewEvent {
 
 #[cfg(feature = "ssr")]
 impl NewEvent {
-    /// Checks every field and reports every broken rule. Without an id, one is generated.
+    /// Checks every field and reports every broken rule. Without an id, one is generated;
+    /// without an environment, it is production's.
     pub fn parse(
         partner: &str,
+        environment: Option<&str>,
         event_type: &str,
         status: &str,
         data: serde_json::Value,
@@ -99,6 +121,10 @@ impl NewEvent {
     ) -> Result<Self, Vec<super::FieldError>> {
         use super::FieldError;
         let mut errors = Vec::new();
+        let environment = environment
+            .map_or(Ok(super::Environment::Production), super::Environment::parse)
+            .map_err(|e| errors.push(FieldError::new("environment", e)))
+            .unwrap_or_default();
         let partner =
             super::PartnerId::parse(partner).map_err(|e| errors.push(FieldError::new("partnerId", e.to_string()))).ok();
         let event_type = EventType::parse(event_type).map_err(|e| errors.push(FieldError::new("type", e.message))).ok();
@@ -115,10 +141,17 @@ impl NewEvent {
         };
         match (id, partner, event_type) {
             (Some(id), Some(partner), Some(event_type)) if errors.is_empty() => {
-                Ok(Self { id, partner, event_type, status: status.to_owned(), data })
+                Ok(Self { id, partner, environment, event_type, status: status.to_owned(), data })
             }
             _ => Err(errors),
         }
+    }
+
+    /// The values inside `data` that event search finds it by: `verificationId` and
+    /// `sessionId` (strings or numbers, at most [`MAX_SEARCH_VALUE`] characters; longer ones are
+    /// not indexed).
+    pub fn search_values(&self) -> (Option<String>, Option<String>) {
+        search_values(&self.data)
     }
 
     /// The event as receivers see it, created now.

@@ -191,15 +191,20 @@ impl LogQuery {
             ("cursor", &self.cursor),
             ("limit", &self.limit),
         ];
-        let mut out = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in pairs {
-            if let Some(value) = given(value) {
-                out.append_pair(name, value);
-            }
-        }
-        let query = out.finish();
-        if query.is_empty() { query } else { format!("?{query}") }
+        query_string(&pairs)
     }
+}
+
+/// A link's query string (`?a=1&b=2`) from named values, blanks left out; empty when all are.
+pub fn query_string(pairs: &[(&str, &Option<String>)]) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        if let Some(value) = given(value) {
+            out.append_pair(name, value);
+        }
+    }
+    let query = out.finish();
+    if query.is_empty() { query } else { format!("?{query}") }
 }
 
 /// Why a delivery exists.

@@ -8,6 +8,7 @@ mod catalog;
 #[cfg(feature = "ssr")]
 mod delivery;
 mod event;
+mod event_search;
 mod guide;
 mod ids;
 mod inspector;
@@ -28,6 +29,7 @@ pub use catalog::*;
 #[cfg(feature = "ssr")]
 pub use delivery::*;
 pub use event::*;
+pub use event_search::*;
 pub use guide::{FALLBACK_PATH, GuideFor, Snippet, snippets};
 pub use ids::*;
 pub use inspector::*;

@@ -69,6 +69,7 @@ fn AuditTable(entries: Vec<AuditEntry>) -> impl IntoView {
                     <td data-label="Who">{e.actor}</td>
                     <td data-label="What">{e.action}</td>
                     <td class="url-cell" data-label="To what">{e.subject}</td>
+                    <td data-label="Environment">{e.environment.label()}</td>
                 </tr>
             }
         })
@@ -82,6 +83,7 @@ fn AuditTable(entries: Vec<AuditEntry>) -> impl IntoView {
                     <th scope="col">"Who"</th>
                     <th scope="col">"What"</th>
                     <th scope="col">"To what"</th>
+                    <th scope="col">"Environment"</th>
                 </tr>
             </thead>
             <tbody>{rows}</tbody>

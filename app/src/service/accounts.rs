@@ -7,8 +7,8 @@ use sha2::{Digest, Sha256};
 use super::audit::note;
 use crate::auth;
 use crate::domain::{
-    Actor, ApiKeyId, ApiKeyName, ApiKeySummary, AuditAction, CreatedApiKey, EmailAddress, FieldError, NewPassword,
-    PASSWORD_LINK_HOURS, PartnerId, PasswordLink, Role, UserId,
+    Actor, ApiKeyId, ApiKeyName, ApiKeySummary, AuditAction, CreatedApiKey, EmailAddress, Environment, FieldError,
+    NewPassword, PASSWORD_LINK_HOURS, PartnerId, PasswordLink, Role, UserId,
 };
 use crate::error::AppError;
 use crate::store::accounts::{self, CreatePartnerError, TeamChange};
@@ -169,16 +169,18 @@ fn team_change(change: TeamChange, verb: &str) -> Result<String, AppError> {
 }
 
 /// A new API key for `partner` (the key itself shown only in this answer; stored hashed), when
-/// it has fewer than `limit` keys in use; `None` when it has that many.
+/// it has fewer than `limit` keys in use; `None` when it has that many. `environment` is the
+/// partner row's, and names the key's prefix (`whp_live_`, `whp_sandbox_`).
 pub async fn create_api_key(
     db: &Db,
     partner: &PartnerId,
+    environment: Environment,
     by: &Actor,
     name: &ApiKeyName,
     role: Role,
     limit: u32,
 ) -> anyhow::Result<Option<CreatedApiKey>> {
-    let key = auth::generate_api_key();
+    let key = auth::generate_api_key(environment);
     let hash = auth::hash_api_key(&key);
     let (prefix, created_by) = (key.display_prefix(), by.describe());
     let new = api_keys::NewApiKey { name, role, prefix: &prefix, key_hash: &hash, created_by: &created_by };

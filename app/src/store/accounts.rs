@@ -4,7 +4,7 @@ use anyhow::Context;
 use sqlx::Row;
 
 use super::{Db, is_unique_violation, now_ms};
-use crate::domain::{EmailAddress, PartnerId, PartnerName, Role, SignedInUser, TeamMember, UserId};
+use crate::domain::{EmailAddress, Environment, PartnerId, PartnerName, Role, SignedInUser, TeamMember, UserId};
 
 /// Why a partner could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -85,28 +85,118 @@ pub async fn find_login(db: &Db, email: &EmailAddress) -> anyhow::Result<Option<
     .transpose()
 }
 
-/// The signed-in user behind a session's user id and epoch, with its partner; `None` once the
-/// user is gone or their password changed since the session began (a newer epoch).
+/// The signed-in user behind a session's user id and epoch, with its account and the partner
+/// row of `environment` (the sandbox is made on first use); `None` once the user is gone or
+/// their password changed since the session began (a newer epoch).
 #[tracing::instrument(skip_all, fields(user = %user_id))]
-pub async fn signed_in_user(db: &Db, user_id: &UserId, epoch: i64) -> anyhow::Result<Option<SignedInUser>> {
+pub async fn signed_in_user(
+    db: &Db,
+    user_id: &UserId,
+    epoch: i64,
+    environment: Environment,
+) -> anyhow::Result<Option<SignedInUser>> {
     let row = sqlx::query(
-        "SELECT u.email, u.role, p.id AS partner_id, p.name AS partner_name \
-         FROM users u JOIN partners p ON p.id = u.partner_id WHERE u.id = $1 AND u.session_epoch = $2",
+        "SELECT u.email, u.role, p.id AS partner_id, p.name AS partner_name, s.id AS sandbox_id \
+         FROM users u JOIN partners p ON p.id = u.partner_id LEFT JOIN partners s ON s.production_id = p.id \
+         WHERE u.id = $1 AND u.session_epoch = $2",
     )
     .bind(user_id.as_str())
     .bind(epoch)
     .fetch_optional(db.pool())
     .await
     .context("could not load the signed-in user")?;
+    let Some(row) = row else { return Ok(None) };
+    let account_id = PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?;
+    let partner_id = match environment {
+        Environment::Production => account_id.clone(),
+        Environment::Sandbox => match row.try_get::<Option<String>, _>("sandbox_id")? {
+            Some(id) => PartnerId::parse(&id)?,
+            None => sandbox_of(db, &account_id).await?.context("the user's partner is gone")?,
+        },
+    };
+    Ok(Some(SignedInUser {
+        partner_id,
+        environment,
+        account_id,
+        partner_name: row.try_get("partner_name")?,
+        user_id: user_id.clone(),
+        email: row.try_get("email")?,
+        // An unknown stored role grants the least.
+        role: Role::parse(&row.try_get::<String, _>("role")?).unwrap_or(Role::Viewer),
+    }))
+}
+
+/// The partner row that holds `account`'s data in `environment`: the account itself for
+/// production, its sandbox (made now if it has none yet) for sandbox. `None` when `account` is
+/// not a partner's account (unknown, or itself a sandbox).
+#[tracing::instrument(skip_all, fields(account = %account, environment = environment.as_str()))]
+pub async fn environment_partner(
+    db: &Db,
+    account: &PartnerId,
+    environment: Environment,
+) -> anyhow::Result<Option<PartnerId>> {
+    match environment {
+        Environment::Sandbox => sandbox_of(db, account).await,
+        Environment::Production => {
+            let row = sqlx::query("SELECT id FROM partners WHERE id = $1 AND environment = 'production'")
+                .bind(account.as_str())
+                .fetch_optional(db.pool())
+                .await
+                .context("could not look the partner up")?;
+            Ok(row.map(|_| account.clone()))
+        }
+    }
+}
+
+/// `account`'s sandbox, made on first use (its name is the account's); `None` when `account`
+/// is not a production partner.
+async fn sandbox_of(db: &Db, account: &PartnerId) -> anyhow::Result<Option<PartnerId>> {
+    let find = || async {
+        let row = sqlx::query("SELECT id FROM partners WHERE production_id = $1")
+            .bind(account.as_str())
+            .fetch_optional(db.pool())
+            .await
+            .context("could not look the sandbox up")?;
+        row.map(|row| anyhow::Ok(PartnerId::parse(&row.try_get::<String, _>("id")?)?)).transpose()
+    };
+    if let Some(id) = find().await? {
+        return Ok(Some(id));
+    }
+    // Two first uses at once: the unique index keeps one, and both read it back.
+    sqlx::query(
+        "INSERT INTO partners (id, name, created_at, environment, production_id) \
+         SELECT $1, name, $2, 'sandbox', id FROM partners WHERE id = $3 AND environment = 'production' \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(PartnerId::generate().as_str())
+    .bind(now_ms())
+    .bind(account.as_str())
+    .execute(db.writer())
+    .await
+    .context("could not make the sandbox")?;
+    let made = find().await?;
+    if let Some(id) = &made {
+        tracing::info!(sandbox = %id, "sandbox made on first use");
+    }
+    Ok(made)
+}
+
+/// What a partner row is: its account's name, its environment and its account (itself for
+/// production); `None` when there is no such row.
+#[tracing::instrument(skip_all, fields(partner = %partner))]
+pub async fn partner_environment(
+    db: &Db,
+    partner: &PartnerId,
+) -> anyhow::Result<Option<(String, Environment, PartnerId)>> {
+    let row =
+        sqlx::query("SELECT name, environment, COALESCE(production_id, id) AS account FROM partners WHERE id = $1")
+            .bind(partner.as_str())
+            .fetch_optional(db.pool())
+            .await
+            .context("could not look the partner up")?;
     row.map(|row| {
-        Ok(SignedInUser {
-            partner_id: PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?,
-            partner_name: row.try_get("partner_name")?,
-            user_id: user_id.clone(),
-            email: row.try_get("email")?,
-            // An unknown stored role grants the least.
-            role: Role::parse(&row.try_get::<String, _>("role")?).unwrap_or(Role::Viewer),
-        })
+        let environment = Environment::parse(&row.try_get::<String, _>("environment")?).map_err(anyhow::Error::msg)?;
+        Ok((row.try_get("name")?, environment, PartnerId::parse(&row.try_get::<String, _>("account")?)?))
     })
     .transpose()
 }
@@ -129,7 +219,7 @@ pub async fn add_user(
     }
     let inserted = sqlx::query(
         "INSERT INTO users (id, partner_id, email, password_hash, role, created_at, activated) \
-         SELECT $1, id, $2, $3, $4, $5, $7 FROM partners WHERE id = $6",
+         SELECT $1, id, $2, $3, $4, $5, $7 FROM partners WHERE id = $6 AND environment = 'production'",
     )
     .bind(user_id.as_str())
     .bind(email.as_str())
@@ -186,7 +276,7 @@ pub struct PartnerSummary {
 pub async fn list_partners(db: &Db) -> anyhow::Result<Vec<PartnerSummary>> {
     let rows = sqlx::query(
         "SELECT p.id, p.name, (SELECT COUNT(*) FROM users u WHERE u.partner_id = p.id) AS users \
-         FROM partners p ORDER BY p.created_at, p.id",
+         FROM partners p WHERE p.environment = 'production' ORDER BY p.created_at, p.id",
     )
     .fetch_all(db.pool())
     .await
@@ -200,17 +290,6 @@ pub async fn list_partners(db: &Db) -> anyhow::Result<Vec<PartnerSummary>> {
             })
         })
         .collect()
-}
-
-/// A partner's display name, or `None` when there is no such partner.
-#[tracing::instrument(skip_all, fields(partner = %partner))]
-pub async fn partner_name(db: &Db, partner: &PartnerId) -> anyhow::Result<Option<String>> {
-    let row = sqlx::query("SELECT name FROM partners WHERE id = $1")
-        .bind(partner.as_str())
-        .fetch_optional(db.pool())
-        .await
-        .context("could not look the partner up")?;
-    row.map(|row| row.try_get("name").map_err(anyhow::Error::from)).transpose()
 }
 
 /// What became of a change to a partner's team.

@@ -147,7 +147,9 @@ pub async fn claim(db: &Db, limit: i64, lease_ms: i64) -> anyhow::Result<Vec<Out
     for row in rows {
         let partner = PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?;
         let people = sqlx::query(
-            "SELECT p.name, u.email FROM partners p LEFT JOIN users u ON u.partner_id = p.id \
+            // A sandbox's alerts go to its account's users, and say which environment.
+            "SELECT CASE WHEN p.environment = 'sandbox' THEN p.name || ' (sandbox)' ELSE p.name END AS name, u.email \
+             FROM partners p LEFT JOIN users u ON u.partner_id = COALESCE(p.production_id, p.id) \
              WHERE p.id = $1 ORDER BY u.created_at",
         )
         .bind(partner.as_str())

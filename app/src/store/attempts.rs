@@ -411,6 +411,7 @@ mod tests {
             let event = NewEvent {
                 id: EventId::parse(&format!("evt_{}_{i}", partner.as_str())).unwrap(),
                 partner: partner.clone(),
+                environment: crate::domain::Environment::Production,
                 event_type: EventType::VerificationCompleted,
                 status: "success".into(),
                 data: serde_json::json!({"n": i}),

@@ -5,7 +5,7 @@ use anyhow::Context;
 use sqlx::Row;
 
 use super::{Db, from_ms, now_ms};
-use crate::domain::{AUDIT_PAGE, Actor, AuditAction, AuditEntry, AuditPage, PartnerId};
+use crate::domain::{AUDIT_PAGE, Actor, AuditAction, AuditEntry, AuditPage, Environment, PartnerId};
 
 /// Entry ids: ULIDs that go up within a millisecond too, so entries written one after the
 /// other by this process list in that order.
@@ -64,11 +64,13 @@ pub async fn record(
     Ok(())
 }
 
-/// A page of `partner`'s log, newest first, older than the entry `before` when given.
+/// A page of the log of `partner` (an account: with its sandbox's entries), newest first, older than the entry `before` when given.
 pub async fn page(db: &Db, partner: &PartnerId, before: Option<&str>) -> anyhow::Result<AuditPage> {
     let rows = sqlx::query(
-        "SELECT id, at, actor, action, subject FROM audit_log \
-         WHERE partner_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3",
+        "SELECT a.id, a.at, a.actor, a.action, a.subject, p.environment FROM audit_log a \
+         JOIN partners p ON p.id = a.partner_id \
+         WHERE a.partner_id IN (SELECT id FROM partners WHERE id = $1 OR production_id = $1) \
+           AND ($2 = '' OR a.id < $2) ORDER BY a.id DESC LIMIT $3",
     )
     .bind(partner.as_str())
     .bind(before.unwrap_or(""))
@@ -85,6 +87,7 @@ pub async fn page(db: &Db, partner: &PartnerId, before: Option<&str>) -> anyhow:
                 actor: row.try_get("actor")?,
                 action: row.try_get("action")?,
                 subject: row.try_get("subject")?,
+                environment: Environment::parse(&row.try_get::<String, _>("environment")?).unwrap_or_default(),
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

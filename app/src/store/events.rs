@@ -42,21 +42,25 @@ pub async fn publish_many(db: &Db, events: &[NewEvent]) -> anyhow::Result<Vec<Pu
     partners.sort_unstable();
     partners.dedup();
     static PARTNERS: BatchSql =
-        BatchSql::new(|n| format!("SELECT id FROM partners WHERE id IN ({})", placeholders(1, n)));
-    let mut known: HashSet<String> = HashSet::new();
+        BatchSql::new(|n| format!("SELECT id, environment FROM partners WHERE id IN ({})", placeholders(1, n)));
+    // Each partner row and its environment: an event is only stored in a row of its own
+    // environment (a production event named with a sandbox row's id is an unknown partner's).
+    let mut known: HashMap<String, String> = HashMap::new();
     for batch in batches(&partners) {
         let mut query = sqlx::query(PARTNERS.get(batch.len()));
         for partner in batch {
             query = query.bind(*partner);
         }
         for row in query.fetch_all(&mut *tx).await.context("could not look the partners up")? {
-            known.insert(row.try_get("id")?);
+            known.insert(row.try_get("id")?, row.try_get("environment")?);
         }
     }
     // Each id's first event of a known partner is stored, unless the id was published before.
+    let in_its_environment =
+        |event: &NewEvent| known.get(event.partner.as_str()).is_some_and(|env| env == event.environment.as_str());
     let mut first: HashMap<&str, usize> = HashMap::new();
     for (i, event) in events.iter().enumerate() {
-        if known.contains(event.partner.as_str()) {
+        if in_its_environment(event) {
             first.entry(event.id.as_str()).or_insert(i);
         }
     }
@@ -67,10 +71,14 @@ pub async fn publish_many(db: &Db, events: &[NewEvent]) -> anyhow::Result<Vec<Pu
     // $1 now, then each event's id, partner, type, status and data.
     static EVENTS: BatchSql = BatchSql::new(|n| {
         let rows: Vec<String> = (0..n)
-            .map(|i| format!("(${}, ${}, ${}, ${}, ${}, $1)", 2 + 5 * i, 3 + 5 * i, 4 + 5 * i, 5 + 5 * i, 6 + 5 * i))
+            .map(|i| {
+                let p = |k: usize| 2 + 7 * i + k;
+                format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, $1)", p(0), p(1), p(2), p(3), p(4), p(5), p(6))
+            })
             .collect();
         format!(
-            "INSERT INTO events (id, partner_id, type, status, data, created_at) VALUES {} \
+            "INSERT INTO events (id, partner_id, type, status, data, verification_id, session_id, created_at) \
+             VALUES {} \
              ON CONFLICT (id) DO NOTHING RETURNING id",
             rows.join(", ")
         )
@@ -79,12 +87,15 @@ pub async fn publish_many(db: &Db, events: &[NewEvent]) -> anyhow::Result<Vec<Pu
     for batch in batches(&fresh) {
         let mut insert = sqlx::query(EVENTS.get(batch.len())).bind(now);
         for event in batch {
+            let (verification, session) = event.search_values();
             insert = insert
                 .bind(event.id.as_str())
                 .bind(event.partner.as_str())
                 .bind(event.event_type.as_str())
                 .bind(&event.status)
-                .bind(event.data.to_string());
+                .bind(event.data.to_string())
+                .bind(verification)
+                .bind(session);
         }
         for row in insert.fetch_all(&mut *tx).await.context("could not store the events")? {
             stored.insert(row.try_get("id")?);
@@ -147,7 +158,7 @@ pub async fn publish_many(db: &Db, events: &[NewEvent]) -> anyhow::Result<Vec<Pu
     let mut answers = Vec::with_capacity(events.len());
     for (i, event) in events.iter().enumerate() {
         let id = event.id.as_str();
-        answers.push(if !known.contains(event.partner.as_str()) {
+        answers.push(if !in_its_environment(event) {
             Published::UnknownPartner
         } else if first.get(id) == Some(&i) && stored.contains(id) {
             Published::New { deliveries: queued.get(id).copied().unwrap_or(0) }

@@ -22,10 +22,10 @@ pub const WINDOW_MINUTES: i64 = 24 * 60;
 /// Counters older than this are pruned (the window and the chart need one day).
 const KEEP_COUNTERS_MINUTES: i64 = 2 * WINDOW_MINUTES;
 
-const SUMMARY_COLUMNS: &str = "a.id, a.webhook_id, a.delivery_id, a.event_id, a.event_type, a.attempt_number, \
+pub(super) const SUMMARY_COLUMNS: &str = "a.id, a.webhook_id, a.delivery_id, a.event_id, a.event_type, a.attempt_number, \
     a.outcome, a.status_code, a.latency_ms, a.error, a.test, a.origin, a.created_at";
 
-fn summary(row: &AnyRow) -> anyhow::Result<AttemptSummary> {
+pub(super) fn summary(row: &AnyRow) -> anyhow::Result<AttemptSummary> {
     let test = get_flag(row, "test")?;
     Ok(AttemptSummary {
         id: AttemptId::parse(&row.try_get::<String, _>("id")?)?,

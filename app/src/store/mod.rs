@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod api_keys;
 pub mod attempts;
 pub mod audit;
+pub mod event_search;
 pub mod events;
 pub mod grouped;
 pub mod inspectors;

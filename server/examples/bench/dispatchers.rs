@@ -32,9 +32,15 @@ pub async fn dispatchers() {
         let partner = add_partner(&db, &urls).await;
         for i in 0..EVENTS {
             let id = format!("evt_{i}");
-            let event =
-                NewEvent::parse(partner.as_str(), "verification.completed", "success", json!({"n": i}), Some(&id))
-                    .unwrap();
+            let event = NewEvent::parse(
+                partner.as_str(),
+                None,
+                "verification.completed",
+                "success",
+                json!({"n": i}),
+                Some(&id),
+            )
+            .unwrap();
             app::store::events::publish(&db, &event).await.unwrap();
         }
         let total = WEBHOOKS * EVENTS;

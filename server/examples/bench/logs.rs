@@ -12,8 +12,8 @@ use crate::portal::Portal;
 
 const WEBHOOKS: i64 = 5;
 const SAMPLES: usize = 50;
-const EMAIL: &str = "ann@bench.test";
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const EMAIL: &str = "ann@bench.test";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// Fills the log with `n` attempts over the last 29 days, spread over the webhooks, every
 /// tenth a failure, with the counters the dispatcher would have kept for the last two days.
@@ -50,7 +50,7 @@ async fn fill(db: &Db, partner: &PartnerId, webhooks: &[String], n: i64) {
 }
 
 /// Median and 95th percentile of `SAMPLES` GETs of `url`.
-async fn time(client: &reqwest::Client, url: &str, key: Option<&str>) -> (Duration, Duration) {
+pub(crate) async fn time(client: &reqwest::Client, url: &str, key: Option<&str>) -> (Duration, Duration) {
     let mut times = Vec::with_capacity(SAMPLES);
     for _ in 0..SAMPLES {
         let mut request = client.get(url);
@@ -68,7 +68,7 @@ async fn time(client: &reqwest::Client, url: &str, key: Option<&str>) -> (Durati
 }
 
 /// A partner with a user who can sign in, an API key and `WEBHOOKS` webhooks, on `portal`.
-async fn partner(portal: &Portal) -> (PartnerId, String, Vec<String>) {
+pub(crate) async fn partner(portal: &Portal) -> (PartnerId, String, Vec<String>) {
     let hash = app::auth::hash_password(&NewPassword::parse(PASSWORD).unwrap()).unwrap();
     let (partner, _) = app::store::accounts::create_partner_with_user(
         &portal.db,
@@ -81,6 +81,7 @@ async fn partner(portal: &Portal) -> (PartnerId, String, Vec<String>) {
     let key = app::service::accounts::create_api_key(
         &portal.db,
         &partner,
+        app::domain::Environment::Production,
         &app::domain::Actor::Operator,
         &ApiKeyName::parse("bench").unwrap(),
         Role::Admin,

@@ -22,6 +22,7 @@
 //! `BENCH_DATABASE`.
 
 mod dispatchers;
+mod events;
 mod logs;
 mod portal;
 
@@ -373,6 +374,7 @@ async fn main() {
         "tenants" => tenants().await,
         "signin" => signin().await,
         "logs" => logs::logs().await,
+        "events" => events::events().await,
         "dispatchers" => dispatchers::dispatchers().await,
         "all" => {
             throughput().await;
@@ -382,9 +384,10 @@ async fn main() {
             tenants().await;
             signin().await;
             logs::logs().await;
+            events::events().await;
         }
         other => panic!(
-            "unknown benchmark `{other}`: throughput, latency, retries, slow, tenants, signin, logs, dispatchers (PostgreSQL) or all"
+            "unknown benchmark `{other}`: throughput, latency, retries, slow, tenants, signin, logs, events, dispatchers (PostgreSQL) or all"
         ),
     }
 }

@@ -51,6 +51,10 @@ impl FromRequestParts<AppState> for Operator {
 pub struct PublishBody {
     /// The partner it happened for (`ptn_…`).
     partner_id: String,
+    /// `production` (the default) or `sandbox`: whose webhooks get it.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "production")]
+    environment: Option<String>,
     /// `verification.completed`, `verification.failed`, `verification.expired` or `review.completed`.
     #[serde(rename = "type")]
     event_type: String,
@@ -82,9 +86,16 @@ pub async fn publish(
     Extension(_settings): Extension<Arc<ApiSettings>>,
     ApiJson(body): ApiJson<PublishBody>,
 ) -> Result<(StatusCode, Json<PublishedBody>), ApiError> {
-    let event = NewEvent::parse(&body.partner_id, &body.event_type, &body.status, body.data, body.id.as_deref())
-        .map_err(ApiError::Invalid)?;
-    let deliveries = match app::service::events::publish_with(&state.publisher, &state.wake, &event).await? {
+    let event = NewEvent::parse(
+        &body.partner_id,
+        body.environment.as_deref(),
+        &body.event_type,
+        &body.status,
+        body.data,
+        body.id.as_deref(),
+    )
+    .map_err(ApiError::Invalid)?;
+    let deliveries = match app::service::events::publish_with(&state.db, &state.publisher, &state.wake, &event).await? {
         Published::New { deliveries } | Published::Again { deliveries } => deliveries,
         Published::Conflict => {
             return Err(ApiError::Conflict(format!("event id `{}` belongs to another partner's event", event.id)));

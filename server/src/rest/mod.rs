@@ -3,6 +3,7 @@
 
 mod auth;
 mod error;
+mod event_search;
 mod event_types;
 mod events;
 mod inspectors;
@@ -49,7 +50,8 @@ pub fn router(settings: Arc<ApiSettings>) -> Router<AppState> {
         .route("/attempts", get(logs::attempts))
         .route("/attempts/{id}", get(logs::attempt))
         .route("/deliveries/{id}/resend", post(logs::resend))
-        .route("/events", post(events::publish))
+        .route("/events", get(event_search::list).post(events::publish))
+        .route("/events/{id}", get(event_search::show))
         .route("/event-types", get(event_types::list))
         .route("/signatures/check", post(signatures::check))
         .route("/inspectors", get(inspectors::list).post(inspectors::create))

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, event_types, events, inspectors, logs, partner, signatures, webhooks};
+use super::{error, event_search, event_types, events, inspectors, logs, partner, signatures, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +32,8 @@ use super::{error, event_types, events, inspectors, logs, partner, signatures, w
         logs::recover,
         logs::recovery_progress,
         events::publish,
+        event_search::list,
+        event_search::show,
         event_types::list,
         signatures::check,
         inspectors::create,

@@ -12,18 +12,21 @@ use super::{ApiError, ApiPartner, ErrorBody};
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PartnerBody {
+    /// The partner's id (`ptn_…`), the same for both environments.
     id: String,
     name: String,
+    /// The environment the key belongs to, and the only one it sees: `production` or `sandbox`.
+    environment: app::domain::Environment,
 }
 
 #[utoipa::path(get, path = "/api/v1/partner", tag = "partner", security(("apiKey" = [])), responses((status = 200, body = PartnerBody), (status = 401, body = ErrorBody)))]
-/// Answers the partner the API key belongs to: a cheap way to check a key works.
+/// Answers the partner and environment the API key belongs to: a cheap way to check a key works.
 pub async fn show(
     State(state): State<AppState>,
     ApiPartner(partner, _): ApiPartner,
 ) -> Result<Json<PartnerBody>, ApiError> {
-    let name = app::store::accounts::partner_name(&state.db, &partner)
+    let (name, environment, account) = app::store::accounts::partner_environment(&state.db, &partner)
         .await?
         .ok_or_else(|| ApiError::NotFound("partner not found".into()))?;
-    Ok(Json(PartnerBody { id: partner.to_string(), name }))
+    Ok(Json(PartnerBody { id: account.to_string(), name, environment }))
 }

@@ -372,7 +372,7 @@ async fn events_published_together_are_each_answered_as_if_alone_and_nothing_is_
     let globex = s.app.create_partner("Globex", "bob@globex.test").await;
     crate::helpers::insert_webhooks(&s.app.db, &acme, "http://127.0.0.1:9/hook", 2).await;
     let event = |partner: &str, id: &str| {
-        NewEvent::parse(partner, "verification.completed", "success", json!({"n": id}), Some(id)).unwrap()
+        NewEvent::parse(partner, None, "verification.completed", "success", json!({"n": id}), Some(id)).unwrap()
     };
     let acme_id = s.partner.as_str();
     let globex_id = globex.id.to_string();

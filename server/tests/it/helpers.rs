@@ -180,7 +180,19 @@ pub async fn insert_api_key(db: &Db, partner: &PartnerId) -> String {
 
 /// Makes an API key with `role` for `partner` in `db` and returns the key.
 pub async fn insert_api_key_with_role(db: &Db, partner: &PartnerId, role: app::domain::Role) -> String {
-    let key = app::auth::generate_api_key();
+    insert_api_key_in(db, partner, app::domain::Environment::Production, role).await
+}
+
+/// Makes an API key with `role` for `account`'s `environment` (its sandbox made if need be)
+/// and returns the key.
+pub async fn insert_api_key_in(
+    db: &Db,
+    account: &PartnerId,
+    environment: app::domain::Environment,
+    role: app::domain::Role,
+) -> String {
+    let partner = &app::store::accounts::environment_partner(db, account, environment).await.unwrap().unwrap();
+    let key = app::auth::generate_api_key(environment);
     let (name, prefix, hash) =
         (app::domain::ApiKeyName::parse("test").unwrap(), key.display_prefix(), app::auth::hash_api_key(&key));
     let new = app::store::api_keys::NewApiKey {

@@ -362,6 +362,7 @@ async fn a_replay_larger_than_a_chunk_plans_and_queues_every_missed_event() {
     for i in 0..MISSED {
         let event = app::domain::NewEvent::parse(
             &s.partner,
+            None,
             "verification.completed",
             "success",
             json!({}),

@@ -7,6 +7,8 @@ mod api;
 mod cli;
 pub mod crash;
 mod dispatcher;
+mod environments;
+mod event_search;
 mod helpers;
 mod inspectors;
 mod integration;

@@ -148,9 +148,15 @@ async fn three_dispatchers_share_a_burst_and_survive_a_kill() {
 async fn publish_in_store(db: &app::store::Db, partner: &app::domain::PartnerId, prefix: &str, n: usize) {
     for i in 0..n {
         let id = format!("{prefix}{i}");
-        let event =
-            app::domain::NewEvent::parse(partner.as_str(), "verification.completed", "success", json!({}), Some(&id))
-                .unwrap();
+        let event = app::domain::NewEvent::parse(
+            partner.as_str(),
+            None,
+            "verification.completed",
+            "success",
+            json!({}),
+            Some(&id),
+        )
+        .unwrap();
         app::store::events::publish(db, &event).await.unwrap();
     }
 }
