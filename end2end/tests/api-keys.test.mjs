@@ -25,7 +25,7 @@ test('create an API key, see it once, use it, revoke it', async () => {
   const shown = page.getByTestId('new-key');
   await shown.waitFor({ timeout: 10_000 });
   const key = await shown.inputValue();
-  assert.match(key, /^whp_[A-Za-z0-9]{40}$/);
+  assert.match(key, /^whp_live_[A-Za-z0-9]{40}$/);
   const row = page.getByRole('row', { name: /Backend/ });
   await row.waitFor({ timeout: 10_000 });
   assert.match(await row.textContent(), /Active/);

@@ -9,8 +9,14 @@ import { usePortal, waitForHydration, openNewWebhookForm, startReceiver, waitUnt
 
 const shared = usePortal();
 
-async function createWebhook(page, portal, url) {
-  await openNewWebhookForm(page, portal);
+/** Creates a webhook for `url`, signing in first unless `signedIn`. */
+async function createWebhook(page, portal, url, { signedIn = false } = {}) {
+  if (signedIn) {
+    await page.goto(`${portal.url}/webhooks/new`);
+    await waitForHydration(page);
+  } else {
+    await openNewWebhookForm(page, portal);
+  }
   await page.getByLabel('Webhook URL').fill(url);
   await page.getByRole('button', { name: 'Save Webhook' }).click();
   await page.waitForURL(/\/webhooks\/wh_\w+\?saved=active$/, { timeout: 10_000 });
@@ -18,9 +24,10 @@ async function createWebhook(page, portal, url) {
 
 async function switchTo(page, label) {
   await page.getByTestId('environment-switch').getByRole('button', { name: label }).click();
-  await page.waitForURL(/\/webhooks$/, { timeout: 10_000 });
-  await waitForHydration(page);
+  // The page is loaded again, drawn for the other environment.
   await page.getByTestId('environment-switch').getByRole('button', { name: label, pressed: true }).waitFor({ timeout: 10_000 });
+  assert.match(page.url(), /\/webhooks$/);
+  await waitForHydration(page);
 }
 
 test('switch environment and see the other set of webhooks', async (t) => {
@@ -36,7 +43,7 @@ test('switch environment and see the other set of webhooks', async (t) => {
   await page.getByTestId('sandbox-band').waitFor({ timeout: 10_000 });
   assert.match(await page.getByTestId('sandbox-band').textContent(), /Sandbox/);
   assert.equal(await page.getByText(`${production.url}/production`).count(), 0, "production's webhook is not in the sandbox");
-  await createWebhook(page, shared.portal, `${sandbox.url}/sandbox`);
+  await createWebhook(page, shared.portal, `${sandbox.url}/sandbox`, { signedIn: true });
   // The band is on every sandbox page, the webhook's own included.
   await page.getByTestId('sandbox-band').waitFor({ timeout: 10_000 });
 
@@ -75,10 +82,11 @@ test('find an event by its verificationId and see where it went', async (t) => {
   await rows.first().getByRole('link', { name: 'evt_find_me' }).click();
   await page.waitForURL(/\/events\/evt_find_me$/, { timeout: 10_000 });
   await page.getByTestId('event-id').filter({ hasText: 'evt_find_me' }).waitFor({ timeout: 10_000 });
-  const delivery = page.getByTestId('event-delivery');
+  // The first test's production webhook took it too; this one is ours.
+  const delivery = page.getByTestId('event-delivery').filter({ hasText: `${receiver.url}/search` });
   await waitUntil('the delivery shows its attempt', async () => {
     await page.reload();
-    return (await delivery.count()) === 1 && (await page.getByTestId('event-attempt').count()) === 1;
+    return (await delivery.count()) === 1 && (await delivery.getByTestId('event-attempt').count()) === 1;
   });
   assert.match(await delivery.textContent(), /succeeded/);
   assert.match(await page.locator('pre.payload').textContent(), /ver_customer_7731/);

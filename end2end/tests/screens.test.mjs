@@ -80,7 +80,8 @@ test('every page passes axe and fits a 390 px phone', async (t) => {
     audit: '/settings/audit',
     'not-found': '/no-such-page',
   });
-  // A sandbox page, with its band.
+  // A sandbox page, with its band (switched at desktop width, where the switch is in view).
+  await page.setViewportSize(WIDTHS.desktop);
   await page.goto(`${shared.portal.url}/webhooks`);
   await waitForHydration(page);
   await page.getByTestId('environment-switch').getByRole('button', { name: 'Sandbox' }).click();

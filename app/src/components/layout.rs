@@ -126,6 +126,14 @@ pub fn SignedIn(
 /// the other environment's webhooks.
 #[component]
 fn EnvironmentSwitch(current: Environment, switch: ServerAction<SwitchEnvironment>) -> impl IntoView {
+    // Everything on the page belongs to the environment it was drawn for: once switched, the
+    // browser loads the other's webhooks afresh (the server function also redirects there,
+    // for a browser without JavaScript).
+    Effect::new(move |_| {
+        if matches!(switch.value().get(), Some(Ok(()))) {
+            let _ = window().location().set_href("/webhooks");
+        }
+    });
     let buttons = Environment::ALL
         .into_iter()
         .map(|env| {

@@ -243,7 +243,10 @@ async fn the_audit_log_names_who_did_what_for_admins_of_the_partner_only() {
             "ann@acme.test | made a one-time password link | vic@acme.test".to_owned(),
             "ann@acme.test | added user | vic@acme.test as viewer".to_owned(),
             format!("ann@acme.test | revealed signing secret | {hook}"),
-            format!("API key \u{201c}test\u{201d} ({}\u{2026}) | rotated signing secret | {hook}", &key[.."whp_live_".len() + 4]),
+            format!(
+                "API key \u{201c}test\u{201d} ({}\u{2026}) | rotated signing secret | {hook}",
+                &key[.."whp_live_".len() + 4]
+            ),
             format!("ann@acme.test | created webhook | {hook}"),
         ],
         "newest first"
