@@ -11,12 +11,13 @@ CREATE UNIQUE INDEX partners_sandbox ON partners (production_id);
 
 -- Event search (#20): the values a customer quotes, taken out of `data` when the event is
 -- stored, and indexed per partner, so finding one is as fast with a million events as with a
--- hundred. Events stored before this migration are marked `unkeyed`; the portal fills their
--- values in the background, a batch at a time (`store::events::key_old_events`).
+-- hundred. Events stored before this migration (or by an older binary still running during
+-- a deploy) read `unkeyed` = 1, the column's default, without a rewrite of the table; this
+-- binary stores NULL there, and fills in the others' values in the background, a batch at a
+-- time (`store::event_search::key_old_events`).
 ALTER TABLE events ADD COLUMN verification_id TEXT;
 ALTER TABLE events ADD COLUMN session_id TEXT;
-ALTER TABLE events ADD COLUMN unkeyed BIGINT;
-UPDATE events SET unkeyed = 1;
+ALTER TABLE events ADD COLUMN unkeyed BIGINT DEFAULT 1;
 CREATE INDEX events_verification ON events (partner_id, verification_id) WHERE verification_id IS NOT NULL;
 CREATE INDEX events_session ON events (partner_id, session_id) WHERE session_id IS NOT NULL;
 CREATE INDEX events_unkeyed ON events (id) WHERE unkeyed = 1;

@@ -212,7 +212,9 @@ pub async fn event(database_url: &str, command: EventCommand) -> anyhow::Result<
     let nobody = tokio::sync::Notify::new();
     let deliveries = match app::service::events::publish(&db, &nobody, &event).await? {
         Published::New { deliveries } | Published::Again { deliveries } => deliveries,
-        Published::Conflict => bail!("--id `{}` belongs to another partner's event", event.id),
+        Published::Conflict => {
+            bail!("--id `{}` belongs to another partner's event, or to this partner's other environment", event.id)
+        }
         Published::UnknownPartner => {
             bail!("--partner {partner}: no such partner (see `portal partner list`)")
         }

@@ -163,7 +163,7 @@ pub enum ApiKeyCommand {
         /// `admin` (may change webhooks) or `viewer` (reads webhooks and logs only).
         #[arg(long, default_value = "admin")]
         role: String,
-        /// Print one JSON object: {"id", "partnerId", "key"}.
+        /// Print one JSON object: {"id", "partnerId", "environment", "key"}.
         #[arg(long)]
         json: bool,
     },

@@ -145,7 +145,7 @@ impl Notifier {
         let at = from_ms(alert.created_at).format("%Y-%m-%d %H:%M:%S UTC");
         let body = format!(
             "Hello,\n\n\
-             A webhook of {partner} was deactivated because its deliveries kept failing.\n\n\
+             A webhook of {partner} was deactivated because its deliveries kept failing.{sandbox}\n\n\
              URL:          {url}\n\
              Deactivated:  {at}\n\
              Last error:   {reason}\n\n\
@@ -154,6 +154,11 @@ impl Notifier {
              Deliveries that were waiting go out when you activate it; \"Replay missed events\" on\n\
              that page sends the events published while it was off.\n",
             partner = alert.partner_name,
+            sandbox = if alert.environment == app::domain::Environment::Sandbox {
+                "\nIt is in your sandbox: switch to Sandbox in the portal's header before opening the link."
+            } else {
+                ""
+            },
             url = alert.url,
             reason = alert.reason,
             link = self.webhook_link(alert),
@@ -178,6 +183,7 @@ impl Notifier {
             "createdAt": from_ms(alert.created_at),
             "data": {
                 "partnerId": alert.partner,
+                "environment": alert.environment,
                 "partnerName": alert.partner_name,
                 "webhookId": alert.webhook,
                 "url": alert.url,

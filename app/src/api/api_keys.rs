@@ -14,10 +14,14 @@ pub async fn list_api_keys() -> Result<Vec<ApiKeySummary>, AppError> {
 
 /// Makes a key for the signed-in partner. The answer is the only place the key ever appears.
 #[server(endpoint = "api_keys/create")]
-pub async fn create_api_key(name: String, role: Option<String>) -> Result<CreatedApiKey, AppError> {
+pub async fn create_api_key(
+    name: String,
+    role: Option<String>,
+    environment: Option<String>,
+) -> Result<CreatedApiKey, AppError> {
     use crate::domain::{ApiKeyName, Counted, Role};
 
-    let (user, state) = super::require_admin().await?;
+    let (user, state) = super::require_admin_in(environment).await?;
     let name = ApiKeyName::parse(&name)?;
     let role = role.as_deref().map(Role::parse).transpose()?.unwrap_or_default();
     let quotas = &state.settings.quotas;

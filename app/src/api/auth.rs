@@ -35,6 +35,8 @@ mod ssr {
         session.insert(SESSION_USER_KEY, user).await.map_err(anyhow::Error::from)?;
         session.insert(SESSION_SIGNED_IN_AT_KEY, store::now_ms()).await.map_err(anyhow::Error::from)?;
         session.insert(SESSION_EPOCH_KEY, epoch).await.map_err(anyhow::Error::from)?;
+        // Every sign-in starts in production.
+        session.remove::<Environment>(SESSION_ENVIRONMENT_KEY).await.map_err(anyhow::Error::from)?;
         Ok(())
     }
 
@@ -100,6 +102,25 @@ mod ssr {
         let session = current_session().await?;
         let user =
             session_user(&session, &state.db, state.settings.session_lifetime).await?.ok_or(AppError::Unauthorized)?;
+        Ok((user, state))
+    }
+
+    /// [`require_admin`] for a form that creates something in an environment: `drawn` is the
+    /// environment the page was drawn for (its hidden `environment` field). When the session
+    /// has switched since (in another tab), nothing is made where the partner did not mean it:
+    /// 409, reload.
+    pub async fn require_admin_in(drawn: Option<String>) -> Result<(SignedInUser, AppState), AppError> {
+        let (user, state) = require_admin().await?;
+        if let Some(drawn) = drawn.as_deref().map(Environment::parse).transpose().ok().flatten()
+            && drawn != user.environment
+        {
+            tracing::info!(user = %user.user_id, "refused: the page was drawn for the other environment");
+            return Err(AppError::Conflict(format!(
+                "This page was for {}, but you have switched to {} since (in another tab?). Nothing was changed: reload the page.",
+                drawn.label(),
+                user.environment.label()
+            )));
+        }
         Ok((user, state))
     }
 

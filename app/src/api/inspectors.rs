@@ -24,8 +24,8 @@ pub async fn list_inspectors() -> Result<Vec<InspectorView>, AppError> {
 
 /// A new inspector; the page goes to it.
 #[server(endpoint = "inspectors/create")]
-pub async fn create_inspector() -> Result<InspectorView, AppError> {
-    let (user, state) = super::require_admin().await?;
+pub async fn create_inspector(environment: Option<String>) -> Result<InspectorView, AppError> {
+    let (user, state) = super::require_admin_in(environment).await?;
     let view = service::create(&state, &user.partner_id, &user.actor()).await?;
     leptos_axum::redirect(&format!("/inspectors/{}", view.id));
     Ok(view)

@@ -45,11 +45,24 @@ pub async fn load_attempt(id: String) -> Result<AttemptDetail, AppError> {
     crate::store::log::detail(&state.db, &user.partner_id, &id).await?.ok_or(AppError::NotFound)
 }
 
+/// The id of one of `partner`'s webhooks; another partner's (or environment's) is not found,
+/// as on every other route, rather than read as one with nothing to show.
+#[cfg(feature = "ssr")]
+async fn own_webhook(
+    state: &crate::state::AppState,
+    partner: &crate::domain::PartnerId,
+    webhook: &str,
+) -> Result<crate::domain::WebhookId, AppError> {
+    let webhook = crate::domain::WebhookId::parse(webhook).map_err(|_| AppError::NotFound)?;
+    crate::store::webhooks::get(&state.db, partner, &webhook).await?.ok_or(AppError::NotFound)?;
+    Ok(webhook)
+}
+
 /// Attempts and failures per hour of the webhook's last 24 hours.
 #[server(endpoint = "logs/hourly")]
 pub async fn webhook_hourly(webhook: String) -> Result<Vec<HourBar>, AppError> {
     let (user, state) = super::require_user().await?;
-    let webhook = crate::domain::WebhookId::parse(&webhook).map_err(|_| AppError::NotFound)?;
+    let webhook = own_webhook(&state, &user.partner_id, &webhook).await?;
     Ok(crate::store::log::hourly(&state.db, &user.partner_id, &webhook).await?)
 }
 
@@ -85,7 +98,7 @@ pub async fn start_replay(webhook: String, since: Option<String>) -> Result<Repl
 #[server(endpoint = "logs/replay_progress")]
 pub async fn replay_progress(webhook: String) -> Result<Option<ReplayView>, AppError> {
     let (user, state) = super::require_user().await?;
-    let webhook = crate::domain::WebhookId::parse(&webhook).map_err(|_| AppError::NotFound)?;
+    let webhook = own_webhook(&state, &user.partner_id, &webhook).await?;
     Ok(crate::store::log::latest_replay(&state.db, &user.partner_id, &webhook).await?)
 }
 
@@ -115,6 +128,6 @@ pub async fn start_recovery(webhook: String, since: String, until: Option<String
 #[server(endpoint = "logs/recover_progress")]
 pub async fn recovery_progress(webhook: String) -> Result<Option<RecoveryView>, AppError> {
     let (user, state) = super::require_user().await?;
-    let webhook = crate::domain::WebhookId::parse(&webhook).map_err(|_| AppError::NotFound)?;
+    let webhook = own_webhook(&state, &user.partner_id, &webhook).await?;
     Ok(crate::store::queue::recovery_view(&state.db, &user.partner_id, &webhook).await?)
 }

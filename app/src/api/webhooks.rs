@@ -49,10 +49,11 @@ pub async fn save_webhook(
     payload_template: Option<String>,
     rate_limit: Option<String>,
     max_concurrent_requests: Option<String>,
+    environment: Option<String>,
 ) -> Result<WebhookView, AppError> {
     use crate::domain::{EventType, WebhookInput};
 
-    let (user, state) = super::require_admin().await?;
+    let (user, state) = super::require_admin_in(environment).await?;
     let existing = match id.as_deref().filter(|id| !id.is_empty()) {
         Some(id) => Some(service::record(&state, &user.partner_id, &webhook_id(id)?).await?),
         None => None,

@@ -34,6 +34,10 @@ pub fn SignedIn(
     let user = Resource::new(|| (), |_| current_user());
     let logout = ServerAction::<Logout>::new();
     let switch = ServerAction::<SwitchEnvironment>::new();
+    // The environment the page is drawn for, for the forms that create something in it.
+    provide_context(DrawnEnvironment(Signal::derive(move || {
+        user.get().and_then(|answer| answer.ok().flatten()).map(|user| user.environment)
+    })));
     // On a phone the navigation and the account fold into "Menu" (see the stylesheet).
     let menu_open = RwSignal::new(false);
     view! {
@@ -119,6 +123,25 @@ pub fn SignedIn(
             }) />
             {children()}
         </main>
+    }
+}
+
+/// The environment a signed-in page was drawn for (provided by [`SignedIn`]).
+#[derive(Clone, Copy, Debug)]
+pub struct DrawnEnvironment(pub Signal<Option<Environment>>);
+
+/// A hidden `environment` field naming the environment the page was drawn for: a form that
+/// creates something carries it, and the server refuses the form if the session has switched
+/// environment since (`require_admin_in`).
+#[component]
+pub fn EnvironmentField() -> impl IntoView {
+    let drawn = use_context::<DrawnEnvironment>().map(|d| d.0);
+    view! {
+        <input
+            type="hidden"
+            name="environment"
+            value=move || drawn.and_then(|d| d.get()).map(|e| e.as_str()).unwrap_or_default()
+        />
     }
 }
 

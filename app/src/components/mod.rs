@@ -6,7 +6,7 @@ mod layout;
 
 pub use chart::{HourlyChart, hourly_svg};
 pub use copy::CopyButton;
-pub use layout::{AlertsRefresh, Mark, SignedIn};
+pub use layout::{AlertsRefresh, EnvironmentField, Mark, SignedIn};
 
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;

@@ -9,6 +9,10 @@ use super::{AttemptSummary, DeliveryId, EventId, EventType, FieldError, WebhookI
 
 /// Events on one page of a list.
 pub const EVENT_PAGE: usize = 50;
+/// Most deliveries an event's page shows (the newest; each resend makes one).
+pub const EVENT_DELIVERIES: usize = 100;
+/// Most attempts an event's page shows (the newest); the log has every one.
+pub const EVENT_ATTEMPTS: usize = 500;
 
 /// One event, as a list row shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use crate::api::{CreateApiKey, RevokeApiKey, list_api_keys};
-use crate::components::{ErrorAlert, RoleSelect, SignedIn, format_time, machine_time};
+use crate::components::{EnvironmentField, ErrorAlert, RoleSelect, SignedIn, format_time, machine_time};
 use crate::domain::ApiKeySummary;
 
 /// Lists the partner's keys; a new key is shown once, right after it is made.
@@ -23,6 +23,7 @@ pub fn ApiKeysPage() -> impl IntoView {
                 <code>"Authorization: Bearer <key>"</code> "."
             </p>
             <ActionForm action=create attr:class="card inline-form" attr:aria-label="Create API key">
+                <EnvironmentField />
                 <div class="field">
                     <label for="key-name">"Key name"</label>
                     <input id="key-name" name="name" maxlength="100" placeholder="Backend" required />

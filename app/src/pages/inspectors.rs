@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
 use crate::api::{CreateInspector, DeleteInspector, get_inspector, list_inspectors};
-use crate::components::{CopyButton, ErrorAlert, SignedIn, format_time, machine_time};
+use crate::components::{CopyButton, EnvironmentField, ErrorAlert, SignedIn, format_time, machine_time};
 use crate::domain::{
     CapturedRequest, INSPECTOR_KEEPS, INSPECTOR_LIFETIME_HOURS, InspectorView, MAX_CHECKED_BODY_BYTES,
 };
@@ -25,6 +25,7 @@ pub fn InspectorsPage() -> impl IntoView {
             <div class="page-head">
                 <h1>"Request inspector"</h1>
                 <ActionForm action=create>
+                    <EnvironmentField />
                     <button type="submit" disabled=move || create.pending().get()>
                         "Create a capture URL"
                     </button>

@@ -131,7 +131,7 @@ fn TeamTable(
                             </summary>
                             <p>
                                 "Remove " <strong>{named}</strong>
-                                "? They are signed out at once and can't sign in again. API keys they made stay: the API keys page says who made each, to revoke theirs."
+                                "? They are signed out at once and can't sign in again. API keys they made stay: the API keys page says who made each, to revoke theirs (look in both Production and Sandbox)."
                             </p>
                             <ActionForm action=remove>
                                 <input type="hidden" name="id" value=remove_id />

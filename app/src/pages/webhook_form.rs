@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
 use crate::api::{AppError, SaveWebhook, get_webhook, preview_template};
-use crate::components::{ErrorAlert, FieldErrorText, SignedIn};
+use crate::components::{EnvironmentField, ErrorAlert, FieldErrorText, SignedIn};
 use crate::domain::{EventType, WebhookView};
 
 /// `/webhooks/new`
@@ -99,6 +99,7 @@ fn WebhookForm(existing: Option<WebhookView>) -> impl IntoView {
     view! {
         <ActionForm action=save attr:class="card stack webhook-form" attr:aria-label="Webhook settings">
             <input type="hidden" name="id" value=id />
+            <EnvironmentField />
             <div class="field">
                 <label for="url">"Webhook URL"</label>
                 <input

@@ -7,7 +7,7 @@ use anyhow::Context;
 use sqlx::Row;
 
 use super::{BatchSql, Db, batches, from_ms, now_ms, value_rows};
-use crate::domain::{AlertId, AlertView, PartnerId, WebhookId};
+use crate::domain::{AlertId, AlertView, Environment, PartnerId, WebhookId};
 
 /// Records that each webhook was just switched off, for its reason (inside the deactivations'
 /// transaction): one insert per batch of them.
@@ -104,8 +104,10 @@ impl Channel {
 pub struct Outgoing {
     /// The alert.
     pub id: AlertId,
-    /// Whose webhook.
+    /// Whose webhook: the account (the partner id the operator knows).
     pub partner: PartnerId,
+    /// In which of its environments.
+    pub environment: Environment,
     /// The partner's name, for the email.
     pub partner_name: String,
     /// The webhook.
@@ -145,23 +147,27 @@ pub async fn claim(db: &Db, limit: i64, lease_ms: i64) -> anyhow::Result<Vec<Out
     .context("could not claim alerts")?;
     let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
-        let partner = PartnerId::parse(&row.try_get::<String, _>("partner_id")?)?;
+        let row_partner = row.try_get::<String, _>("partner_id")?;
+        // A sandbox's alerts go to its account's users, and name the account and the environment.
         let people = sqlx::query(
-            // A sandbox's alerts go to its account's users, and say which environment.
-            "SELECT CASE WHEN p.environment = 'sandbox' THEN p.name || ' (sandbox)' ELSE p.name END AS name, u.email \
+            "SELECT p.name, p.environment, COALESCE(p.production_id, p.id) AS account, u.email \
              FROM partners p LEFT JOIN users u ON u.partner_id = COALESCE(p.production_id, p.id) \
              WHERE p.id = $1 ORDER BY u.created_at",
         )
-        .bind(partner.as_str())
+        .bind(&row_partner)
         .fetch_all(db.pool())
         .await
         .context("could not load the partner's users")?;
-        let partner_name = people.first().map(|r| r.try_get::<String, _>("name")).transpose()?.unwrap_or_default();
+        let first = people.first().context("the alert's partner is gone")?;
+        let partner = PartnerId::parse(&first.try_get::<String, _>("account")?)?;
+        let partner_name: String = first.try_get("name")?;
+        let environment = Environment::parse(&first.try_get::<String, _>("environment")?).unwrap_or_default();
         let recipients =
             people.iter().map(|r| r.try_get::<Option<String>, _>("email")).collect::<Result<Vec<_>, _>>()?;
         claimed.push(Outgoing {
             id: AlertId::parse(&row.try_get::<String, _>("id")?)?,
             partner,
+            environment,
             partner_name,
             webhook: WebhookId::parse(&row.try_get::<String, _>("webhook_id")?)?,
             url: row.try_get("url")?,

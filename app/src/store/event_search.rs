@@ -3,6 +3,8 @@
 //! its deliveries and their attempts. And the filling in of search values for events stored
 //! before search existed.
 
+use std::collections::HashMap;
+
 use anyhow::Context;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -11,8 +13,8 @@ use super::log::{SUMMARY_COLUMNS, summary};
 use super::sql::Sql;
 use super::{Db, from_ms};
 use crate::domain::{
-    DeliveryId, EVENT_PAGE, EventCursor, EventDelivery, EventDetail, EventId, EventPage, EventSearch, EventSummary,
-    PartnerId, WebhookId, search_values,
+    AttemptSummary, DeliveryId, EVENT_ATTEMPTS, EVENT_DELIVERIES, EVENT_PAGE, EventCursor, EventDelivery, EventDetail,
+    EventId, EventPage, EventSearch, EventSummary, PartnerId, WebhookId, search_values,
 };
 
 const COLUMNS: &str = "e.id, e.type, e.status, e.created_at, e.verification_id, e.session_id";
@@ -54,6 +56,8 @@ pub async fn page(db: &Db, partner: &PartnerId, search: &EventSearch) -> anyhow:
         sql.push(" AND e.created_at < ").int(until);
     }
     if let Some(cursor) = &search.cursor {
+        // The first bound lets the index seek straight to the cursor; the second breaks ties.
+        sql.push(" AND e.created_at <= ").int(cursor.at);
         sql.push(" AND (e.created_at < ").int(cursor.at);
         sql.push(" OR (e.created_at = ").int(cursor.at).push(" AND e.id < ").text(&cursor.id).push("))");
     }
@@ -70,8 +74,9 @@ pub async fn page(db: &Db, partner: &PartnerId, search: &EventSearch) -> anyhow:
     Ok(EventPage { data, next })
 }
 
-/// One of `partner`'s events with its data and its deliveries, each with its attempts oldest
-/// first; `None` when the partner has no such event.
+/// One of `partner`'s events with its data and its newest [`EVENT_DELIVERIES`] deliveries, each
+/// with its attempts oldest first (of the event's newest [`EVENT_ATTEMPTS`]); `None` when the
+/// partner has no such event.
 #[tracing::instrument(skip_all, fields(partner = %partner))]
 pub async fn detail(db: &Db, partner: &PartnerId, id: &str) -> anyhow::Result<Option<EventDetail>> {
     let Some(row) =
@@ -86,31 +91,42 @@ pub async fn detail(db: &Db, partner: &PartnerId, id: &str) -> anyhow::Result<Op
     };
     let event = event_summary(&row)?;
     let data = serde_json::from_str(&row.try_get::<String, _>("data")?).context("a stored event's data is not JSON")?;
-    let deliveries = sqlx::query(
-        "SELECT d.id, d.webhook_id, d.state, w.url FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-         WHERE d.event_id = $1 AND d.partner_id = $2 ORDER BY d.created_at, d.id",
+    // Bounded, however often the event was resent: the newest deliveries and attempts (the
+    // log has the rest).
+    let mut deliveries = sqlx::query(
+        "SELECT d.id, d.webhook_id, d.state, d.created_at, w.url FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+         WHERE d.event_id = $1 AND d.partner_id = $2 ORDER BY d.created_at DESC, d.id DESC LIMIT $3",
     )
     .bind(id)
     .bind(partner.as_str())
+    .bind(EVENT_DELIVERIES as i64)
     .fetch_all(db.pool())
     .await
     .context("could not read the event's deliveries")?;
+    deliveries.reverse();
     let attempts = sqlx::query(&format!(
         "SELECT {SUMMARY_COLUMNS} FROM attempts a WHERE a.event_id = $1 AND a.partner_id = $2 AND a.test = 0 \
-         ORDER BY a.created_at, a.id"
+         ORDER BY a.created_at DESC, a.id DESC LIMIT $3"
     ))
     .bind(id)
     .bind(partner.as_str())
+    .bind(EVENT_ATTEMPTS as i64)
     .fetch_all(db.pool())
     .await
     .context("could not read the event's attempts")?;
-    let attempts = attempts.iter().map(summary).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut by_delivery: HashMap<DeliveryId, Vec<AttemptSummary>> = HashMap::new();
+    for row in attempts.iter().rev() {
+        let attempt = summary(row)?;
+        if let Some(delivery) = attempt.delivery_id.clone() {
+            by_delivery.entry(delivery).or_default().push(attempt);
+        }
+    }
     let deliveries = deliveries
         .iter()
         .map(|row| {
             let id = DeliveryId::parse(&row.try_get::<String, _>("id")?)?;
             Ok(EventDelivery {
-                attempts: attempts.iter().filter(|a| a.delivery_id.as_ref() == Some(&id)).cloned().collect(),
+                attempts: by_delivery.remove(&id).unwrap_or_default(),
                 id,
                 webhook_id: WebhookId::parse(&row.try_get::<String, _>("webhook_id")?)?,
                 webhook_url: row.try_get("url")?,

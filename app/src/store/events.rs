@@ -14,7 +14,7 @@ pub enum Published {
     New { deliveries: i64 },
     /// The id was published before for this partner; nothing new was made.
     Again { deliveries: i64 },
-    /// The id belongs to another partner's event.
+    /// The id belongs to another partner's event (or another environment's).
     Conflict,
     /// No partner has the event's partner id; nothing was stored.
     UnknownPartner,
@@ -73,11 +73,13 @@ pub async fn publish_many(db: &Db, events: &[NewEvent]) -> anyhow::Result<Vec<Pu
         let rows: Vec<String> = (0..n)
             .map(|i| {
                 let p = |k: usize| 2 + 7 * i + k;
-                format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, $1)", p(0), p(1), p(2), p(3), p(4), p(5), p(6))
+                format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, $1, NULL)", p(0), p(1), p(2), p(3), p(4), p(5), p(6))
             })
             .collect();
+        // `unkeyed` NULL: its search values are in (the column's default, 1, marks the rows
+        // of older binaries for the background pass).
         format!(
-            "INSERT INTO events (id, partner_id, type, status, data, verification_id, session_id, created_at) \
+            "INSERT INTO events (id, partner_id, type, status, data, verification_id, session_id, created_at, unkeyed) \
              VALUES {} \
              ON CONFLICT (id) DO NOTHING RETURNING id",
             rows.join(", ")

@@ -13,16 +13,16 @@ use crate::portal::Portal;
 /// Fills `partner`'s events with `n` over the last 29 days, four types in turn, each with its
 /// own `verificationId` (`ver_<i>`) and one `sessionId` per ten (`ses_<i / 10>`), as publishing
 /// stores them.
-async fn fill(db: &Db, partner: &PartnerId, n: i64) {
+async fn fill(db: &Db, partner: &PartnerId, n: i64) -> (i64, i64) {
     let now = app::store::now_ms();
     let step = 29 * 24 * 3600 * 1000 / n.max(1);
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
-         INSERT INTO events (id, partner_id, type, status, data, verification_id, session_id, created_at) \
+         INSERT INTO events (id, partner_id, type, status, data, verification_id, session_id, created_at, unkeyed) \
          SELECT 'evt_' || i, $2, CASE i % 4 WHEN 0 THEN 'verification.completed' WHEN 1 THEN 'verification.failed' \
            WHEN 2 THEN 'verification.expired' ELSE 'review.completed' END, 'success', \
            '{\"verificationId\": \"ver_' || i || '\", \"sessionId\": \"ses_' || (i / 10) || '\"}', \
-           'ver_' || i, 'ses_' || (i / 10), $3 - i * $4 FROM n",
+           'ver_' || i, 'ses_' || (i / 10), $3 - i * $4, NULL FROM n",
     )
     .bind(n)
     .bind(partner.as_str())
@@ -32,6 +32,7 @@ async fn fill(db: &Db, partner: &PartnerId, n: i64) {
     .await
     .unwrap();
     sqlx::query("ANALYZE").execute(db.pool()).await.unwrap();
+    (now, step)
 }
 
 /// Each request's median and 95th percentile with `n` events stored.
@@ -39,7 +40,7 @@ async fn measure(n: i64) -> Vec<(&'static str, Duration, Duration)> {
     let portal = Portal::start(&[]).await;
     let (partner, key, _) = partner(&portal).await;
     let started = Instant::now();
-    fill(&portal.db, &partner, n).await;
+    let (now, step) = fill(&portal.db, &partner, n).await;
     println!("  filled {n} events in {:.1} s", started.elapsed().as_secs_f64());
     let browser = reqwest::Client::builder().cookie_store(true).build().unwrap();
     let signed_in = browser
@@ -53,11 +54,14 @@ async fn measure(n: i64) -> Vec<(&'static str, Duration, Duration)> {
     let api = reqwest::Client::new();
     // Values from the oldest end, the far side of every index from the newest events.
     let (old, old_session) = (n - 3, (n - 3) / 10);
+    // A page from the middle of the list: the cursor of event n / 2.
+    let middle = format!("{}.evt_{}", now - (n / 2) * step, n / 2);
     let mut out = Vec::new();
     for (name, path, key) in [
         ("/events page", "/events".to_owned(), None),
         ("/events page, search by verificationId", format!("/events?search=ver_{old}"), None),
         ("API: GET /events", "/api/v1/events".to_owned(), Some(key.as_str())),
+        ("API: a page from the middle (cursor)", format!("/api/v1/events?cursor={middle}"), Some(key.as_str())),
         ("API: type filter", "/api/v1/events?type=review.completed".to_owned(), Some(key.as_str())),
         ("API: search by verificationId", format!("/api/v1/events?search=ver_{old}"), Some(key.as_str())),
         (

@@ -98,7 +98,10 @@ pub async fn publish(
     let deliveries = match app::service::events::publish_with(&state.db, &state.publisher, &state.wake, &event).await? {
         Published::New { deliveries } | Published::Again { deliveries } => deliveries,
         Published::Conflict => {
-            return Err(ApiError::Conflict(format!("event id `{}` belongs to another partner's event", event.id)));
+            return Err(ApiError::Conflict(format!(
+                "event id `{}` belongs to another partner's event, or to this partner's other environment",
+                event.id
+            )));
         }
         Published::UnknownPartner => {
             return Err(ApiError::Invalid(vec![app::domain::FieldError::new(

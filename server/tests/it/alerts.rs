@@ -80,25 +80,23 @@ async fn server_fn(
     if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() }
 }
 
+/// A portal that gives up after one quick retry and sends its alerts to `smtp` and `operator`.
+async fn with_alerts(smtp: &SmtpServer, operator: &Receiver, extra: &[&str]) -> crate::helpers::Setup {
+    let smtp_url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let mut flags = vec!["--retry-schedule", "50ms", "--smtp-url", &smtp_url, "--alert-webhook-url", &operator.url];
+    flags.extend(["--alert-webhook-secret", ALERT_SECRET]);
+    flags.extend(extra);
+    setup(&flags).await
+}
+
 #[tokio::test]
 async fn a_deactivation_shows_a_banner_sends_an_email_and_tells_the_operator() {
-    let smtp = SmtpServer::start().await;
-    let operator = Receiver::start(Reply::Status(200, "ok")).await;
-    let smtp_url = format!("smtp://127.0.0.1:{}", smtp.port);
-    let s = setup(&[
-        "--retry-schedule",
-        "50ms",
-        "--smtp-url",
-        &smtp_url,
-        "--alert-webhook-url",
-        &operator.url,
-        "--alert-webhook-secret",
-        ALERT_SECRET,
-        "--public-url",
-        "https://portal.example.test",
-        "--secret-key",
-        crate::helpers::SECRET_KEY,
-    ])
+    let (smtp, operator) = (SmtpServer::start().await, Receiver::start(Reply::Status(200, "ok")).await);
+    let s = with_alerts(
+        &smtp,
+        &operator,
+        &["--public-url", "https://portal.example.test", "--secret-key", crate::helpers::SECRET_KEY],
+    )
     .await;
     let failing = Receiver::start(Reply::Status(500, "down")).await;
     let webhook = s.create_webhook(json!({"url": failing.url})).await;
@@ -192,4 +190,41 @@ async fn an_alert_waits_out_an_smtp_outage_and_is_sent_when_it_is_back() {
     let smtp = SmtpServer::start_on(port).await;
     eventually("the email arrives after the outage", Duration::from_secs(20), || async { !smtp.messages().is_empty() })
         .await;
+}
+
+/// A sandbox webhook's deactivation reaches the account's users, says it is the sandbox's, and
+/// tells the operator the account's id (the one it knows) and the environment.
+#[tokio::test]
+async fn a_sandbox_webhooks_deactivation_reaches_the_accounts_users_and_names_the_sandbox() {
+    use app::domain::{Environment, PartnerId, Role};
+    let (smtp, operator) = (SmtpServer::start().await, Receiver::start(Reply::Status(200, "ok")).await);
+    let s = with_alerts(&smtp, &operator, &[]).await;
+    let account = PartnerId::parse(&s.partner).unwrap();
+    let key = crate::helpers::insert_api_key_in(&s.app.db, &account, Environment::Sandbox, Role::Admin).await;
+    let failing = Receiver::start(Reply::Status(500, "down")).await;
+    let created: Value = crate::helpers::http()
+        .post(s.app.url("/api/v1/webhooks"))
+        .bearer_auth(&key)
+        .json(&json!({"url": failing.url}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (status, body) = s
+        .publish(json!({"partnerId": s.partner, "environment": "sandbox", "type": "verification.completed",
+            "status": "success", "data": {}}))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+
+    eventually("the email arrives", DEADLINE, || async { !smtp.messages().is_empty() }).await;
+    let email = smtp.messages()[0].replace("=\r\n", "").replace("=\n", "");
+    assert!(email.contains("To: ann@acme.test"), "the account's users get it: {email}");
+    assert!(email.contains("in your sandbox"), "{email}");
+    let got = operator.wait_for(1, DEADLINE).await;
+    let event: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(event["data"]["webhookId"], created["id"]);
+    assert_eq!(event["data"]["partnerId"], s.partner.as_str(), "the account's id, not the sandbox row's");
+    assert_eq!(event["data"]["environment"], "sandbox");
 }

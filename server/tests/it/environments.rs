@@ -180,6 +180,21 @@ async fn the_portal_shows_and_changes_only_the_environment_it_is_switched_to() {
     let page = client.get(s.app.url("/webhooks")).send().await.unwrap().text().await.unwrap();
     assert!(!page.contains("sandbox-band"), "no band in production");
 
+    // A production event delivered, so there is an attempt, a delivery and an event to reach for.
+    let (status, published) = publish(
+        &s,
+        json!({"partnerId": s.partner, "type": "verification.completed", "status": "success", "id": "evt_portal", "data": {}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{published}");
+    let path = format!("/webhooks/{production_id}/attempts");
+    eventually("the production attempt is logged", Duration::from_secs(30), || async {
+        call(&s, &s.key, Method::GET, &path, None).await.1["data"][0].is_object()
+    })
+    .await;
+    let attempt = call(&s, &s.key, Method::GET, &path, None).await.1["data"][0].clone();
+    let (attempt_id, delivery_id) = (attempt["id"].as_str().unwrap(), attempt["deliveryId"].as_str().unwrap());
+
     let (status, body) = s.app.server_fn(&client, "switch_environment", &[("environment", "staging")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body.contains("environment"), "{body}");
@@ -190,13 +205,56 @@ async fn the_portal_shows_and_changes_only_the_environment_it_is_switched_to() {
     let me: Value = serde_json::from_str(&me).unwrap();
     assert_eq!(me["environment"], "sandbox");
     assert_eq!(list(&s, &client).await, Vec::<String>::new(), "the sandbox has none of production's webhooks");
-    let (_, theirs) = s.app.server_fn(&client, "webhooks/get", &[("id", production_id)]).await;
-    assert_eq!(theirs, "\"NotFound\"");
+    // Every server function given production's ids from the sandbox finds nothing.
+    let w = production_id;
+    let since = "2020-01-01T00:00:00Z";
+    for (name, form) in [
+        ("webhooks/get", vec![("id", w)]),
+        ("webhooks/set_active", vec![("id", w), ("active", "false")]),
+        ("webhooks/secret", vec![("id", w)]),
+        ("webhooks/rotate_secret", vec![("id", w)]),
+        ("webhooks/end_overlap", vec![("id", w)]),
+        ("webhooks/test", vec![("id", w)]),
+        ("logs/attempt", vec![("id", attempt_id)]),
+        ("logs/hourly", vec![("webhook", w)]),
+        ("logs/resend", vec![("delivery", delivery_id)]),
+        ("logs/replay_plan", vec![("webhook", w)]),
+        ("logs/replay", vec![("webhook", w), ("since", since)]),
+        ("logs/replay_progress", vec![("webhook", w)]),
+        ("logs/recover_plan", vec![("webhook", w), ("since", since)]),
+        ("logs/recover", vec![("webhook", w), ("since", since)]),
+        ("logs/recover_progress", vec![("webhook", w)]),
+        ("signatures/check-attempt", vec![("attempt", attempt_id)]),
+        ("events/show", vec![("id", "evt_portal")]),
+        ("webhooks/delete", vec![("id", w)]),
+    ] {
+        let (status, answer) = s.app.server_fn(&client, name, &form).await;
+        assert_eq!((status, answer.as_str()), (StatusCode::NOT_FOUND, "\"NotFound\""), "{name}");
+    }
     let page = client.get(s.app.url("/webhooks")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("sandbox-band") && page.contains("Sandbox"), "every sandbox page carries the band");
 
+    // A form drawn for production, sent after the switch (another tab), makes nothing.
+    let (status, refused) = s
+        .app
+        .server_fn(&client, "api_keys/create", &[("name", "meant for production"), ("environment", "production")])
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(refused.contains("reload the page"), "{refused}");
+    let (status, refused) = s
+        .app
+        .server_fn(&client, "webhooks/save", &[("url", "https://prod.example.com/hook"), ("environment", "production")])
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    let (status, refused) = s.app.server_fn(&client, "inspectors/create", &[("environment", "production")]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(list(&s, &client).await, Vec::<String>::new(), "nothing was made in the sandbox");
+    let (_, keys) = s.app.server_fn(&client, "api_keys/list", &[]).await;
+    assert_eq!(keys, "[]");
+
     // A key made here is a sandbox key, and sees the sandbox only.
-    let (status, created) = s.app.server_fn(&client, "api_keys/create", &[("name", "ci")]).await;
+    let (status, created) =
+        s.app.server_fn(&client, "api_keys/create", &[("name", "ci"), ("environment", "sandbox")]).await;
     assert_eq!(status, StatusCode::OK, "{created}");
     let key = serde_json::from_str::<Value>(&created).unwrap()["key"].as_str().unwrap().to_owned();
     assert!(key.starts_with("whp_sandbox_"), "{key}");
@@ -222,4 +280,7 @@ async fn the_portal_shows_and_changes_only_the_environment_it_is_switched_to() {
     let (status, _) = s.app.server_fn(&client, "switch_environment", &[("environment", "production")]).await;
     assert!(status.is_success() || status.is_redirection());
     assert_eq!(list(&s, &client).await, [production_id], "back in production, its webhook again");
+    let (_, hook) = call(&s, &s.key, Method::GET, &format!("/webhooks/{production_id}"), None).await;
+    assert_eq!(hook["active"], true, "untouched from the sandbox");
+    assert_eq!(receiver.received().len(), 1, "no test, resend, replay or recovery reached it from the sandbox");
 }

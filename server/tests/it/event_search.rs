@@ -174,3 +174,29 @@ async fn events_stored_before_search_are_found_once_the_background_pass_indexed_
     assert_eq!(key_old_events(&db, 1000).await.unwrap(), 0, "done once");
     assert_eq!(search(partner).await, 1);
 }
+
+/// However often an event was resent, its page holds the newest deliveries only.
+#[tokio::test]
+async fn an_events_page_is_bounded_however_often_it_was_resent() {
+    let s = setup(&[]).await;
+    let hook = s.create_webhook(json!({"url": "http://127.0.0.1:9/hook", "active": false})).await;
+    publish(&s, "evt_many", "verification.completed", json!({})).await;
+    // As 150 resends would leave them: one delivery each, made one after another.
+    for i in 0..150_i64 {
+        sqlx::query(
+            "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'evt_many', 'succeeded', 1, 0, $4, $4)",
+        )
+        .bind(app::domain::DeliveryId::generate().as_str())
+        .bind(&s.partner)
+        .bind(hook["id"].as_str().unwrap())
+        .bind(1_000 + i)
+        .execute(s.app.db.pool())
+        .await
+        .unwrap();
+    }
+    let (status, event) = get(&s, &s.key, "/events/evt_many").await;
+    assert_eq!(status, StatusCode::OK, "{event}");
+    let deliveries = event["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), app::domain::EVENT_DELIVERIES, "the newest only");
+}
