@@ -8,19 +8,29 @@ import { usePortal, waitForHydration, startReceiver, waitUntil } from './support
 const shared = usePortal();
 
 /** Presses Tab until the focused element's accessible text matches `name`; each element the
- * focus lands on must show it (the stylesheet's focus ring). */
+ * focus lands on must show it: a ring (outline or shadow) that the element loses when the
+ * focus leaves it, so a shadow it always has does not count. */
 async function tabTo(page, name, max = 80) {
   for (let i = 0; i < max; i += 1) {
     await page.keyboard.press('Tab');
     const focused = await page.evaluate(() => {
       const el = document.activeElement;
       if (!el || el === document.body) return null;
-      const style = getComputedStyle(el);
+      const ring = () => {
+        const style = getComputedStyle(el);
+        const outline = style.outlineStyle !== 'none' && style.outlineWidth !== '0px';
+        return { shown: style.boxShadow !== 'none' || outline, look: `${style.boxShadow} ${outline ? style.outline : ''}` };
+      };
+      const focusedRing = ring();
+      // Without the focus (the element's own look), then focused again, so Tab goes on from here.
+      el.blur();
+      const unfocused = ring();
+      el.focus();
       const label = el.labels?.[0]?.textContent ?? '';
       return {
         text: `${el.getAttribute('aria-label') ?? ''} ${label} ${el.textContent ?? ''} ${el.value ?? ''}`.replace(/\s+/g, ' ').trim(),
         tag: el.tagName,
-        visible: style.boxShadow !== 'none' || (style.outlineStyle !== 'none' && style.outlineWidth !== '0px'),
+        visible: focusedRing.shown && focusedRing.look !== unfocused.look,
       };
     });
     if (!focused) continue;

@@ -35,8 +35,20 @@ test('every page passes axe and fits a 390 px phone', async (t) => {
   const page = await shared.browser.newPage();
   await logIn(page, shared.portal);
   await page.waitForURL('**/webhooks', { timeout: 10_000 });
-  const pages = { 'webhooks-empty': '/webhooks' };
-  await check(page, pages);
+  await check(page, { 'webhooks-empty': '/webhooks' });
+  // Each list says, while empty, what goes there and how to start.
+  const empty = {
+    '/webhooks': 'No webhooks yet',
+    '/logs': 'No attempts yet. Each request we send, and each test, shows up here',
+    '/events': 'No events yet in this environment.',
+    '/inspectors': 'No capture URLs yet',
+    '/settings/api-keys': 'No API keys yet',
+    '/settings/audit': 'Nothing yet. Changes to your webhooks, API keys and team will be listed here',
+  };
+  for (const [path, words] of Object.entries(empty)) {
+    await page.goto(`${shared.portal.url}${path}`);
+    await page.getByText(words).waitFor({ timeout: 10_000 });
+  }
 
   // Something on every page: a webhook with a long URL, an attempt in its log, an inspector.
   await page.goto(`${shared.portal.url}/webhooks/new`);
@@ -58,6 +70,13 @@ test('every page passes axe and fits a 390 px phone', async (t) => {
   await page.waitForURL(/\/inspectors\/ins_\w+$/, { timeout: 10_000 });
   const inspector = new URL(page.url()).pathname;
   shared.portal.publish('evt_screens', 'verification.completed', { data: { verificationId: 'ver_screens' } });
+  // A colleague, whose one-time link (unused) gives the form to set a password.
+  const added = await page.request.post(`${shared.portal.url}/api/team/add`, {
+    form: { email: 'vic@acme.test', role: 'viewer' },
+    headers: { referer: `${shared.portal.url}/settings/team` },
+  });
+  assert.equal(added.status(), 200, await added.text());
+  const link = new URL((await added.json()).link.url);
 
   await check(page, {
     webhooks: '/webhooks',
@@ -91,8 +110,40 @@ test('every page passes axe and fits a 390 px phone', async (t) => {
 
   // And the pages of someone not signed in.
   const stranger = await shared.browser.newPage();
-  await check(stranger, { login: '/login', 'set-password': '/set-password?token=pwl_spent' });
+  await check(stranger, {
+    login: '/login',
+    'set-password': `${link.pathname}${link.search}`,
+    'set-password-spent': '/set-password?token=pwl_spent',
+  });
   await stranger.close();
+});
+
+test('on a phone the header folds into a menu that opens, navigates and folds again', async () => {
+  const page = await shared.browser.newPage({ viewport: WIDTHS.phone });
+  await logIn(page, shared.portal);
+  await page.waitForURL('**/webhooks', { timeout: 10_000 });
+  await waitForHydration(page);
+  const menu = page.getByRole('button', { name: 'Menu' });
+  const events = page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Events' });
+  const you = page.getByRole('link', { name: shared.portal.partner.email });
+  assert.equal(await menu.getAttribute('aria-expanded'), 'false');
+  assert.equal(await events.isVisible(), false, 'the navigation is folded away');
+  assert.equal(await you.isVisible(), false, 'and the account with it');
+
+  await menu.click();
+  assert.equal(await menu.getAttribute('aria-expanded'), 'true');
+  assert.equal(await you.isVisible(), true);
+  await events.click();
+  await page.waitForURL('**/events', { timeout: 10_000 });
+  await page.getByRole('heading', { name: 'Events', level: 1 }).waitFor({ timeout: 10_000 });
+  assert.equal(await menu.getAttribute('aria-expanded'), 'false', 'folded again on the new page');
+  assert.equal(await events.isVisible(), false);
+
+  // At a desktop's width there is no menu to open: the links are in the header.
+  await page.setViewportSize(WIDTHS.desktop);
+  assert.equal(await menu.isVisible(), false);
+  assert.equal(await events.isVisible(), true);
+  await page.close();
 });
 
 /** Opens each of `pages` (name → path) at each width; fails naming every problem found. */

@@ -131,7 +131,8 @@ test('"Test Webhook" sends a sample event and shows the answer in place', async 
 });
 
 test('each row of the list offers Edit, Test, View Logs, Deactivate and Delete', async (t) => {
-  const receiver = await startReceiver(t, () => ({ status: 200, text: 'ok' }));
+  let answer = 200;
+  const receiver = await startReceiver(t, () => ({ status: answer, text: 'ok' }));
   const page = await shared.browser.newPage();
   await openNewWebhookForm(page, shared.portal);
   await page.getByLabel('Webhook URL').fill(receiver.url);
@@ -168,6 +169,23 @@ test('each row of the list offers Edit, Test, View Logs, Deactivate and Delete',
     await waitForHydration(page);
     return /\(succeeded\)/.test(await row.getByRole('cell').nth(3).textContent());
   });
+
+  // The webhook's page says the same, and then that the next delivery failed.
+  const list = page.url();
+  await open();
+  const webhookPage = (await menu().getByRole('link', { name: 'Edit' }).getAttribute('href')).replace(/\/edit$/, '');
+  await page.goto(`${shared.portal.url}${webhookPage}`);
+  const lastDelivery = () => page.getByTestId('last-delivery').textContent();
+  assert.match(await lastDelivery(), /\(succeeded\)$/);
+  answer = 500;
+  shared.portal.publish('evt_row_actions_failing');
+  await waitUntil('the failing delivery to arrive', () => receiver.received.length >= 3);
+  await waitUntil('the webhook page to say it failed', async () => {
+    await page.reload();
+    return /\(failed\)$/.test(await lastDelivery());
+  });
+  await page.goto(list);
+  await waitForHydration(page);
 
   // Deactivate from the row.
   await open();

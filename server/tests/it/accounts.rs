@@ -284,3 +284,138 @@ async fn the_audit_log_pages_back_through_older_entries() {
     assert!(subjects[2].starts_with("key 0 "), "{subjects:?}");
     assert!(second["older"].is_null());
 }
+
+/// Every kind of change a partner's people and keys can make leaves its entry, naming who made
+/// it: webhooks and their secrets, deliveries sent again, keys, users, passwords, inspectors.
+#[tokio::test]
+async fn every_kind_of_change_leaves_its_entry_in_the_audit_log() {
+    use crate::receiver::{Receiver, Reply, eventually};
+    use serde_json::json;
+
+    let app = &crate::helpers::spawn_app_with(&["--allow-private-targets", "true", "--retry-schedule", ""]).await;
+    let partner = app.create_partner("Acme", "ann@acme.test").await;
+    let ann = app.signed_in_client(&partner).await;
+    let key = app.create_api_key(&partner.id).await;
+    let receiver = Receiver::start(Reply::Status(200, "")).await;
+    let api = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = crate::helpers::http().request(method, app.url(&format!("/api/v1{path}"))).bearer_auth(&key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            assert!(status.is_success(), "{status}: {body}");
+            body
+        }
+    };
+    use reqwest::Method;
+    let portal = |name: &'static str, form: Vec<(&'static str, String)>| {
+        let ann = &ann;
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (status, body) = app.server_fn(ann, name, &form).await;
+            assert!(status.is_success() || status.is_redirection(), "{name}: {status} {body}");
+            body
+        }
+    };
+
+    // Through the API, with a key.
+    let created = api(Method::POST, "/webhooks", Some(json!({"url": receiver.url}))).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let hook = format!("/webhooks/{id}");
+    api(Method::PATCH, &hook, Some(json!({"url": format!("{}/changed", receiver.url)}))).await;
+    api(Method::POST, &format!("{hook}/deactivate"), None).await;
+    api(Method::POST, &format!("{hook}/activate"), None).await;
+    api(Method::POST, &format!("{hook}/test"), None).await;
+    api(Method::GET, &format!("{hook}/secret"), None).await;
+    api(Method::POST, &format!("{hook}/secret/rotate"), None).await;
+    api(Method::DELETE, &format!("{hook}/secret/previous"), None).await;
+    let published = crate::helpers::http()
+        .post(app.url("/api/v1/events"))
+        .bearer_auth(crate::helpers::OPERATOR_TOKEN)
+        .json(&json!({"partnerId": partner.id.to_string(), "type": "verification.completed", "status": "success",
+            "id": "evt_audited", "data": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), StatusCode::ACCEPTED);
+    let log = format!("{hook}/attempts");
+    eventually("the event's attempt is logged", std::time::Duration::from_secs(30), || async {
+        api(Method::GET, &log, None).await["data"].as_array().unwrap().iter().any(|a| a["eventId"] == "evt_audited")
+    })
+    .await;
+    let attempts = api(Method::GET, &log, None).await;
+    let delivery =
+        attempts["data"].as_array().unwrap().iter().find(|a| a["eventId"] == "evt_audited").unwrap()["deliveryId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    api(Method::POST, &format!("/deliveries/{delivery}/resend"), None).await;
+    api(Method::POST, &format!("{hook}/replay"), Some(json!({"since": "2020-01-01T00:00:00Z"}))).await;
+    api(Method::POST, &format!("{hook}/recover"), Some(json!({"since": "2020-01-01T00:00:00Z"}))).await;
+
+    // In the portal, as Ann (an admin), and as Vic, whom she adds.
+    let made: Value = serde_json::from_str(&portal("api_keys/create", vec![("name", "ci".into())]).await).unwrap();
+    portal("api_keys/revoke", vec![("id", made["summary"]["id"].as_str().unwrap_or_default().into())]).await;
+    let (vic, token) = add_member(app, &ann, "vic@acme.test", "viewer").await;
+    set_password_with(app, &browser(), &token, "vic's long password").await;
+    portal("team/role", vec![("id", vic.clone()), ("role", "admin".into())]).await;
+    portal("team/remove", vec![("id", vic)]).await;
+    let inspector: Value = serde_json::from_str(&portal("inspectors/create", vec![]).await).unwrap();
+    portal("inspectors/delete", vec![("id", inspector["id"].as_str().unwrap().into())]).await;
+    api(Method::DELETE, &hook, None).await;
+    let new_password = "ann's new long password";
+    portal(
+        "account/password",
+        vec![
+            ("current", partner.password.clone()),
+            ("password", new_password.into()),
+            ("confirm", new_password.into()),
+        ],
+    )
+    .await;
+
+    let (status, body) = app.server_fn(&ann, "audit/list", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    let mut entries: Vec<(String, String)> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["actor"].as_str().unwrap().to_owned(), e["action"].as_str().unwrap().to_owned()))
+        .collect();
+    entries.reverse();
+    let key_actor = format!("API key \u{201c}test\u{201d} ({}\u{2026})", &key[.."whp_live_".len() + 4]);
+    let by_key = |action: &str| (key_actor.clone(), action.to_owned());
+    let by = |who: &str, action: &str| (who.to_owned(), action.to_owned());
+    assert_eq!(
+        entries,
+        [
+            by_key("created webhook"),
+            by_key("changed webhook"),
+            by_key("deactivated webhook"),
+            by_key("activated webhook"),
+            by_key("tested webhook"),
+            by_key("revealed signing secret"),
+            by_key("rotated signing secret"),
+            by_key("ended the old signing secret's overlap"),
+            by_key("resent delivery"),
+            by_key("replayed missed events"),
+            by_key("recovered failed deliveries"),
+            by("ann@acme.test", "created API key"),
+            by("ann@acme.test", "revoked API key"),
+            by("ann@acme.test", "added user"),
+            by("ann@acme.test", "made a one-time password link"),
+            by("vic@acme.test", "set password with a one-time link"),
+            by("ann@acme.test", "changed role"),
+            by("ann@acme.test", "removed user"),
+            by("ann@acme.test", "created request inspector"),
+            by("ann@acme.test", "deleted request inspector"),
+            by_key("deleted webhook"),
+            by("ann@acme.test", "changed own password"),
+        ],
+        "oldest first here"
+    );
+}
