@@ -62,14 +62,44 @@ pub async fn delete(state: &AppState, partner: &PartnerId, by: &Actor, id: &Insp
     Ok(())
 }
 
+/// Most inspectors counted in one second. A stranger can send well-formed made-up ids as fast
+/// as they like: the count of one second is dropped whole when the next begins (never searched
+/// request by request), and stops taking new ids at this size.
+const COUNTED_PER_SECOND: usize = 10_000;
+
+/// The requests each inspector received in the current second.
+#[derive(Debug, Default)]
+struct ThisSecond {
+    second: u64,
+    counts: HashMap<InspectorId, u32>,
+}
+
+impl ThisSecond {
+    /// Counts a request to `id` in `second`; `false` past [`INSPECTOR_REQUESTS_PER_SECOND`].
+    /// Once [`COUNTED_PER_SECOND`] ids are counted, a new one is let through uncounted: the
+    /// inspectors already counted keep their limit, and a made-up id only finds no inspector.
+    fn admit(&mut self, id: &InspectorId, second: u64) -> bool {
+        if second != self.second {
+            self.second = second;
+            self.counts.clear();
+        }
+        if self.counts.len() >= COUNTED_PER_SECOND && !self.counts.contains_key(id) {
+            return true;
+        }
+        let count = self.counts.entry(id.clone()).or_insert(0);
+        *count += 1;
+        *count <= INSPECTOR_REQUESTS_PER_SECOND
+    }
+}
+
 /// The receiving side of every inspector: checks and keeps what arrives at a capture URL.
 /// Cheap to clone; clones share the rate limit.
 #[derive(Debug, Clone)]
 pub struct Inspectors {
     db: Db,
     public: url::Url,
-    /// Per inspector: the second it last counted in, and how many requests came in it.
-    seconds: Arc<Mutex<HashMap<InspectorId, (u64, u32)>>>,
+    /// This second's requests per inspector.
+    seconds: Arc<Mutex<ThisSecond>>,
     checks: Arc<tokio::sync::Semaphore>,
     started: Instant,
 }
@@ -89,17 +119,7 @@ impl Inspectors {
     /// Counts one request to `id` in this second; `false` past [`INSPECTOR_REQUESTS_PER_SECOND`].
     fn admit(&self, id: &InspectorId) -> bool {
         let second = self.started.elapsed().as_secs();
-        let mut seconds = self.seconds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Made-up ids can't grow the map past what one second brings.
-        if seconds.len() >= 10_000 {
-            seconds.retain(|_, (at, _)| *at == second);
-        }
-        let entry = seconds.entry(id.clone()).or_insert((second, 0));
-        if entry.0 != second {
-            *entry = (second, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= INSPECTOR_REQUESTS_PER_SECOND
+        self.seconds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).admit(id, second)
     }
 
     /// Takes a request that arrived at inspector `id` (the text of the capture URL's last
@@ -198,5 +218,28 @@ impl LocalReceiver for Inspectors {
             headers.push(("content-length".to_owned(), request.body.len().to_string()));
             Inspectors::receive(self, id.as_str(), "POST", headers, &request.body).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inspector_takes_its_requests_a_second_and_made_up_ids_cant_grow_the_count() {
+        let mut this = ThisSecond::default();
+        let real = InspectorId::generate();
+        let admitted = (0..INSPECTOR_REQUESTS_PER_SECOND + 5).filter(|_| this.admit(&real, 7)).count();
+        assert_eq!(admitted, INSPECTOR_REQUESTS_PER_SECOND as usize);
+        // A flood of made-up ids in the same second: the count stays bounded, and the inspector
+        // already counted stays refused until its second ends.
+        for _ in 0..3 * COUNTED_PER_SECOND {
+            this.admit(&InspectorId::generate(), 7);
+        }
+        assert_eq!(this.counts.len(), COUNTED_PER_SECOND);
+        assert!(!this.admit(&real, 7));
+        // The next second starts from nothing.
+        assert!(this.admit(&real, 8));
+        assert_eq!(this.counts.len(), 1);
     }
 }
