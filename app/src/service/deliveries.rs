@@ -97,7 +97,7 @@ pub async fn replay(
 
 /// The period of a recovery (ms): `since` (RFC 3339, required) until `until` (RFC 3339; now
 /// when left out). Refused, naming the field, when a time is not one, `until` is not after
-/// `since`, or, `until` left out, `since` is later than now.
+/// `since`, or `since` is later than now.
 pub fn recovery_period(since: &str, until: Option<&str>) -> Result<(i64, i64), AppError> {
     let since = match since.trim() {
         "" => {
@@ -107,6 +107,11 @@ pub fn recovery_period(since: &str, until: Option<&str>) -> Result<(i64, i64), A
         }
         text => parse_time("since", text)?.timestamp_millis(),
     };
+    // `since` may be this very millisecond (nothing failed since), not later.
+    let now = crate::store::now_ms();
+    if since > now {
+        return Err(FieldError::new("since", "is in the future: pick a time before now").into());
+    }
     match until.map(str::trim).filter(|u| !u.is_empty()) {
         Some(text) => {
             let until = parse_time("until", text)?.timestamp_millis();
@@ -115,14 +120,7 @@ pub fn recovery_period(since: &str, until: Option<&str>) -> Result<(i64, i64), A
             }
             Ok((since, until))
         }
-        // Until now: `since` may be this very millisecond (nothing failed since), not later.
-        None => {
-            let now = crate::store::now_ms();
-            if since > now {
-                return Err(FieldError::new("since", "is in the future: pick a time before now").into());
-            }
-            Ok((since, now))
-        }
+        None => Ok((since, now)),
     }
 }
 

@@ -64,7 +64,8 @@ pub async fn delete(state: &AppState, partner: &PartnerId, by: &Actor, id: &Insp
 
 /// Most inspectors counted in one second. A stranger can send well-formed made-up ids as fast
 /// as they like: the count of one second is dropped whole when the next begins (never searched
-/// request by request), and stops taking new ids at this size.
+/// request by request), and at this size refuses ids it has not counted yet, until the second
+/// ends (let through uncounted, they would pass any inspector's limit, the flooder's own).
 const COUNTED_PER_SECOND: usize = 10_000;
 
 /// The requests each inspector received in the current second.
@@ -75,16 +76,17 @@ struct ThisSecond {
 }
 
 impl ThisSecond {
-    /// Counts a request to `id` in `second`; `false` past [`INSPECTOR_REQUESTS_PER_SECOND`].
-    /// Once [`COUNTED_PER_SECOND`] ids are counted, a new one is let through uncounted: the
-    /// inspectors already counted keep their limit, and a made-up id only finds no inspector.
+    /// Counts a request to `id` in `second`; `false` past [`INSPECTOR_REQUESTS_PER_SECOND`],
+    /// and for an id not counted yet once [`COUNTED_PER_SECOND`] are. A caller that read the
+    /// clock before another took the lock may bring an earlier second: it counts in the current
+    /// one (the clock never goes back, so the count is never cleared twice).
     fn admit(&mut self, id: &InspectorId, second: u64) -> bool {
-        if second != self.second {
+        if second > self.second {
             self.second = second;
             self.counts.clear();
         }
         if self.counts.len() >= COUNTED_PER_SECOND && !self.counts.contains_key(id) {
-            return true;
+            return false;
         }
         let count = self.counts.entry(id.clone()).or_insert(0);
         *count += 1;
@@ -231,15 +233,20 @@ mod tests {
         let real = InspectorId::generate();
         let admitted = (0..INSPECTOR_REQUESTS_PER_SECOND + 5).filter(|_| this.admit(&real, 7)).count();
         assert_eq!(admitted, INSPECTOR_REQUESTS_PER_SECOND as usize);
-        // A flood of made-up ids in the same second: the count stays bounded, and the inspector
-        // already counted stays refused until its second ends.
+        // A flood of made-up ids in the same second: the count stays bounded, the inspector
+        // already counted stays refused until its second ends, and an id the flood left no
+        // room for is refused too, not let through uncounted (past any limit).
         for _ in 0..3 * COUNTED_PER_SECOND {
             this.admit(&InspectorId::generate(), 7);
         }
         assert_eq!(this.counts.len(), COUNTED_PER_SECOND);
         assert!(!this.admit(&real, 7));
-        // The next second starts from nothing.
+        let another = InspectorId::generate();
+        assert!((0..5).all(|_| !this.admit(&another, 7)));
+        // The next second starts from nothing; a caller that read the clock a moment earlier
+        // counts in it and does not clear it again.
         assert!(this.admit(&real, 8));
-        assert_eq!(this.counts.len(), 1);
+        assert!(this.admit(&another, 7));
+        assert_eq!((this.second, this.counts.len()), (8, 2));
     }
 }

@@ -394,6 +394,8 @@ async fn recover_sends_again_the_deliveries_that_failed_in_a_period() {
     let (status, error) = recover(json!({"since": "2999-01-01T00:00:00Z"})).await;
     assert_eq!((status, error["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("since")));
     assert!(error.to_string().contains("in the future"), "{error}");
+    let (status, error) = recover(json!({"since": "2999-01-01T00:00:00Z", "until": "3000-01-01T00:00:00Z"})).await;
+    assert_eq!((status, error["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("since")));
     let (status, error) = recover(json!({"since": since})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{error}");
     assert_eq!(receiver.received().len(), 1, "nothing was sent");
