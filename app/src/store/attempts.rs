@@ -489,12 +489,7 @@ mod tests {
     #[test]
     fn the_one_hop_script_and_the_batch_statements_leave_the_same_counters() {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let dir = std::env::temp_dir().join(format!("portal-one-hop-{}", std::process::id()));
-        let db = runtime.block_on(async {
-            let db = Db::connect(&format!("sqlite://{}/p.db", dir.display())).await.unwrap();
-            db.migrate().await.unwrap();
-            db
-        });
+        let (db, dir) = runtime.block_on(crate::store::test_database("one-hop"));
         let steps = proptest::collection::vec((0..3usize, any::<bool>()), 1..=ONE_HOP_MAX);
         let mut runner =
             proptest::test_runner::TestRunner::new(ProptestConfig { cases: 24, ..ProptestConfig::default() });

@@ -342,14 +342,14 @@ pub async fn partner_ids(db: &Db) -> anyhow::Result<Vec<String>> {
     rows.iter().map(|row| Ok(row.try_get("id")?)).collect()
 }
 
-/// How far a run (a replay, a recovery) got: of the deliveries whose `column` is `id`, how many
-/// were delivered, failed, and are still waiting.
 /// A run's deliveries by state: `column` is `replay_id` or `recovery_id`, each with an index
 /// that holds only the rows of some run.
 fn run_progress_sql(column: &str) -> String {
     format!("SELECT state, COUNT(*) AS n FROM deliveries WHERE {column} = $1 GROUP BY state")
 }
 
+/// How far a run (a replay, a recovery) got: of the deliveries whose `column` is `id`, how many
+/// were delivered, failed, and are still waiting.
 pub(crate) async fn run_progress(db: &Db, column: &'static str, id: &str) -> anyhow::Result<(i64, i64, i64)> {
     let states = sqlx::query(&run_progress_sql(column))
         .bind(id)
@@ -375,9 +375,7 @@ mod run_tests {
     #[tokio::test]
     async fn a_runs_progress_is_read_from_its_own_index() {
         use sqlx::Row;
-        let dir = std::env::temp_dir().join(format!("portal-run-index-{}", std::process::id()));
-        let db = super::Db::connect(&format!("sqlite://{}/p.db", dir.display())).await.unwrap();
-        db.migrate().await.unwrap();
+        let (db, dir) = crate::store::test_database("run-index").await;
         for (column, index) in [("replay_id", "deliveries_replay"), ("recovery_id", "deliveries_recovery")] {
             let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {}", super::run_progress_sql(column)))
                 .bind("x")

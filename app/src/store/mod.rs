@@ -325,6 +325,16 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// A migrated SQLite database for a unit test, in a folder of its own (named for `name` and
+/// this process) under the system's temporary folder; the test removes the folder.
+#[cfg(test)]
+pub(crate) async fn test_database(name: &str) -> (Db, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("portal-{name}-{}", std::process::id()));
+    let db = Db::connect(&format!("sqlite://{}/p.db", dir.display())).await.unwrap();
+    db.migrate().await.unwrap();
+    (db, dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,9 +371,7 @@ mod tests {
     #[tokio::test]
     async fn every_foreign_key_has_an_index_that_leads_with_its_column() {
         use sqlx::Row;
-        let dir = std::env::temp_dir().join(format!("portal-fk-index-{}", std::process::id()));
-        let db = Db::connect(&format!("sqlite://{}/p.db", dir.display())).await.unwrap();
-        db.migrate().await.unwrap();
+        let (db, dir) = test_database("fk-index").await;
         let column = |row: &sqlx::any::AnyRow, name: &str| row.try_get::<String, _>(name).unwrap();
         let tables: Vec<String> = sqlx::query(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%'",

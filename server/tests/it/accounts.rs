@@ -298,14 +298,9 @@ async fn every_kind_of_change_leaves_its_entry_in_the_audit_log() {
     let key = app.create_api_key(&partner.id).await;
     let receiver = Receiver::start(Reply::Status(200, "")).await;
     let api = |method: reqwest::Method, path: &str, body: Option<Value>| {
-        let mut request = crate::helpers::http().request(method, app.url(&format!("/api/v1{path}"))).bearer_auth(&key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
+        let (key, path) = (&key, format!("/api/v1{path}"));
         async move {
-            let response = request.send().await.unwrap();
-            let status = response.status();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let (status, body) = app.api(key, method, &path, body).await;
             assert!(status.is_success(), "{status}: {body}");
             body
         }

@@ -12,13 +12,7 @@ use crate::helpers::{OPERATOR_TOKEN, Setup, http, insert_api_key_in, setup};
 use crate::receiver::{Receiver, Reply, eventually};
 
 async fn call(s: &Setup, key: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut request = http().request(method, s.app.url(&format!("/api/v1{path}"))).bearer_auth(key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    s.app.api(key, method, &format!("/api/v1{path}"), body).await
 }
 
 async fn publish(s: &Setup, body: Value) -> (StatusCode, Value) {

@@ -142,6 +142,26 @@ impl TestApp {
         (response.status(), response.text().await.unwrap())
     }
 
+    /// Calls the REST API at `path` (from the portal's root: `/api/v1/…`) with `key`, sending
+    /// `body` as JSON when there is one; answers the status and the body as JSON (`null` when
+    /// empty, a string when it is not JSON).
+    pub async fn api(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = http().request(method, self.url(path)).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
+    }
+
     /// Makes a partner with one user, straight in the store.
     pub async fn create_partner(&self, name: &str, email: &str) -> TestPartner {
         insert_partner(&self.db, name, email).await

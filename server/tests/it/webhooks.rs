@@ -13,15 +13,7 @@ struct Api<'a> {
 
 impl Api<'_> {
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request =
-            crate::helpers::http().request(method, self.app.url(&format!("/api/v1{path}"))).bearer_auth(&self.key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
+        self.app.api(&self.key, method, &format!("/api/v1{path}"), body).await
     }
 
     async fn create(&self, body: Value) -> Value {
