@@ -124,9 +124,10 @@ impl SecretBox {
     }
 }
 
-/// Reads the key file, or makes it (readable by its owner only). Several processes starting
-/// at once agree on one key: each writes its own candidate and links it into place, and a
-/// process that finds the file already there reads that one.
+/// Reads the key file, or makes it (readable by its owner only). Several processes, or several
+/// connections in one process, starting at once agree on one key: each writes its own candidate
+/// (named for the process and the call) and links it into place, and one that finds the file
+/// already there reads that one.
 fn load_or_create_key(path: &Path) -> anyhow::Result<[u8; 32]> {
     let read = |path: &Path| -> anyhow::Result<[u8; 32]> {
         let text =
@@ -140,7 +141,9 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<[u8; 32]> {
         std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
     }
     let key: [u8; 32] = XChaCha20Poly1305::generate_key(&mut OsRng).into();
-    let candidate = path.with_extension(format!("{}.tmp", std::process::id()));
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let candidate = path.with_extension(format!("{}-{call}.tmp", std::process::id()));
     write_private(&candidate, &format!("{}\n", STANDARD.encode(key)))?;
     let linked = std::fs::hard_link(&candidate, path);
     let _ = std::fs::remove_file(&candidate);
@@ -176,6 +179,31 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+
+    /// Connections opened at once in one process (a portal and its tests' own, on PostgreSQL,
+    /// share `data/secret.key`) agree on one key; their candidates once had the same name, and
+    /// all but one failed to start with "File exists".
+    #[test]
+    fn connections_starting_at_once_in_one_process_agree_on_one_key() {
+        let dir = std::env::temp_dir().join(format!("portal-key-race-{}", std::process::id()));
+        let path = dir.join("secret.key");
+        let start = std::sync::Barrier::new(16);
+        let keys: Vec<[u8; 32]> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..16)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        load_or_create_key(&path).unwrap()
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|k| *k == keys[0]), "one key for all");
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, [std::ffi::OsString::from("secret.key")], "no candidate left behind");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn sealed_values_open_with_their_key_only() {
