@@ -11,6 +11,7 @@
 #   BENCH_RATE=200 scripts/bench-outside.sh 1 2000   # latency: 200 events/s, one at a time, and
 #                                                    # publish-to-arrival p50/p99/max
 #   BENCH_SQL='DROP INDEX deliveries_event' scripts/bench-outside.sh 10 2000   # without an index
+#   BENCH_PORTAL=/tmp/portal-before scripts/bench-outside.sh 10 2000          # another build
 #
 # Installs ab (apache2-utils) and nginx from Debian's packages when they are missing. Figures go to
 # docs/benchmarks.md.
@@ -30,8 +31,13 @@ NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
 scripts/setup.sh >/dev/null
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --locked --release -p server --bin portal
-PORTAL="$PWD/target/release/portal"
+# BENCH_PORTAL=path: a portal binary built before (to compare two builds side by side).
+if [ -n "${BENCH_PORTAL:-}" ]; then
+  PORTAL="$BENCH_PORTAL"
+else
+  cargo build --locked --release -p server --bin portal
+  PORTAL="$PWD/target/release/portal"
+fi
 
 DIR="$(mktemp -d)"
 chmod 755 "$DIR"
