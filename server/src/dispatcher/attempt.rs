@@ -9,7 +9,7 @@ use app::store::queue::{self, Claimed};
 use app::store::{now_ms, webhooks};
 use tokio::sync::oneshot;
 
-use super::places::WebhookSlot;
+use super::places::Held;
 use super::{AttemptResult, Dispatcher};
 
 /// How long a delivery waits when the template sandbox could not render it (busy, starting).
@@ -25,15 +25,15 @@ impl Dispatcher {
     /// One attempt of a claimed delivery, logged, with its next step decided. Answers when the
     /// delivery falls due again if it is still pending.
     #[tracing::instrument(skip_all, fields(delivery = %claimed.id, webhook = %claimed.webhook))]
-    pub(super) async fn deliver(&self, claimed: Claimed, loaded: Loaded, slot: WebhookSlot) -> Option<i64> {
-        self.try_deliver(&claimed, loaded, slot).await.unwrap_or_else(|e| {
+    pub(super) async fn deliver(&self, claimed: Claimed, loaded: Loaded, held: Held) -> Option<i64> {
+        self.try_deliver(&claimed, loaded, held).await.unwrap_or_else(|e| {
             // The lease runs out and the delivery is tried again: at least once, never lost.
             tracing::error!(error = format!("{e:#}"), "delivery step failed");
             Some(now_ms() + self.lease_ms)
         })
     }
 
-    async fn try_deliver(&self, claimed: &Claimed, loaded: Loaded, slot: WebhookSlot) -> anyhow::Result<Option<i64>> {
+    async fn try_deliver(&self, claimed: &Claimed, loaded: Loaded, held: Held) -> anyhow::Result<Option<i64>> {
         let webhook = match loaded.webhook {
             Some(webhook) => Some(webhook),
             None => webhooks::record(&self.db, &claimed.partner, &claimed.webhook).await?,
@@ -65,16 +65,19 @@ impl Dispatcher {
             Err(busy) => {
                 // The template sandbox could not render now: no fault of the partner's, so no
                 // attempt is counted; the delivery waits a moment and is claimed again.
-                drop(slot);
+                drop(held);
                 tracing::warn!(partner = %claimed.partner, why = %busy, "delivery waits for the template sandbox");
                 let at = now_ms() + SANDBOX_WAIT_MS;
                 queue::defer(&self.db, &claimed.id, at).await?;
                 return Ok(Some(at));
             }
         };
-        // The webhook's request is done: another may go to it while this one is written, and
-        // its answer adapts how many may.
-        slot.answered(&result, webhook.settings.max_concurrent_requests);
+        // The request is done: its place goes to another while the attempt waits to be written
+        // (once there is room for it among those waiting), and its answer adapts how many
+        // requests its webhook may have.
+        let _unwritten =
+            self.unwritten.clone().acquire_owned().await.map_err(|_| anyhow::anyhow!("the dispatcher stopped"))?;
+        held.answered(&result, webhook.settings.max_concurrent_requests);
         let next = self.next_step(number, &mut result, &event.id);
         // One line per attempt, with what an operator searches by; never a secret (the body,
         // the headers and the URL's secrets stay in the database).

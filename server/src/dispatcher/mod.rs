@@ -28,11 +28,17 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 use attempt::Loaded;
 pub use listen::listen_for_work;
-use places::{InFlight, WebhookSlot};
+use places::{Held, InFlight, WebhookSlot};
 use recorder::RecordJob;
 
-/// Deliveries in flight at once, all webhooks together.
+/// Requests under way at once, all webhooks together: a place is taken when a delivery is
+/// claimed and given back when its receiver has answered.
 pub const MAX_IN_FLIGHT: usize = 256;
+/// Attempts answered and not yet written, at most: the recorder's queue. A request's place is
+/// given back as soon as the answer is in, while its attempt waits to be written, so the places
+/// are not held through the write; when this many wait, requests keep their places until the
+/// recorder catches up. A killed process repeats at most these and the requests under way.
+pub const MAX_UNWRITTEN: usize = MAX_IN_FLIGHT * 2;
 pub use places::START_PLACES;
 /// Places no partner may take while the others have none (see
 /// [`claim_due`](app::store::queue::claim_due)): a partner that starts sending finds them
@@ -67,6 +73,8 @@ pub struct Dispatcher {
     next_look: AtomicI64,
     /// Hands finished attempts to the recorder task, which writes them in batches.
     recorder: mpsc::Sender<RecordJob>,
+    /// One permit per attempt answered and not yet written ([`MAX_UNWRITTEN`]).
+    unwritten: Arc<Semaphore>,
     /// The recorder's end, until `run` starts it.
     recorder_rx: Mutex<Option<mpsc::Receiver<RecordJob>>>,
 }
@@ -76,7 +84,7 @@ impl Dispatcher {
     pub fn new(db: Db, sender: Sender, schedule: RetrySchedule, wake: Arc<Notify>, timeout: Duration) -> Self {
         let worker = format!("{}-{}", std::process::id(), ulid::Ulid::new());
         let lease_ms = (timeout.as_millis() as i64) * 3 + 5_000;
-        let (recorder, recorder_rx) = mpsc::channel(MAX_IN_FLIGHT * 2);
+        let (recorder, recorder_rx) = mpsc::channel(MAX_UNWRITTEN);
         Self {
             db,
             sender,
@@ -88,6 +96,7 @@ impl Dispatcher {
             heartbeat: Arc::default(),
             next_look: AtomicI64::new(LOOKING),
             recorder,
+            unwritten: Arc::new(Semaphore::new(MAX_UNWRITTEN)),
             recorder_rx: Mutex::new(Some(recorder_rx)),
         }
     }
@@ -143,6 +152,7 @@ impl Dispatcher {
         }
         // Let the attempts under way finish and be logged.
         let _ = permits.acquire_many(MAX_IN_FLIGHT as u32).await;
+        let _ = this.unwritten.acquire_many(MAX_UNWRITTEN as u32).await;
         drop(this); // the last sender: the recorder ends once it has written everything
         let _ = recorder.await;
         tracing::info!("dispatcher stopped");
@@ -186,7 +196,8 @@ impl Dispatcher {
         claimed
     }
 
-    /// Starts each claimed delivery in its own task, holding a place and its webhook's slot.
+    /// Starts each claimed delivery in its own task, holding a place and its webhook's slot
+    /// until its receiver answers.
     async fn start(
         self: &Arc<Self>,
         claimed: Vec<Claimed>,
@@ -212,8 +223,7 @@ impl Dispatcher {
                 if wait > 0 {
                     tokio::time::sleep(Duration::from_millis(wait as u64)).await;
                 }
-                let due_again = this.deliver(delivery, loaded, slot).await;
-                drop(permit);
+                let due_again = this.deliver(delivery, loaded, Held { place: permit, slot }).await;
                 // A new due time (a retry, say) the loop would not look for in time: wake it.
                 let look = this.next_look.load(Ordering::SeqCst);
                 match due_again {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use app::delivery::AttemptResult;
 use app::domain::{FailureCause, MAX_CONCURRENT_REQUESTS, PartnerId, WebhookId};
 use app::store::queue::{Claimed, WebhookPlaces};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 /// Requests a webhook may have under way at once before any of its answers came back.
 pub const START_PLACES: usize = 4;
@@ -146,6 +146,23 @@ fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
         if *n == 0 {
             counts.remove(key);
         }
+    }
+}
+
+/// What a claimed delivery holds until its receiver answers: one of the process's places
+/// ([`MAX_IN_FLIGHT`](super::MAX_IN_FLIGHT)) and its webhook's and partner's.
+pub(super) struct Held {
+    pub(super) place: OwnedSemaphorePermit,
+    pub(super) slot: WebhookSlot,
+}
+
+impl Held {
+    /// Gives them back once the receiver has answered, the webhook's limit adapted to the
+    /// answer (`cap` is the partner's cap on the webhook, if any); the loop hears of it.
+    pub(super) fn answered(self, result: &AttemptResult, cap: Option<u32>) {
+        let Self { place, slot } = self;
+        drop(place);
+        slot.answered(result, cap);
     }
 }
 

@@ -12,8 +12,9 @@ use crate::crash::spawn_portal;
 use crate::helpers::{OPERATOR_TOKEN, TEST_DATABASE_URL, fresh_database_url, insert_partner, insert_webhooks};
 use crate::receiver::{Receiver, Reply};
 
-/// Most deliveries one dispatcher has in flight: all a kill can repeat.
-const ONE_PROCESS_IN_FLIGHT: usize = server::dispatcher::MAX_IN_FLIGHT;
+/// Most deliveries one dispatcher holds leased and not yet written: its requests under way and
+/// the answered attempts waiting for the recorder. All a kill can repeat.
+const ONE_PROCESS_IN_FLIGHT: usize = server::dispatcher::MAX_IN_FLIGHT + server::dispatcher::MAX_UNWRITTEN;
 
 fn arrived(receiver: &Receiver) -> Vec<String> {
     receiver
