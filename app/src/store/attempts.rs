@@ -87,10 +87,7 @@ pub async fn record(db: &Db, attempt: &AttemptRecord<'_>, next: &Next) -> anyhow
 /// for the log, one counter update per webhook and minute, then each delivery's next step. A
 /// busy dispatcher pays one commit and a few statements per batch. All or nothing.
 pub async fn record_many(db: &Db, attempts: &[FinishedAttempt]) -> anyhow::Result<()> {
-    if db.backend() == Backend::Sqlite
-        && attempts.len() <= ONE_HOP_MAX
-        && attempts.iter().all(FinishedAttempt::is_routine)
-    {
+    if db.backend() == Backend::Sqlite && attempts.iter().all(FinishedAttempt::is_routine) {
         return record_in_one_hop(db, attempts).await;
     }
     let now = now_ms();
@@ -111,14 +108,6 @@ pub async fn record_many(db: &Db, attempts: &[FinishedAttempt]) -> anyhow::Resul
     Ok(())
 }
 
-/// Most attempts [`record_in_one_hop`] writes: a quiet dispatcher's batches are this small,
-/// and each size is one more script text for the connection's statement cache.
-const ONE_HOP_MAX: usize = 8;
-
-/// Parameters of one attempt in a one-hop script: the attempt's columns but its time (16),
-/// then whether it succeeded, the delivery's next state and its next due time.
-const ONE_HOP_WIDTH: usize = 19;
-
 impl FinishedAttempt {
     /// An attempt of a delivery that succeeded or will be retried: it only adds rows and moves
     /// counters (no test, no webhook to switch off).
@@ -130,52 +119,85 @@ impl FinishedAttempt {
 /// Writes a batch of routine attempts ([`FinishedAttempt::is_routine`]) on SQLite as one script,
 /// `BEGIN IMMEDIATE; …; COMMIT`, which the driver runs in one trip to the connection's thread
 /// (numbered parameters hold across the script's statements), where the transaction of
-/// [`record_many`] takes six. Each attempt has its own four statements: the log row, its
-/// minute's counter, its webhook's newest attempt and failures in a row, and its delivery's
-/// next step; applied in order they come to what the batch statements write.
+/// [`record_many`] takes one trip per statement, and the writer waits between them for this
+/// task's turn on a busy runtime. The batch goes in as three JSON lists, whatever its size, so
+/// the script's text never changes: the attempts' rows, each webhook's share (its minute's
+/// counts, its newest attempt, failures in a row) and each delivery's next step; each statement
+/// reads its list with `json_each`, and they come to what the batch statements write.
 async fn record_in_one_hop(db: &Db, attempts: &[FinishedAttempt]) -> anyhow::Result<()> {
-    static SCRIPTS: [std::sync::OnceLock<String>; ONE_HOP_MAX] = [const { std::sync::OnceLock::new() }; ONE_HOP_MAX];
-    let text = SCRIPTS[attempts.len() - 1].get_or_init(|| {
-        // $1 now, $2 its minute; then each attempt's ONE_HOP_WIDTH parameters.
-        let blocks: String = (0..attempts.len())
-            .map(|i| {
-                let p = |k: usize| format!("${}", 3 + i * ONE_HOP_WIDTH + k);
-                format!(
-                    "INSERT INTO attempts (id, partner_id, webhook_id, delivery_id, event_id, event_type, \
-                     attempt_number, outcome, status_code, latency_ms, error, request_headers, request_body, \
-                     response_body, test, origin, created_at) VALUES ({}, $1); \
-                     INSERT INTO webhook_minutes (webhook_id, partner_id, minute, attempts, failures) \
-                     VALUES ({w}, {partner}, $2, 1, 1 - {ok}) ON CONFLICT (webhook_id, minute) DO UPDATE SET \
-                     attempts = webhook_minutes.attempts + 1, failures = webhook_minutes.failures + excluded.failures; \
-                     UPDATE webhooks SET last_attempt_at = $1, last_attempt_ok = {ok}, failures_in_a_row = \
-                     CASE WHEN {ok} = 1 THEN 0 ELSE failures_in_a_row + 1 END WHERE id = {w}; \
-                     UPDATE deliveries SET state = {state}, attempts = {number}, next_attempt_at = {next}, \
-                     locked_until = NULL, locked_by = NULL, updated_at = $1 WHERE id = {delivery}; ",
-                    (0..16).map(p).collect::<Vec<_>>().join(", "),
-                    partner = p(1),
-                    w = p(2),
-                    delivery = p(3),
-                    number = p(6),
-                    ok = p(16),
-                    state = p(17),
-                    next = p(18),
-                )
-            })
-            .collect();
-        format!("BEGIN IMMEDIATE; {blocks}COMMIT")
-    });
+    use serde_json::{Value, json};
+    // $1 now, $2 its minute, $3 the attempts, $4 the webhooks' shares, $5 the deliveries' steps.
+    const SCRIPT: &str = "BEGIN IMMEDIATE; \
+        INSERT INTO attempts (id, partner_id, webhook_id, delivery_id, event_id, event_type, attempt_number, \
+        outcome, status_code, latency_ms, error, request_headers, request_body, response_body, test, origin, \
+        created_at) SELECT a.value ->> 0, a.value ->> 1, a.value ->> 2, a.value ->> 3, a.value ->> 4, \
+        a.value ->> 5, a.value ->> 6, a.value ->> 7, a.value ->> 8, a.value ->> 9, a.value ->> 10, \
+        a.value ->> 11, a.value ->> 12, a.value ->> 13, a.value ->> 14, a.value ->> 15, $1 \
+        FROM json_each($3) AS a ORDER BY a.key; \
+        INSERT INTO webhook_minutes (webhook_id, partner_id, minute, attempts, failures) \
+        SELECT t.value ->> 0, t.value ->> 1, $2, t.value ->> 2, t.value ->> 3 FROM json_each($4) AS t WHERE true \
+        ON CONFLICT (webhook_id, minute) DO UPDATE SET attempts = webhook_minutes.attempts + excluded.attempts, \
+        failures = webhook_minutes.failures + excluded.failures; \
+        UPDATE webhooks SET last_attempt_at = $1, last_attempt_ok = t.value ->> 4, failures_in_a_row = \
+        CASE WHEN t.value ->> 5 = 1 THEN t.value ->> 6 ELSE failures_in_a_row + (t.value ->> 6) END \
+        FROM json_each($4) AS t WHERE webhooks.id = t.value ->> 0; \
+        UPDATE deliveries SET state = s.value ->> 1, attempts = s.value ->> 2, next_attempt_at = s.value ->> 3, \
+        locked_until = NULL, locked_by = NULL, updated_at = $1 FROM json_each($5) AS s \
+        WHERE deliveries.id = s.value ->> 0; \
+        COMMIT";
     let now = now_ms();
-    let mut script = sqlx::query(text).bind(now).bind(now / super::log::MINUTE_MS);
+    let mut rows = Vec::with_capacity(attempts.len());
+    let mut steps = Vec::with_capacity(attempts.len());
     for attempt in attempts {
+        let record = attempt.as_record();
+        let headers = record.request.map(|r| r.logged_headers()).unwrap_or_default();
+        rows.push(json!([
+            AttemptId::generate().as_str(),
+            record.partner.as_str(),
+            record.webhook.as_str(),
+            record.delivery.map(DeliveryId::as_str),
+            record.event.id.as_str(),
+            record.event.event_type.as_str(),
+            record.number,
+            if record.result.success { "success" } else { "failure" },
+            record.result.status_code,
+            record.result.latency_ms,
+            record.result.error,
+            serde_json::to_string(&headers)?,
+            record.request.map(|r| r.body.as_str()).unwrap_or_default(),
+            record.result.response_body,
+            flag(record.origin == Origin::Test),
+            record.origin.as_str(),
+        ]));
         let (state, next_at) = match attempt.next {
             Next::RetryAt(at) => ("pending", at),
             _ => ("succeeded", now),
         };
-        script = bind_attempt(script, &attempt.as_record())?
-            .bind(i64::from(attempt.result.success))
-            .bind(state)
-            .bind(next_at);
+        steps.push(json!([record.delivery.map(DeliveryId::as_str), state, record.number, next_at]));
     }
+    let counted: Vec<(&PartnerId, &WebhookId, bool)> =
+        attempts.iter().map(|a| (&a.partner, &a.webhook, a.result.success)).collect();
+    let shares: Vec<Value> = super::log::tally(&counted)
+        .iter()
+        .map(|t| {
+            // The newest attempt succeeded when no failure followed the batch's last success.
+            json!([
+                t.webhook.as_str(),
+                t.partner.as_str(),
+                t.attempts,
+                t.failures,
+                i64::from(t.trailing == 0),
+                i64::from(t.any_success),
+                t.trailing
+            ])
+        })
+        .collect();
+    let script = sqlx::query(SCRIPT)
+        .bind(now)
+        .bind(now / super::log::MINUTE_MS)
+        .bind(Value::Array(rows).to_string())
+        .bind(Value::Array(shares).to_string())
+        .bind(Value::Array(steps).to_string());
     let mut conn = db.writer().acquire().await.context("could not reach the database")?;
     if let Err(e) = script.execute(&mut *conn).await {
         // The script stopped at the failing statement, inside its transaction: end it, so the
@@ -353,15 +375,41 @@ mod tests {
         failures: i64,
         last_ok: Option<i64>,
         failures_in_a_row: i64,
-        logged: i64,
+        /// Each log row in the order written (SQLite's rowid): number, outcome, status, error, latency, headers, body,
+        /// test flag, origin.
+        logged: Vec<LogRow>,
         deliveries: Vec<(String, i64, bool)>,
     }
+
+    type LogRow = (i64, String, Option<i64>, Option<String>, i64, String, String, i64, String);
 
     async fn left(db: &Db, webhook: &WebhookId) -> Left {
         let one = |sql: &'static str| sqlx::query(sql).bind(webhook.as_str().to_owned()).fetch_one(db.pool());
         let minutes = one("SELECT CAST(COALESCE(SUM(attempts), 0) AS BIGINT) AS a, CAST(COALESCE(SUM(failures), 0) AS BIGINT) AS f FROM webhook_minutes WHERE webhook_id = $1").await.unwrap();
         let hook = one("SELECT last_attempt_ok, failures_in_a_row FROM webhooks WHERE id = $1").await.unwrap();
-        let logged = one("SELECT COUNT(*) AS n FROM attempts WHERE webhook_id = $1").await.unwrap();
+        let logged = sqlx::query(
+            "SELECT attempt_number, outcome, status_code, error, latency_ms, request_headers, request_body, test, \
+             origin FROM attempts WHERE webhook_id = $1 ORDER BY rowid",
+        )
+        .bind(webhook.as_str().to_owned())
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.get("attempt_number"),
+                r.get("outcome"),
+                r.get("status_code"),
+                r.get("error"),
+                r.get("latency_ms"),
+                r.get("request_headers"),
+                r.get("request_body"),
+                r.get("test"),
+                r.get("origin"),
+            )
+        })
+        .collect();
         let deliveries = sqlx::query(
             "SELECT state, attempts, locked_until IS NULL AS free FROM deliveries WHERE webhook_id = $1 ORDER BY created_at, id",
         )
@@ -377,7 +425,7 @@ mod tests {
             failures: minutes.get("f"),
             last_ok: hook.get("last_attempt_ok"),
             failures_in_a_row: hook.get("failures_in_a_row"),
-            logged: logged.get("n"),
+            logged,
             deliveries,
         }
     }
@@ -490,7 +538,8 @@ mod tests {
     fn the_one_hop_script_and_the_batch_statements_leave_the_same_counters() {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let (db, dir) = runtime.block_on(crate::store::test_database("one-hop"));
-        let steps = proptest::collection::vec((0..3usize, any::<bool>()), 1..=ONE_HOP_MAX);
+        // Past BATCH_ROWS, so the batch statements take more than one statement each.
+        let steps = proptest::collection::vec((0..3usize, any::<bool>()), 1..=40);
         let mut runner =
             proptest::test_runner::TestRunner::new(ProptestConfig { cases: 24, ..ProptestConfig::default() });
         let result = runner.run(&steps, |steps| {
@@ -498,6 +547,7 @@ mod tests {
                 prop_assert_eq!(&one_hop, &batch, "webhook {} after {:?}", hook, steps);
                 let mine: Vec<bool> = steps.iter().filter(|(h, _)| *h == hook).map(|(_, ok)| *ok).collect();
                 prop_assert_eq!(one_hop.attempts, mine.len() as i64);
+                prop_assert_eq!(one_hop.logged.len(), mine.len());
                 let trailing = mine.iter().rev().take_while(|ok| !**ok).count() as i64;
                 prop_assert_eq!(one_hop.failures_in_a_row, trailing);
             }

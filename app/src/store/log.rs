@@ -105,25 +105,20 @@ pub async fn detail(db: &Db, partner: &PartnerId, id: &AttemptId) -> anyhow::Res
     .transpose()
 }
 
-/// Counts attempts (in order) in the running counters, inside the caller's transaction: one
-/// upsert per webhook and minute, one update per webhook (its newest attempt, and the failures
-/// in a row: those after the batch's last success, or added to the count when none succeeded).
-pub async fn count_attempts(
-    conn: &mut sqlx::AnyConnection,
-    attempts: &[(&PartnerId, &WebhookId, bool)],
-    at: i64,
-) -> anyhow::Result<()> {
-    /// One webhook's share of the batch.
-    struct Tally<'a> {
-        webhook: &'a WebhookId,
-        partner: &'a PartnerId,
-        attempts: i64,
-        failures: i64,
-        any_success: bool,
-        /// Failures since the batch's last success (all of them when none succeeded).
-        trailing: i64,
-    }
-    let mut tallies: Vec<Tally<'_>> = Vec::new();
+/// One webhook's share of a batch of attempts.
+pub(super) struct Tally<'a> {
+    pub(super) webhook: &'a WebhookId,
+    pub(super) partner: &'a PartnerId,
+    pub(super) attempts: i64,
+    pub(super) failures: i64,
+    pub(super) any_success: bool,
+    /// Failures since the batch's last success (all of them when none succeeded).
+    pub(super) trailing: i64,
+}
+
+/// Each webhook's share of `attempts` (in order), in the order the webhooks first appear.
+pub(super) fn tally<'a>(attempts: &[(&'a PartnerId, &'a WebhookId, bool)]) -> Vec<Tally<'a>> {
+    let mut tallies: Vec<Tally<'a>> = Vec::new();
     for &(partner, webhook, success) in attempts {
         let tally = match tallies.iter().position(|t| t.webhook == webhook) {
             Some(at) => &mut tallies[at],
@@ -141,6 +136,18 @@ pub async fn count_attempts(
             tally.trailing += 1;
         }
     }
+    tallies
+}
+
+/// Counts attempts (in order) in the running counters, inside the caller's transaction: one
+/// upsert per webhook and minute, one update per webhook (its newest attempt, and the failures
+/// in a row: those after the batch's last success, or added to the count when none succeeded).
+pub async fn count_attempts(
+    conn: &mut sqlx::AnyConnection,
+    attempts: &[(&PartnerId, &WebhookId, bool)],
+    at: i64,
+) -> anyhow::Result<()> {
+    let tallies = tally(attempts);
     // One upsert for the webhooks' minutes, then one update of the webhooks (a VALUES list
     // joined by id; both databases name its columns column1, column2, …), per batch of them.
     static MINUTES: BatchSql = BatchSql::new(|n| {
