@@ -150,12 +150,34 @@ pub async fn publish_many(db: &Db, events: &[NewEvent]) -> anyhow::Result<Vec<Pu
             rows.join(", ")
         )
     });
-    for batch in batches(&rows) {
-        let mut insert = sqlx::query(QUEUE.get(batch.len())).bind(now);
-        for (id, event, webhook) in batch {
-            insert = insert.bind(id.as_str()).bind(event.partner.as_str()).bind(*webhook).bind(event.id.as_str());
+    if db.backend() == super::Backend::Sqlite {
+        // SQLite: every delivery in one statement, read from one JSON list (one trip to the
+        // writer's thread, one parameter to bind, where the batch statements took one trip per
+        // 32 deliveries and bound four parameters each).
+        if !rows.is_empty() {
+            let list: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(id, event, webhook)| serde_json::json!([id, event.partner.as_str(), webhook, event.id.as_str()]))
+                .collect();
+            sqlx::query(
+                "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, \
+                 created_at, updated_at) SELECT d.value ->> 0, d.value ->> 1, d.value ->> 2, d.value ->> 3, \
+                 'pending', 0, $1, $1, $1 FROM json_each($2) AS d ORDER BY d.key",
+            )
+            .bind(now)
+            .bind(serde_json::Value::Array(list).to_string())
+            .execute(&mut *tx)
+            .await
+            .context("could not queue the deliveries")?;
         }
-        insert.execute(&mut *tx).await.context("could not queue the deliveries")?;
+    } else {
+        for batch in batches(&rows) {
+            let mut insert = sqlx::query(QUEUE.get(batch.len())).bind(now);
+            for (id, event, webhook) in batch {
+                insert = insert.bind(id.as_str()).bind(event.partner.as_str()).bind(*webhook).bind(event.id.as_str());
+            }
+            insert.execute(&mut *tx).await.context("could not queue the deliveries")?;
+        }
     }
     let mut answers = Vec::with_capacity(events.len());
     for (i, event) in events.iter().enumerate() {
