@@ -202,3 +202,89 @@ async fn two_dispatchers_each_keep_places_for_another_partner_while_one_partners
         child.wait().unwrap();
     }
 }
+
+/// While the recorder can't write (another transaction holds the webhook's row), the dispatcher
+/// sends at most its places and the answered attempts it may keep waiting, then stops claiming:
+/// a request's place is given back at the answer, but an answered attempt waits under a bound
+/// of its own (`MAX_UNWRITTEN`), or a stalled writer would let answered attempts, each holding
+/// its event, pile up without end while the loop claimed more. Once the row is free every
+/// delivery is written and none was sent twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_recorder_stops_the_sends_at_the_places_and_the_attempts_waiting() {
+    use sqlx::{Connection, Executor};
+    if !std::env::var(TEST_DATABASE_URL).is_ok_and(|u| u.starts_with("postgres")) {
+        eprintln!("skipped: the row lock that stalls the recorder needs {TEST_DATABASE_URL}=postgres://…");
+        return;
+    }
+    const EVENTS: usize = 1_200;
+    let bound = server::dispatcher::MAX_IN_FLIGHT + server::dispatcher::MAX_UNWRITTEN;
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database_url(dir.path()).await;
+    let db = app::store::Db::connect(&database_url).await.unwrap();
+    db.migrate().await.unwrap();
+    let receiver = Receiver::start(Reply::Status(200, "ok")).await;
+    let partner = insert_partner(&db, "Acme", "ann@acme.test").await.id;
+    insert_webhooks(&db, &partner, &receiver.url, 1).await;
+    // The webhook's row, held as an update would hold it: the recorder's update of the
+    // webhook's newest attempt waits for it; queuing deliveries (a key share) does not.
+    let mut holder = sqlx::AnyConnection::connect(&database_url).await.unwrap();
+    holder.execute("BEGIN").await.unwrap();
+    holder.execute("SELECT id FROM webhooks FOR NO KEY UPDATE").await.unwrap();
+    publish_in_store(&db, &partner, "evt_", EVENTS).await;
+
+    let sender = app::delivery::Sender::new(
+        true,
+        Duration::from_secs(10),
+        app::sandbox::TemplateSandbox::new(env!("CARGO_BIN_EXE_portal").into()),
+    )
+    .unwrap();
+    let dispatcher = server::dispatcher::Dispatcher::new(
+        db.clone(),
+        sender,
+        app::domain::RetrySchedule::default(),
+        std::sync::Arc::default(),
+        Duration::from_secs(10),
+    );
+    let heartbeat = dispatcher.heartbeat();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(dispatcher.run(stopped));
+
+    // The answered attempts fill their bound first (the recorder's first batch is stuck).
+    let waiting = server::dispatcher::MAX_UNWRITTEN;
+    let until = Instant::now() + Duration::from_secs(30);
+    while receiver.received().len() < waiting {
+        assert!(Instant::now() < until, "only {} requests went out", receiver.received().len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The loop turns at least once a second; wait until it has looked for work for 2.5 s
+    // more, by its own heartbeat: no more than the bound may have gone out meanwhile (without
+    // it, every delivery would have).
+    let seen = heartbeat.load(std::sync::atomic::Ordering::Relaxed);
+    let until = Instant::now() + Duration::from_secs(15);
+    while heartbeat.load(std::sync::atomic::Ordering::Relaxed) < seen + 2_500 {
+        assert!(Instant::now() < until, "the dispatcher's loop stopped turning");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sent = receiver.received().len();
+    eprintln!("while nothing could be written: {sent} requests sent (at most {bound} allowed)");
+    assert!(sent <= bound, "{sent} requests sent while nothing could be written (at most {bound})");
+
+    // The row is free: every delivery is written, each sent once.
+    holder.execute("ROLLBACK").await.unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done: i64 = sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE state = 'succeeded'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .get("n");
+        if done == EVENTS as i64 {
+            break;
+        }
+        assert!(Instant::now() < until, "{done} of {EVENTS} deliveries written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(receiver.received().len(), EVENTS, "each delivery sent once");
+    stop.send(true).unwrap();
+    running.await.unwrap();
+}
