@@ -150,25 +150,7 @@ async fn record_in_one_hop(db: &Db, attempts: &[FinishedAttempt]) -> anyhow::Res
     let mut steps = Vec::with_capacity(attempts.len());
     for attempt in attempts {
         let record = attempt.as_record();
-        let headers = record.request.map(|r| r.logged_headers()).unwrap_or_default();
-        rows.push(json!([
-            AttemptId::generate().as_str(),
-            record.partner.as_str(),
-            record.webhook.as_str(),
-            record.delivery.map(DeliveryId::as_str),
-            record.event.id.as_str(),
-            record.event.event_type.as_str(),
-            record.number,
-            if record.result.success { "success" } else { "failure" },
-            record.result.status_code,
-            record.result.latency_ms,
-            record.result.error,
-            serde_json::to_string(&headers)?,
-            record.request.map(|r| r.body.as_str()).unwrap_or_default(),
-            record.result.response_body,
-            flag(record.origin == Origin::Test),
-            record.origin.as_str(),
-        ]));
+        rows.push(serde_json::to_value(attempt_columns(&record)?)?);
         let (state, next_at) = match attempt.next {
             Next::RetryAt(at) => ("pending", at),
             _ => ("succeeded", now),
@@ -208,29 +190,53 @@ async fn record_in_one_hop(db: &Db, attempts: &[FinishedAttempt]) -> anyhow::Res
     Ok(())
 }
 
-/// Binds an attempt's columns of the `attempts` table but its time, in the table's order.
+/// One logged column of an attempt, as bound to a statement or written into the JSON list of
+/// [`record_in_one_hop`] (text or a number, either of them possibly null).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Column<'a> {
+    Text(Option<std::borrow::Cow<'a, str>>),
+    Number(Option<i64>),
+}
+
+/// An attempt's columns of the `attempts` table but its time, in the table's order: the one
+/// list both ways of writing an attempt use.
+fn attempt_columns<'a>(attempt: &AttemptRecord<'a>) -> anyhow::Result<[Column<'a>; ATTEMPT_COLUMNS - 1]> {
+    use Column::{Number, Text};
+    let text = |s: &'a str| Text(Some(s.into()));
+    let headers = attempt.request.map(|r| r.logged_headers()).unwrap_or_default();
+    Ok([
+        Text(Some(AttemptId::generate().as_str().to_owned().into())),
+        text(attempt.partner.as_str()),
+        text(attempt.webhook.as_str()),
+        Text(attempt.delivery.map(|d| d.as_str().into())),
+        text(attempt.event.id.as_str()),
+        text(attempt.event.event_type.as_str()),
+        Number(Some(attempt.number)),
+        text(if attempt.result.success { "success" } else { "failure" }),
+        Number(attempt.result.status_code.map(i64::from)),
+        Number(Some(attempt.result.latency_ms)),
+        Text(attempt.result.error.as_deref().map(Into::into)),
+        Text(Some(serde_json::to_string(&headers)?.into())),
+        text(attempt.request.map(|r| r.body.as_str()).unwrap_or_default()),
+        Text(attempt.result.response_body.as_deref().map(Into::into)),
+        Number(Some(flag(attempt.origin == Origin::Test))),
+        text(attempt.origin.as_str()),
+    ])
+}
+
+/// Binds an attempt's columns ([`attempt_columns`]) to a statement.
 fn bind_attempt<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     attempt: &AttemptRecord<'q>,
 ) -> anyhow::Result<sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>> {
-    let headers = attempt.request.map(|r| r.logged_headers()).unwrap_or_default();
-    Ok(query
-        .bind(AttemptId::generate().as_str().to_owned())
-        .bind(attempt.partner.as_str())
-        .bind(attempt.webhook.as_str())
-        .bind(attempt.delivery.map(|d| d.as_str().to_owned()))
-        .bind(attempt.event.id.as_str())
-        .bind(attempt.event.event_type.as_str())
-        .bind(attempt.number)
-        .bind(if attempt.result.success { "success" } else { "failure" })
-        .bind(attempt.result.status_code.map(i64::from))
-        .bind(attempt.result.latency_ms)
-        .bind(attempt.result.error.clone())
-        .bind(serde_json::to_string(&headers)?)
-        .bind(attempt.request.map(|r| r.body.clone()).unwrap_or_default())
-        .bind(attempt.result.response_body.clone())
-        .bind(flag(attempt.origin == Origin::Test))
-        .bind(attempt.origin.as_str()))
+    for column in attempt_columns(attempt)? {
+        query = match column {
+            Column::Text(text) => query.bind(text.map(std::borrow::Cow::into_owned)),
+            Column::Number(number) => query.bind(number),
+        };
+    }
+    Ok(query)
 }
 
 fn count_deactivations(n: u64) {
