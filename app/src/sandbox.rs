@@ -119,13 +119,13 @@ struct Worker {
 impl Worker {
     /// Starts a worker and waits for it to say it is ready (its memory limit set).
     fn start(program: &std::path::Path) -> std::io::Result<Self> {
-        let mut child = Command::new(program)
-            .arg(WORKER_ARG)
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(program);
+        command.arg(WORKER_ARG).env_clear().stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        // SAFETY: the closure runs in the forked child before `exec`; it allocates nothing and
+        // calls only setrlimit, which is async-signal-safe and changes only the child's limits.
+        unsafe { command.pre_exec(limit_memory) };
+        let mut child = command.spawn()?;
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let mut worker = Self { child: Arc::new(Mutex::new(child)), stdin, stdout };
@@ -348,15 +348,29 @@ fn processor_timer(limit: Option<Duration>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Limits this process's memory to [`WORKER_MEMORY`] (`RLIMIT_DATA`: its data segment and
+/// private writable mappings). The portal calls it in a new worker between `fork` and `exec`,
+/// so the limit holds from the worker's first instruction: an allocator that maps its arenas
+/// as it starts (mimalloc, the portal's) would otherwise hold them before the worker's own
+/// `main` could set a limit, and allocate inside them unchecked.
+fn limit_memory() -> std::io::Result<()> {
+    let limit = libc::rlimit { rlim_cur: WORKER_MEMORY as libc::rlim_t, rlim_max: WORKER_MEMORY as libc::rlim_t };
+    // SAFETY: setrlimit reads the struct it is given and changes only this process's limits.
+    if unsafe { libc::setrlimit(libc::RLIMIT_DATA, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The worker's whole life (`portal template-worker`): limit its own memory, say "ready", then
 /// render each job read from standard input, each under [`RENDER_DEADLINE`] of processor time,
 /// and answer on standard output, one JSON line each, until standard input closes. Runs before
 /// any async runtime or database is set up.
 pub fn worker_main() -> ExitCode {
-    let limit = libc::rlimit { rlim_cur: WORKER_MEMORY as libc::rlim_t, rlim_max: WORKER_MEMORY as libc::rlim_t };
-    // SAFETY: setrlimit reads the struct it is given and changes only this process's limits.
-    if unsafe { libc::setrlimit(libc::RLIMIT_DATA, &limit) } != 0 {
-        eprintln!("template worker: could not limit its memory: {}", std::io::Error::last_os_error());
+    // The portal set the limit before this program started (see [`limit_memory`]); a worker
+    // started some other way sets it here.
+    if let Err(e) = limit_memory() {
+        eprintln!("template worker: could not limit its memory: {e}");
         return ExitCode::FAILURE;
     }
     let mut out = std::io::stdout().lock();

@@ -9,19 +9,16 @@ use clap::Parser;
 /// the whole process, so leave room.
 const THREAD_STACK: usize = 8 * 1024 * 1024;
 
-/// Allocations from this size up get pages of their own, given back when freed. glibc would
-/// otherwise raise its threshold to the largest block freed so far, and keep argon2's 19 MiB
-/// blocks in each thread's arena: a burst of sign-ins spread over many addresses (two checks
-/// at a time) held about 800 MB that way, against about 120 MB with the threshold fixed.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const MMAP_THRESHOLD: libc::c_int = 4 * 1024 * 1024;
+/// The allocator: mimalloc, which keeps each thread's small blocks apart where glibc's malloc
+/// made the runtime's threads queue for an arena's lock (rows are allocated on the database
+/// driver's threads and freed on the runtime's), and gives large blocks (argon2's 19 MiB)
+/// back to the system when they are freed. The template sandbox's workers are this binary
+/// too; their memory limit is set before they start (`app::sandbox`), so it holds for
+/// mimalloc's own reservations as well.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt changes only glibc's allocation thresholds; no other thread runs yet.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-    }
     // A payload-template worker of the sandbox (app::sandbox): no runtime, no database, no
     // configuration; the serving portal starts it.
     if std::env::args_os().nth(1).is_some_and(|arg| arg == app::sandbox::WORKER_ARG) {
