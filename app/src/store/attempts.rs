@@ -181,13 +181,8 @@ async fn record_in_one_hop(db: &Db, attempts: &[FinishedAttempt]) -> anyhow::Res
         .bind(Value::Array(shares).to_string())
         .bind(Value::Array(steps).to_string());
     let mut conn = db.writer().acquire().await.context("could not reach the database")?;
-    if let Err(e) = script.execute(&mut *conn).await {
-        // The script stopped at the failing statement, inside its transaction: end it, so the
-        // connection goes back to the pool as it came.
-        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-        return Err(e).context("could not log the attempts");
-    }
-    Ok(())
+    let result = script.execute(&mut *conn).await.map(drop).context("could not log the attempts");
+    super::roll_back_on_error(&mut conn, result).await
 }
 
 /// One logged column of an attempt, as bound to a statement or written into the JSON list of
@@ -367,9 +362,7 @@ async fn give_up(conn: &mut sqlx::AnyConnection, given_up: &[(&str, &str)], now:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{
-        EmailAddress, EventFilter, EventId, EventType, NewEvent, PartnerName, UrlPolicy, WebhookSettings, WebhookUrl,
-    };
+    use crate::domain::{EventId, EventType, NewEvent};
     use crate::store::events::{Published, event_body, publish};
     use proptest::prelude::*;
 
@@ -439,28 +432,7 @@ mod tests {
     /// A partner with `n` webhooks and one event, published so each webhook has a delivery,
     /// `events` times over; answers the webhooks and, for each, its deliveries and the events.
     async fn world(db: &Db, n: usize, events: usize) -> (PartnerId, Vec<(WebhookId, Vec<(DeliveryId, EventBody)>)>) {
-        let email = format!("{}@example.test", crate::domain::UserId::generate().as_str().to_lowercase());
-        let (partner, _) = crate::store::accounts::create_partner_with_user(
-            db,
-            &PartnerName::parse("Acme").unwrap(),
-            &EmailAddress::parse(&email).unwrap(),
-            "not a hash",
-        )
-        .await
-        .unwrap();
-        let settings = WebhookSettings {
-            url: WebhookUrl::parse("https://example.com/hook", UrlPolicy { allow_private: false }).unwrap(),
-            active: true,
-            auth_header: None,
-            event_filter: EventFilter::default(),
-            payload_template: None,
-            rate_limit: None,
-            max_concurrent_requests: None,
-        };
-        let mut hooks = Vec::new();
-        for _ in 0..n {
-            hooks.push(crate::store::webhooks::create(db, &partner, &settings, u32::MAX).await.unwrap().unwrap().0.id);
-        }
+        let (partner, hooks) = crate::store::test_partner_with_webhooks(db, n).await;
         for i in 0..events {
             let event = NewEvent {
                 id: EventId::parse(&format!("evt_{}_{i}", partner.as_str())).unwrap(),

@@ -1,6 +1,8 @@
 //! Events: publishing one stores it and queues a delivery for each of the partner's active
 //! webhooks that take its type, in one transaction; the dispatcher reads their bodies back.
 
+use std::collections::{HashMap, HashSet};
+
 use anyhow::Context;
 use sqlx::Row;
 
@@ -28,24 +30,202 @@ pub async fn publish(db: &Db, event: &NewEvent) -> anyhow::Result<Published> {
 }
 
 /// Stores events and, in the same transaction, one pending delivery per active webhook of each
-/// one's partner that takes its type; answers what became of each, in order. A batch costs a
-/// few statements whatever its size (partners, events, webhooks, deliveries, each in batch
-/// statements), where one transaction per event took five trips to the writer: events that
-/// arrive together are published together. An id published before, or twice in the batch,
-/// makes nothing new; an unknown partner's event stores nothing.
+/// one's partner that takes its type; answers what became of each, in order. An id published
+/// before, or twice in the batch, makes nothing new; an unknown partner's event stores nothing.
+///
+/// On SQLite the transaction is two trips to the writer's thread ([`publish_in_two_hops`]);
+/// on PostgreSQL a few batch statements ([`publish_in_batches`]). Events that arrive together
+/// are published together, so a busy API pays one transaction per batch, not one per event.
 #[tracing::instrument(skip_all, fields(events = events.len()))]
 pub async fn publish_many(db: &Db, events: &[NewEvent]) -> anyhow::Result<Vec<Published>> {
-    use std::collections::{HashMap, HashSet};
     let now = now_ms();
+    let (plan, written) = match db.backend() {
+        super::Backend::Sqlite => publish_in_two_hops(db, events, now).await?,
+        super::Backend::Postgres => publish_in_batches(db, events, now).await?,
+    };
+    let mut answers = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        let id = event.id.as_str();
+        answers.push(if !plan.in_its_environment(event) {
+            Published::UnknownPartner
+        } else if plan.first.get(id) == Some(&i) && written.stored.contains(id) {
+            Published::New { deliveries: written.queued.get(id).copied().unwrap_or(0) }
+        } else {
+            published_before(db.pool(), event).await?
+        });
+    }
+    metrics::counter!("portal_events_published_total").increment(written.stored.len() as u64);
+    Ok(answers)
+}
+
+/// What a batch of events comes to once its partners are known.
+struct Plan<'a> {
+    /// Each known partner's environment: an event is only stored in a row of its own
+    /// environment (a production event named with a sandbox row's id is an unknown partner's).
+    known: HashMap<String, String>,
+    /// Each id's first event of a known partner: the one stored, unless the id is taken.
+    first: HashMap<&'a str, usize>,
+    events: &'a [NewEvent],
+}
+
+/// The active webhooks of each partner, with their filters.
+type Targets = HashMap<String, Vec<(String, crate::domain::EventFilter)>>;
+
+/// What a publish wrote: the ids of the events stored and the deliveries queued for each.
+struct Written {
+    stored: HashSet<String>,
+    queued: HashMap<String, i64>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(events: &'a [NewEvent], known: HashMap<String, String>) -> Self {
+        let mut plan = Self { known, first: HashMap::new(), events };
+        for (i, event) in events.iter().enumerate() {
+            if plan.in_its_environment(event) {
+                plan.first.entry(event.id.as_str()).or_insert(i);
+            }
+        }
+        plan
+    }
+
+    fn in_its_environment(&self, event: &NewEvent) -> bool {
+        self.known.get(event.partner.as_str()).is_some_and(|env| env == event.environment.as_str())
+    }
+
+    /// The events to store, but those whose id is in `taken`, in id order (not the map's):
+    /// processes publishing at once on PostgreSQL then take the events' index entries in the
+    /// same order, and wait for one another instead of deadlocking.
+    fn fresh(&self, taken: &HashSet<String>) -> Vec<&'a NewEvent> {
+        let mut fresh: Vec<&NewEvent> =
+            self.first.values().map(|&i| &self.events[i]).filter(|e| !taken.contains(e.id.as_str())).collect();
+        fresh.sort_unstable_by_key(|e| e.id.as_str());
+        fresh
+    }
+}
+
+/// One delivery per event of `stored` and active webhook of its partner that takes its type:
+/// its id, partner, webhook and event; with what it comes to per event.
+fn deliveries<'e>(stored: &[&'e NewEvent], targets: &'e Targets) -> (Vec<[&'e str; 3]>, Vec<String>, Written) {
+    let mut rows = Vec::new();
+    let mut ids = Vec::new();
+    let mut written = Written { stored: HashSet::new(), queued: HashMap::new() };
+    for event in stored {
+        let count = written.queued.entry(event.id.as_str().to_owned()).or_default();
+        written.stored.insert(event.id.as_str().to_owned());
+        for (webhook, filter) in targets.get(event.partner.as_str()).map(Vec::as_slice).unwrap_or_default() {
+            if filter.accepts(event.event_type) {
+                ids.push(DeliveryId::generate().as_str().to_owned());
+                rows.push([event.partner.as_str(), webhook.as_str(), event.id.as_str()]);
+                *count += 1;
+            }
+        }
+    }
+    (rows, ids, written)
+}
+
+/// A webhook row of a partner's active webhooks into `targets`.
+fn add_target(targets: &mut Targets, row: &sqlx::any::AnyRow, id_column: &str) -> anyhow::Result<()> {
+    let filter = super::webhooks::event_filter_of(row.try_get("event_types")?)?;
+    targets.entry(row.try_get("partner_id")?).or_default().push((row.try_get(id_column)?, filter));
+    Ok(())
+}
+
+/// SQLite: the whole transaction in two trips to the writer's thread, where it took six (and
+/// held the writer while this task waited for its turn on the runtime between them). The first
+/// script takes the write lock (`BEGIN IMMEDIATE`) and reads the partners, their active
+/// webhooks and which of the ids are taken; under the lock none of that can change, so the
+/// second stores exactly the fresh events and their deliveries, and commits. Both texts are
+/// fixed, reading JSON lists, so each is prepared once.
+async fn publish_in_two_hops<'a>(db: &Db, events: &'a [NewEvent], now: i64) -> anyhow::Result<(Plan<'a>, Written)> {
+    let mut conn = db.writer().acquire().await.context("could not reach the database")?;
+    let result = two_hops(&mut conn, events, now).await;
+    super::roll_back_on_error(&mut conn, result).await
+}
+
+async fn two_hops<'a>(
+    conn: &mut sqlx::AnyConnection,
+    events: &'a [NewEvent],
+    now: i64,
+) -> anyhow::Result<(Plan<'a>, Written)> {
+    use serde_json::{Value, json};
+    use sqlx::Column;
+    // $1 the partners, $2 the event ids.
+    const READ: &str = "BEGIN IMMEDIATE; \
+        SELECT id AS partner, environment FROM partners WHERE id IN (SELECT value FROM json_each($1)); \
+        SELECT id AS webhook, partner_id, event_types FROM webhooks \
+        WHERE active = 1 AND partner_id IN (SELECT value FROM json_each($1)); \
+        SELECT id AS taken FROM events WHERE id IN (SELECT value FROM json_each($2))";
+    // $1 now, $2 the events, $3 the deliveries.
+    const WRITE: &str = "INSERT INTO events (id, partner_id, type, status, data, verification_id, session_id, \
+        created_at, unkeyed) SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4, \
+        e.value ->> 5, e.value ->> 6, $1, NULL FROM json_each($2) AS e ORDER BY e.key; \
+        INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, created_at, \
+        updated_at) SELECT d.value ->> 0, d.value ->> 1, d.value ->> 2, d.value ->> 3, 'pending', 0, $1, $1, $1 \
+        FROM json_each($3) AS d ORDER BY d.key; \
+        COMMIT";
+    let partners: Vec<&str> = events.iter().map(|e| e.partner.as_str()).collect();
+    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let rows = sqlx::query(READ)
+        .bind(serde_json::to_string(&partners)?)
+        .bind(serde_json::to_string(&ids)?)
+        .fetch_all(&mut *conn)
+        .await
+        .context("could not look the partners up")?;
+    let (mut known, mut targets, mut taken) = (HashMap::new(), Targets::new(), HashSet::new());
+    for row in &rows {
+        match row.columns().first().map(|c| c.name()) {
+            Some("partner") => {
+                known.insert(row.try_get("partner")?, row.try_get("environment")?);
+            }
+            Some("webhook") => add_target(&mut targets, row, "webhook")?,
+            Some("taken") => {
+                taken.insert(row.try_get("taken")?);
+            }
+            other => anyhow::bail!("unexpected row while publishing: {other:?}"),
+        }
+    }
+    let plan = Plan::new(events, known);
+    let fresh = plan.fresh(&taken);
+    let (rows, delivery_ids, written) = deliveries(&fresh, &targets);
+    let events: Vec<Value> = fresh
+        .iter()
+        .map(|event| {
+            // `unkeyed` NULL: its search values are in (the column's default, 1, marks the
+            // rows of older binaries for the background pass).
+            let (verification, session) = event.search_values();
+            let data = event.data.to_string();
+            json!([
+                event.id.as_str(),
+                event.partner.as_str(),
+                event.event_type.as_str(),
+                event.status,
+                data,
+                verification,
+                session
+            ])
+        })
+        .collect();
+    let queue: Vec<Value> = rows.iter().zip(&delivery_ids).map(|([p, w, e], id)| json!([id, p, w, e])).collect();
+    sqlx::query(WRITE)
+        .bind(now)
+        .bind(Value::Array(events).to_string())
+        .bind(Value::Array(queue).to_string())
+        .execute(&mut *conn)
+        .await
+        .context("could not store the events")?;
+    Ok((plan, written))
+}
+
+/// PostgreSQL: one transaction of batch statements: the partners, the events (those whose id
+/// is taken skipped), the webhooks of the partners with events stored, their deliveries.
+async fn publish_in_batches<'a>(db: &Db, events: &'a [NewEvent], now: i64) -> anyhow::Result<(Plan<'a>, Written)> {
     let mut tx = db.begin_write().await?;
     let mut partners: Vec<&str> = events.iter().map(|e| e.partner.as_str()).collect();
     partners.sort_unstable();
     partners.dedup();
     static PARTNERS: BatchSql =
         BatchSql::new(|n| format!("SELECT id, environment FROM partners WHERE id IN ({})", placeholders(1, n)));
-    // Each partner row and its environment: an event is only stored in a row of its own
-    // environment (a production event named with a sandbox row's id is an unknown partner's).
-    let mut known: HashMap<String, String> = HashMap::new();
+    let mut known = HashMap::new();
     for batch in batches(&partners) {
         let mut query = sqlx::query(PARTNERS.get(batch.len()));
         for partner in batch {
@@ -55,19 +235,8 @@ pub async fn publish_many(db: &Db, events: &[NewEvent]) -> anyhow::Result<Vec<Pu
             known.insert(row.try_get("id")?, row.try_get("environment")?);
         }
     }
-    // Each id's first event of a known partner is stored, unless the id was published before.
-    let in_its_environment =
-        |event: &NewEvent| known.get(event.partner.as_str()).is_some_and(|env| env == event.environment.as_str());
-    let mut first: HashMap<&str, usize> = HashMap::new();
-    for (i, event) in events.iter().enumerate() {
-        if in_its_environment(event) {
-            first.entry(event.id.as_str()).or_insert(i);
-        }
-    }
-    let mut fresh: Vec<&NewEvent> = first.values().map(|&i| &events[i]).collect();
-    // In id order, not the map's: processes publishing at once on PostgreSQL then take the
-    // events' index entries in the same order, and wait for one another instead of deadlocking.
-    fresh.sort_unstable_by_key(|e| e.id.as_str());
+    let plan = Plan::new(events, known);
+    let fresh = plan.fresh(&HashSet::new());
     // $1 now, then each event's id, partner, type, status and data.
     static EVENTS: BatchSql = BatchSql::new(|n| {
         let rows: Vec<String> = (0..n)
@@ -85,7 +254,7 @@ pub async fn publish_many(db: &Db, events: &[NewEvent]) -> anyhow::Result<Vec<Pu
             rows.join(", ")
         )
     });
-    let mut stored: HashSet<String> = HashSet::new();
+    let mut stored_ids: HashSet<String> = HashSet::new();
     for batch in batches(&fresh) {
         let mut insert = sqlx::query(EVENTS.get(batch.len())).bind(now);
         for event in batch {
@@ -100,13 +269,11 @@ pub async fn publish_many(db: &Db, events: &[NewEvent]) -> anyhow::Result<Vec<Pu
                 .bind(session);
         }
         for row in insert.fetch_all(&mut *tx).await.context("could not store the events")? {
-            stored.insert(row.try_get("id")?);
+            stored_ids.insert(row.try_get("id")?);
         }
     }
-    // The active webhooks of the partners whose events were stored, and their filters.
-    let mut targets_of: HashMap<String, Vec<(String, crate::domain::EventFilter)>> = HashMap::new();
-    let mut with_new: Vec<&str> =
-        fresh.iter().filter(|e| stored.contains(e.id.as_str())).map(|e| e.partner.as_str()).collect();
+    let stored: Vec<&NewEvent> = fresh.into_iter().filter(|e| stored_ids.contains(e.id.as_str())).collect();
+    let mut with_new: Vec<&str> = stored.iter().map(|e| e.partner.as_str()).collect();
     with_new.sort_unstable();
     with_new.dedup();
     static WEBHOOKS: BatchSql = BatchSql::new(|n| {
@@ -115,28 +282,18 @@ pub async fn publish_many(db: &Db, events: &[NewEvent]) -> anyhow::Result<Vec<Pu
             placeholders(1, n)
         )
     });
+    let mut targets = Targets::new();
     for batch in batches(&with_new) {
         let mut query = sqlx::query(WEBHOOKS.get(batch.len()));
         for partner in batch {
             query = query.bind(*partner);
         }
         for row in query.fetch_all(&mut *tx).await.context("could not list the partners' webhooks")? {
-            let filter = super::webhooks::event_filter_of(row.try_get("event_types")?)?;
-            targets_of.entry(row.try_get("partner_id")?).or_default().push((row.try_get("id")?, filter));
+            add_target(&mut targets, &row, "id")?;
         }
     }
-    // One delivery per stored event and webhook that takes its type.
-    let mut rows: Vec<(String, &NewEvent, &str)> = Vec::new();
-    let mut queued: HashMap<&str, i64> = HashMap::new();
-    for event in fresh.iter().filter(|e| stored.contains(e.id.as_str())) {
-        let count = queued.entry(event.id.as_str()).or_default();
-        for (webhook, filter) in targets_of.get(event.partner.as_str()).map(Vec::as_slice).unwrap_or_default() {
-            if filter.accepts(event.event_type) {
-                rows.push((DeliveryId::generate().as_str().to_owned(), event, webhook));
-                *count += 1;
-            }
-        }
-    }
+    let (rows, delivery_ids, written) = deliveries(&stored, &targets);
+    let rows: Vec<([&str; 3], &String)> = rows.into_iter().zip(&delivery_ids).collect();
     // $1 now, then each delivery's id, partner, webhook and event.
     static QUEUE: BatchSql = BatchSql::new(|n| {
         let rows: Vec<String> = (0..n)
@@ -150,60 +307,26 @@ pub async fn publish_many(db: &Db, events: &[NewEvent]) -> anyhow::Result<Vec<Pu
             rows.join(", ")
         )
     });
-    if db.backend() == super::Backend::Sqlite {
-        // SQLite: every delivery in one statement, read from one JSON list (one trip to the
-        // writer's thread, one parameter to bind, where the batch statements took one trip per
-        // 32 deliveries and bound four parameters each).
-        if !rows.is_empty() {
-            let list: Vec<serde_json::Value> = rows
-                .iter()
-                .map(|(id, event, webhook)| serde_json::json!([id, event.partner.as_str(), webhook, event.id.as_str()]))
-                .collect();
-            sqlx::query(
-                "INSERT INTO deliveries (id, partner_id, webhook_id, event_id, state, attempts, next_attempt_at, \
-                 created_at, updated_at) SELECT d.value ->> 0, d.value ->> 1, d.value ->> 2, d.value ->> 3, \
-                 'pending', 0, $1, $1, $1 FROM json_each($2) AS d ORDER BY d.key",
-            )
-            .bind(now)
-            .bind(serde_json::Value::Array(list).to_string())
-            .execute(&mut *tx)
-            .await
-            .context("could not queue the deliveries")?;
+    for batch in batches(&rows) {
+        let mut insert = sqlx::query(QUEUE.get(batch.len())).bind(now);
+        for ([partner, webhook, event], id) in batch {
+            insert = insert.bind(id.as_str()).bind(*partner).bind(*webhook).bind(*event);
         }
-    } else {
-        for batch in batches(&rows) {
-            let mut insert = sqlx::query(QUEUE.get(batch.len())).bind(now);
-            for (id, event, webhook) in batch {
-                insert = insert.bind(id.as_str()).bind(event.partner.as_str()).bind(*webhook).bind(event.id.as_str());
-            }
-            insert.execute(&mut *tx).await.context("could not queue the deliveries")?;
-        }
-    }
-    let mut answers = Vec::with_capacity(events.len());
-    for (i, event) in events.iter().enumerate() {
-        let id = event.id.as_str();
-        answers.push(if !in_its_environment(event) {
-            Published::UnknownPartner
-        } else if first.get(id) == Some(&i) && stored.contains(id) {
-            Published::New { deliveries: queued.get(id).copied().unwrap_or(0) }
-        } else {
-            published_before(&mut tx, event).await?
-        });
+        insert.execute(&mut *tx).await.context("could not queue the deliveries")?;
     }
     if !rows.is_empty() {
         db.announce_work(&mut tx).await?;
     }
     tx.commit().await.context("could not commit the events")?;
-    metrics::counter!("portal_events_published_total").increment(queued.len() as u64);
-    Ok(answers)
+    Ok((plan, written))
 }
 
 /// What publishing `event` again comes to, its id being taken: the same partner's event again,
 /// or another partner's.
-async fn published_before(tx: &mut sqlx::AnyConnection, event: &NewEvent) -> anyhow::Result<Published> {
+async fn published_before(db: &sqlx::AnyPool, event: &NewEvent) -> anyhow::Result<Published> {
     let owner: String = sqlx::query("SELECT partner_id FROM events WHERE id = $1")
         .bind(event.id.as_str())
-        .fetch_one(&mut *tx)
+        .fetch_one(db)
         .await?
         .try_get("partner_id")?;
     if owner != event.partner.as_str() {
@@ -211,7 +334,7 @@ async fn published_before(tx: &mut sqlx::AnyConnection, event: &NewEvent) -> any
     }
     let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE event_id = $1")
         .bind(event.id.as_str())
-        .fetch_one(&mut *tx)
+        .fetch_one(db)
         .await?
         .try_get("n")?;
     Ok(Published::Again { deliveries: count })
@@ -299,5 +422,51 @@ impl Publisher {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs.send((event, reply)).await.map_err(|_| anyhow::anyhow!("the publisher stopped"))?;
         answer.await.map_err(|_| anyhow::anyhow!("the publisher stopped"))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Environment;
+
+    fn event(partner: &PartnerId, id: &str) -> NewEvent {
+        NewEvent {
+            id: EventId::parse(id).unwrap(),
+            partner: partner.clone(),
+            environment: Environment::Production,
+            event_type: EventType::VerificationCompleted,
+            status: "success".into(),
+            data: serde_json::json!({}),
+        }
+    }
+
+    /// SQLite's publish is a transaction over two trips: when the second fails part way (here
+    /// a trigger refuses the delivery, after the event went in), nothing of it stays, and the
+    /// writer's connection comes back out of the transaction, so the same event publishes
+    /// afterwards.
+    #[tokio::test]
+    async fn a_publish_that_fails_part_way_leaves_nothing_and_the_next_one_goes_through() {
+        let (db, dir) = crate::store::test_database("publish-fails").await;
+        let (partner, _) = crate::store::test_partner_with_webhooks(&db, 1).await;
+        sqlx::query("CREATE TRIGGER refuse BEFORE INSERT ON deliveries BEGIN SELECT RAISE(ABORT, 'refused'); END")
+            .execute(db.writer())
+            .await
+            .unwrap();
+        let first = event(&partner, "evt_refused_once");
+        let refused = publish(&db, &first).await.unwrap_err();
+        assert!(format!("{refused:#}").contains("refused"), "{refused:#}");
+        let stored: i64 = sqlx::query("SELECT COUNT(*) AS n FROM events WHERE id = $1")
+            .bind("evt_refused_once")
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .get("n");
+        assert_eq!(stored, 0, "the event of a failed publish is not kept");
+        sqlx::query("DROP TRIGGER refuse").execute(db.writer()).await.unwrap();
+        assert_eq!(publish(&db, &first).await.unwrap(), Published::New { deliveries: 1 });
+        assert_eq!(publish(&db, &first).await.unwrap(), Published::Again { deliveries: 1 });
+        drop(db);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -188,6 +188,19 @@ impl Db {
     }
 }
 
+/// After a SQLite script that is a whole transaction (`BEGIN IMMEDIATE; …; COMMIT`, perhaps
+/// over several trips): when it failed part way, it stopped inside its transaction, so that is
+/// rolled back and the connection goes back to the pool as it came, with nothing of it kept.
+pub(crate) async fn roll_back_on_error<T>(
+    conn: &mut sqlx::AnyConnection,
+    result: anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    if result.is_err() {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    }
+    result
+}
+
 /// How often the WAL is copied into a SQLite database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -333,6 +346,39 @@ pub(crate) async fn test_database(name: &str) -> (Db, std::path::PathBuf) {
     let db = Db::connect(&format!("sqlite://{}/p.db", dir.display())).await.unwrap();
     db.migrate().await.unwrap();
     (db, dir)
+}
+
+/// A new partner (its email made unique) with `n` active webhooks that take every event, for
+/// store unit tests.
+#[cfg(test)]
+pub(crate) async fn test_partner_with_webhooks(
+    db: &Db,
+    n: usize,
+) -> (crate::domain::PartnerId, Vec<crate::domain::WebhookId>) {
+    use crate::domain::{EmailAddress, EventFilter, PartnerName, UrlPolicy, WebhookSettings, WebhookUrl};
+    let email = format!("{}@example.test", crate::domain::UserId::generate().as_str().to_lowercase());
+    let (partner, _) = accounts::create_partner_with_user(
+        db,
+        &PartnerName::parse("Acme").unwrap(),
+        &EmailAddress::parse(&email).unwrap(),
+        "not a hash",
+    )
+    .await
+    .unwrap();
+    let settings = WebhookSettings {
+        url: WebhookUrl::parse("https://example.com/hook", UrlPolicy { allow_private: false }).unwrap(),
+        active: true,
+        auth_header: None,
+        event_filter: EventFilter::default(),
+        payload_template: None,
+        rate_limit: None,
+        max_concurrent_requests: None,
+    };
+    let mut hooks = Vec::new();
+    for _ in 0..n {
+        hooks.push(webhooks::create(db, &partner, &settings, u32::MAX).await.unwrap().unwrap().0.id);
+    }
+    (partner, hooks)
 }
 
 #[cfg(test)]
