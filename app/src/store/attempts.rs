@@ -225,9 +225,12 @@ fn bind_attempt<'q>(
     mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     attempt: &AttemptRecord<'q>,
 ) -> anyhow::Result<sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>> {
+    use std::borrow::Cow;
     for column in attempt_columns(attempt)? {
         query = match column {
-            Column::Text(text) => query.bind(text.map(std::borrow::Cow::into_owned)),
+            // Borrowed text is bound borrowed, as the statement's lifetime allows.
+            Column::Text(Some(Cow::Borrowed(text))) => query.bind(text),
+            Column::Text(text) => query.bind(text.map(Cow::into_owned)),
             Column::Number(number) => query.bind(number),
         };
     }
