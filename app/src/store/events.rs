@@ -104,23 +104,22 @@ impl<'a> Plan<'a> {
 }
 
 /// One delivery per event of `stored` and active webhook of its partner that takes its type:
-/// its id, partner, webhook and event; with what it comes to per event.
-fn deliveries<'e>(stored: &[&'e NewEvent], targets: &'e Targets) -> (Vec<[&'e str; 3]>, Vec<String>, Written) {
+/// its new id, partner, webhook and event; with what it comes to per event.
+fn deliveries<'e>(stored: &[&'e NewEvent], targets: &'e Targets) -> (Vec<(String, [&'e str; 3])>, Written) {
     let mut rows = Vec::new();
-    let mut ids = Vec::new();
     let mut written = Written { stored: HashSet::new(), queued: HashMap::new() };
     for event in stored {
         let count = written.queued.entry(event.id.as_str().to_owned()).or_default();
         written.stored.insert(event.id.as_str().to_owned());
         for (webhook, filter) in targets.get(event.partner.as_str()).map(Vec::as_slice).unwrap_or_default() {
             if filter.accepts(event.event_type) {
-                ids.push(DeliveryId::generate().as_str().to_owned());
-                rows.push([event.partner.as_str(), webhook.as_str(), event.id.as_str()]);
+                let id = DeliveryId::generate().as_str().to_owned();
+                rows.push((id, [event.partner.as_str(), webhook.as_str(), event.id.as_str()]));
                 *count += 1;
             }
         }
     }
-    (rows, ids, written)
+    (rows, written)
 }
 
 /// A webhook row of a partner's active webhooks into `targets`.
@@ -186,7 +185,7 @@ async fn two_hops<'a>(
     }
     let plan = Plan::new(events, known);
     let fresh = plan.fresh(&taken);
-    let (rows, delivery_ids, written) = deliveries(&fresh, &targets);
+    let (rows, written) = deliveries(&fresh, &targets);
     let events: Vec<Value> = fresh
         .iter()
         .map(|event| {
@@ -205,7 +204,7 @@ async fn two_hops<'a>(
             ])
         })
         .collect();
-    let queue: Vec<Value> = rows.iter().zip(&delivery_ids).map(|([p, w, e], id)| json!([id, p, w, e])).collect();
+    let queue: Vec<Value> = rows.iter().map(|(id, [p, w, e])| json!([id, p, w, e])).collect();
     sqlx::query(WRITE)
         .bind(now)
         .bind(Value::Array(events).to_string())
@@ -292,8 +291,7 @@ async fn publish_in_batches<'a>(db: &Db, events: &'a [NewEvent], now: i64) -> an
             add_target(&mut targets, &row, "id")?;
         }
     }
-    let (rows, delivery_ids, written) = deliveries(&stored, &targets);
-    let rows: Vec<([&str; 3], &String)> = rows.into_iter().zip(&delivery_ids).collect();
+    let (rows, written) = deliveries(&stored, &targets);
     // $1 now, then each delivery's id, partner, webhook and event.
     static QUEUE: BatchSql = BatchSql::new(|n| {
         let rows: Vec<String> = (0..n)
@@ -309,7 +307,7 @@ async fn publish_in_batches<'a>(db: &Db, events: &'a [NewEvent], now: i64) -> an
     });
     for batch in batches(&rows) {
         let mut insert = sqlx::query(QUEUE.get(batch.len())).bind(now);
-        for ([partner, webhook, event], id) in batch {
+        for (id, [partner, webhook, event]) in batch {
             insert = insert.bind(id.as_str()).bind(*partner).bind(*webhook).bind(*event);
         }
         insert.execute(&mut *tx).await.context("could not queue the deliveries")?;
